@@ -1,0 +1,176 @@
+"""The ``embedpipe`` command and the ``jobs/<name>.py`` entry points share this parser.
+
+Flow of every job: parse flags -> load and validate config (no Spark yet, so a bad config fails in
+milliseconds) -> build the SparkSession -> call the job's one library function -> exit code.
+User errors (:class:`~embedpipe.errors.EmbedpipeError`) become one line on stderr and a
+non-zero exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from embedpipe import __version__
+from embedpipe.config import (
+    add_config_arguments,
+    config_to_dict,
+    parse_overrides,
+    read_config_file,
+    resolve_config,
+)
+from embedpipe.errors import ConfigError, EmbedpipeError
+from embedpipe.jobconfig import (
+    DemoConfig,
+    EvaluateConfig,
+    HistoriesConfig,
+    SparkSettings,
+    TokenizeConfig,
+    TrainConfig,
+)
+
+log = logging.getLogger("embedpipe")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    config_class: type
+    runner: str  # "module:function", imported only when the job runs
+    summary: str
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("demo", DemoConfig, "embedpipe.demo.pipeline:run_demo",
+            "generate a planted demo corpus and watch log, tokenize, train, evaluate, print neighbours"),
+        Job("tokenize", TokenizeConfig, "embedpipe.text.pipeline:run_tokenize",
+            "text corpus -> tokens, vocabulary, bag-of-words and one-hot vectors"),
+        Job("histories", HistoriesConfig, "embedpipe.interactions.pipeline:run_histories",
+            "interaction log -> per-user item sequences, item vocabulary, user x item vectors"),
+        Job("train", TrainConfig, "embedpipe.train.pipeline:run_train",
+            "tokenize output -> embedding table (word2vec, pca)"),
+        Job("evaluate", EvaluateConfig, "embedpipe.evaluate.pipeline:run_evaluate",
+            "embedding table -> similarity, analogy, coverage, neighbours, 2-D plot report"),
+    )
+}
+
+SECTIONS = frozenset(JOBS) | {"spark"}
+
+
+def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    common = parser.add_argument_group("common options")
+    common.add_argument("--config", metavar="FILE", help="TOML config file ([<job>] and [spark] sections)")
+    common.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key (repeatable); spark.* keys go to the [spark] section",
+    )
+    common.add_argument("--master", dest="spark_master", help="Spark master when not run by spark-submit")
+    common.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="embedpipe log level (default: INFO)")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full ``embedpipe`` parser, or a single job's parser for ``jobs/<name>.py``."""
+    if only is not None:
+        job = JOBS[only]
+        parser = argparse.ArgumentParser(prog=f"jobs/{only}.py", description=job.summary)
+        _add_job_arguments(parser, job)
+        return parser
+    parser = argparse.ArgumentParser(prog="embedpipe", description="Embedding tables from corpora and logs, on Spark.")
+    parser.add_argument("--version", action="version", version=f"embedpipe {__version__}")
+    sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    for job in JOBS.values():
+        _add_job_arguments(sub.add_parser(job.name, help=job.summary, description=job.summary), job)
+    return parser
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser, job: Job) -> None:
+    parser.set_defaults(job=job.name)
+    add_config_arguments(parser.add_argument_group(f"{job.name} options"), job.config_class, dest_prefix="cfg_")
+    _add_common_arguments(parser)
+
+
+def load_job_config(job: Job, args: argparse.Namespace) -> tuple[Any, SparkSettings]:
+    """Resolve the job's config and the Spark settings from file, --set and flags."""
+    sections: dict[str, Any] = {}
+    if args.config:
+        sections = read_config_file(args.config)
+        for name, value in sections.items():
+            if name not in SECTIONS:
+                raise ConfigError(
+                    f"unknown config section '{name}' in {args.config} (known: {', '.join(sorted(SECTIONS))})"
+                )
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{name}' must be a [section]")
+    overrides = parse_overrides(args.overrides)
+    job_overrides = {k: v for k, v in overrides.items() if not k.startswith("spark.")}
+    spark_overrides = {k[len("spark."):]: v for k, v in overrides.items() if k.startswith("spark.")}
+    flags = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_")}
+    config = resolve_config(job.config_class, file_section=sections.get(job.name), overrides=job_overrides, flags=flags)
+    spark_flags = {"master": args.spark_master} if args.spark_master else {}
+    spark_settings = resolve_config(
+        SparkSettings, file_section=sections.get("spark"), overrides=spark_overrides, flags=spark_flags
+    )
+    return config, spark_settings
+
+
+def _resolve_runner(job: Job) -> Callable[..., dict[str, Any]]:
+    module_name, _, function_name = job.runner.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("embedpipe")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def run(argv: Sequence[str] | None = None, *, only: str | None = None) -> int:
+    parser = build_parser(only)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    job = JOBS[args.job]
+    prog = f"embedpipe {job.name}"
+    _configure_logging(args.log_level)
+    try:
+        config, spark_settings = load_job_config(job, args)
+        log.info("%s config: %s", job.name, json.dumps(config_to_dict(config), sort_keys=True))
+        runner = _resolve_runner(job)
+        from embedpipe.sparkenv import build_spark_session
+
+        spark = build_spark_session(spark_settings, app_name=f"embedpipe-{job.name}")
+        summary = runner(spark, config)
+    except EmbedpipeError as exc:
+        print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    if summary:
+        log.info("%s done: %s", job.name, json.dumps(summary, sort_keys=True, default=str))
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point: ``embedpipe <job> [options]``."""
+    return run(argv)
+
+
+def job_main(name: str, argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``jobs/<name>.py`` (same options as ``embedpipe <name>``)."""
+    return run(argv, only=name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The settings of every job, declared once (help, defaults, constraints).
+
+A config file groups keys under one section per job (``[tokenize]``, ``[train]``, ...) plus a
+``[spark]`` section shared by all jobs; see ``conf/`` for examples and the README for the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embedpipe.config import option
+from embedpipe.errors import ConfigError
+
+INPUT_FORMATS = ("auto", "text", "parquet", "json", "csv")
+LOG_FORMATS = ("auto", "csv", "parquet", "json", "udata")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where and how the SparkSession runs (ignored parts are set by spark-submit)."""
+
+    master: str | None = option(None, "Spark master URL when not launched by spark-submit, e.g. local[4]")
+    app_name: str | None = option(None, "Spark application name (default: embedpipe-<job>)")
+    driver_memory: str | None = option(None, "spark.driver.memory for local runs, e.g. 4g")
+    shuffle_partitions: int | None = option(None, "spark.sql.shuffle.partitions", min=1)
+    log_level: str = option("WARN", "Spark log level", choices=("ERROR", "WARN", "INFO", "DEBUG"))
+    conf: dict[str, str] = option({}, "extra Spark settings, e.g. conf.\"spark.executor.memory\" = \"8g\"")
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    """How text becomes tokens; recorded in every table's manifest so lookups tokenize the same way."""
+
+    lowercase: bool = option(True, "lowercase tokens (Unicode-aware)")
+    min_token_length: int = option(1, "drop tokens shorter than this many characters", min=1)
+    max_token_length: int = option(100, "drop tokens longer than this many characters", min=1)
+    stop_words: str = option("", "stop words to drop: empty for none, 'english', or a path to a file (one per line)")
+    keep_numbers: bool = option(True, "keep tokens made only of digits")
+
+
+@dataclass(frozen=True)
+class TokenizeConfig(TokenizerSettings):
+    """``embedpipe tokenize``: text corpus -> tokens, vocabulary, bag-of-words vectors."""
+
+    input: str = option(help="text file or directory (one document per line), Parquet, JSON lines or CSV")
+    output: str = option(help="output directory (tokens/, vocab/, bow/, report.json); replaced atomically")
+    format: str = option("auto", "input format (auto: by file extension)", choices=INPUT_FORMATS)
+    text_column: str = option("text", "column holding the text (tabular inputs)")
+    id_column: str | None = option(None, "column holding the document id (default: line number / row order)")
+    one_hot_column: str | None = option(None, "also write one-hot vectors of this categorical column (onehot/)")
+    csv_header: bool = option(True, "CSV files have a header row")
+    csv_delimiter: str = option(",", "CSV field delimiter")
+    min_count: int = option(5, "keep tokens seen at least this many times", min=1)
+    max_vocab_size: int | None = option(None, "keep at most this many tokens (most frequent first)", min=1)
+    max_document_chars: int = option(1_000_000, "documents longer than this are truncated and counted", min=1)
+
+    def tokenizer(self) -> TokenizerSettings:
+        return TokenizerSettings(
+            lowercase=self.lowercase,
+            min_token_length=self.min_token_length,
+            max_token_length=self.max_token_length,
+            stop_words=self.stop_words,
+            keep_numbers=self.keep_numbers,
+        )
+
+    def validate(self) -> None:
+        if self.max_token_length < self.min_token_length:
+            raise ConfigError("config key 'max_token_length' must be >= min_token_length")
+
+
+@dataclass(frozen=True)
+class HistoriesConfig:
+    """``embedpipe histories``: interaction log -> per-user item sequences, item vocabulary, user vectors."""
+
+    input: str = option(help="interaction log: CSV, Parquet, JSON lines or MovieLens u.data (tab separated)")
+    output: str = option(help="output directory (sequences/, vocab/, vectors/, report.json); replaced atomically")
+    format: str = option("auto", "input format (auto: by file name/extension)", choices=LOG_FORMATS)
+    user_column: str = option("user", "user id column")
+    item_column: str = option("item", "item id column")
+    time_column: str | None = option(None, "timestamp column that orders each user's history")
+    weight_column: str | None = option(None, "weight/rating column (default: every interaction counts 1)")
+    rating_threshold: float | None = option(None, "keep only interactions whose weight is >= this (explicit -> implicit)")
+    csv_header: bool = option(True, "CSV files have a header row")
+    csv_delimiter: str = option(",", "CSV field delimiter")
+    min_count: int = option(1, "keep items with at least this many interactions", min=1)
+    max_vocab_size: int | None = option(None, "keep at most this many items (most frequent first)", min=1)
+
+
+TRAIN_METHODS = ("word2vec", "pca")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``embedpipe train``: tokenize output -> embedding table."""
+
+    input: str = option(help="a tokenize output directory (tokens/, vocab/, bow/)")
+    output: str = option(help="embedding table directory; replaced atomically")
+    method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
+    dim: int = option(100, "embedding dimension", min=1)
+    seed: int = option(42, "random seed", min=0)
+    # word2vec (pyspark.ml.feature.Word2Vec)
+    window: int = option(5, "word2vec: context window size", min=1)
+    min_count: int = option(5, "word2vec: ignore words rarer than this (the table keeps only vocabulary words)", min=1)
+    epochs: int = option(1, "word2vec: passes over the corpus (MLlib maxIter)", min=1)
+    partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
+    step_size: float = option(0.025, "word2vec: initial learning rate", min=0.0, min_exclusive=True)
+    max_sentence_length: int = option(1000, "word2vec: longer documents are split into chunks of this many tokens", min=1)
+    # pca
+    pca_solver: str = option(
+        "auto", "pca: 'pca' (MLlib PCA, centred), 'svd' (distributed truncated SVD), auto: svd above pca_max_columns",
+        choices=("auto", "pca", "svd"),
+    )
+    pca_max_columns: int = option(10_000, "pca: auto switches to the SVD path above this vocabulary size", min=1, max=65_535)
+    pca_scaling: str = option(
+        "singular", "pca: word vectors are component rows times singular values ('singular'), their square root ('sqrt') or unscaled ('none')",
+        choices=("singular", "sqrt", "none"),
+    )
+    doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``embedpipe evaluate``: embedding table -> quality report (JSON, Markdown, PNG)."""
+
+    table: str = option(help="embedding table directory to evaluate")
+    output: str = option(help="report directory (report.json, report.md, projection.png); replaced atomically")
+    similarity: list[str] = option(["builtin"], "word-similarity files (WordSim-353/SimLex-999 format); 'builtin' = gensim's copies")
+    analogies: list[str] = option(["builtin"], "analogy files (questions-words.txt format); 'builtin' = gensim's copy")
+    restrict_vocab: int = option(30_000, "analogies: only the most frequent this many keys are candidates", min=1)
+    probes: list[str] = option([], "keys whose nearest neighbours are listed in the report")
+    neighbors: int = option(10, "how many neighbours to list per probe", min=1)
+    plot_keys: list[str] = option([], "keys drawn in the 2-D projection plot (default: probes and their neighbours)")
+    lowercase: bool = option(True, "lowercase evaluation words before lookup")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """``embedpipe demo``: generate a planted corpus and watch log, then tokenize, train and evaluate."""
+
+    output: str = option("out/demo", "directory for the demo's data, tables and reports")
+    documents: int = option(20_000, "documents in the generated corpus (about 12 tokens each)", min=10)
+    users: int = option(2_000, "users in the generated watch log", min=10)
+    seed: int = option(7, "generator and training seed", min=0)
+    method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
+    dim: int = option(50, "embedding dimension", min=2)
+    epochs: int = option(3, "training epochs (word2vec)", min=1)

@@ -1,0 +1,16 @@
+"""spark-submit entry point: `spark-submit jobs/tokenize.py --help` (same options as `embedpipe tokenize`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from embedpipe.cli import job_main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return job_main("tokenize", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
