@@ -153,6 +153,9 @@ def run(argv: Sequence[str] | None = None, *, only: str | None = None) -> int:
     except EmbedpipeError as exc:
         print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    display = summary.pop("display", None) if isinstance(summary, dict) else None
+    if display:
+        print(display)
     if summary:
         log.info("%s done: %s", job.name, json.dumps(summary, sort_keys=True, default=str))
     return 0

@@ -1,0 +1,121 @@
+"""The embedding table format: written atomically, validated before commit, readable everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+
+from embedpipe.errors import InputError, TableError
+from embedpipe.storage import atomic_output
+from embedpipe.table import FOOTER_KEY, MANIFEST_FILE, read_embedding_table, read_manifest, write_embedding_table
+
+ROWS = [("b", 1, 3, [3.0, 4.0]), ("a", 0, 5, [1.0, 2.0]), ("한국", 2, 2, [0.5, -0.5])]
+DDL = "key string, id long, count long, vector array<double>"
+
+
+def _write(spark, path, rows=ROWS, dim=2, **kwargs):
+    frame = spark.createDataFrame(rows, DDL)
+    return write_embedding_table(spark, frame, str(path), method="test", dim=dim,
+                                 params={"p": 1}, source="src", seed=3, **kwargs)
+
+
+def test_round_trip_without_spark(spark, tmp_path):
+    out = tmp_path / "table"
+    manifest = _write(spark, out)
+    assert manifest["rows"] == 3 and manifest["dim"] == 2
+    table = read_embedding_table(str(out))
+    assert table.keys == ["a", "b", "한국"]
+    assert table.vectors.dtype == np.float32 and table.vectors.shape == (3, 2)
+    np.testing.assert_array_equal(table.vectors[2], [0.5, -0.5])
+    assert list(table.counts) == [5, 3, 2]
+    on_disk = read_manifest(str(out))
+    assert on_disk == table.manifest
+    assert {"format", "format_version", "method", "dim", "rows", "params", "tokenizer", "source", "seed",
+            "created_at", "embedpipe_version"} <= set(on_disk)
+    assert (out / "_SUCCESS").exists() and (out / MANIFEST_FILE).exists()
+
+
+def test_readable_by_spark_pandas_duckdb_and_footer(spark, tmp_path):
+    import duckdb
+    import pandas as pd
+
+    out = tmp_path / "table"
+    _write(spark, out)
+    expected = spark.createDataFrame(
+        [(r[0], r[1], r[2], [float(x) for x in r[3]]) for r in ROWS],
+        "key string, id long, count long, vector array<float>",
+    )
+    assert_df_equality(spark.read.parquet(str(out)), expected, ignore_row_order=True, ignore_nullable=True,
+                       ignore_metadata=True)
+    assert sorted(pd.read_parquet(out)["key"]) == ["a", "b", "한국"]
+    dims = duckdb.sql(f"select distinct len(vector) from read_parquet('{out}/*.parquet')").fetchall()
+    assert dims == [(2,)]
+    part = next(p for p in os.listdir(out) if p.endswith(".parquet"))
+    footer = pq.read_schema(out / part).metadata[b"org.apache.spark.sql.parquet.row.metadata"].decode()
+    vector_field = next(f for f in json.loads(footer)["fields"] if f["name"] == "vector")
+    assert json.loads(vector_field["metadata"][FOOTER_KEY])["method"] == "test"
+
+
+@pytest.mark.parametrize(
+    ("rows", "dim", "message"),
+    [
+        ([("a", 0, 1, [1.0, float("nan")])], 2, "1 vectors with NaN or Inf"),
+        ([("a", 0, 1, [1.0, float("inf")])], 2, "1 vectors with NaN or Inf"),
+        ([("a", 0, 1, [1.0, 2.0]), ("a", 1, 1, [1.0, 2.0])], 2, "duplicate keys"),
+        ([("a", 0, 1, [1.0, 2.0]), ("b", 1, 1, [1.0])], 2, "must have 2 values, found 1..2"),
+        ([], 2, "would be empty"),
+    ],
+)
+def test_invalid_tables_are_never_committed(spark, tmp_path, rows, dim, message):
+    out = tmp_path / "table"
+    _write(spark, out)  # a previous good version
+    before = read_embedding_table(str(out))
+    with pytest.raises(TableError, match=message):
+        _write(spark, out, rows=rows, dim=dim)
+    after = read_embedding_table(str(out))
+    assert after.keys == before.keys and after.manifest == before.manifest
+    assert sorted(os.listdir(tmp_path)) == ["table"], "no staging leftovers"
+
+
+def test_expected_row_count_checked(spark, tmp_path):
+    with pytest.raises(TableError, match="table has 3 rows, expected 4"):
+        _write(spark, tmp_path / "t", expected_rows=4)
+    assert not (tmp_path / "t").exists()
+
+
+def test_rerun_overwrites(spark, tmp_path):
+    out = tmp_path / "table"
+    _write(spark, out)
+    _write(spark, out, rows=[("z", 0, 1, [9.0, 9.0])])
+    assert read_embedding_table(str(out)).keys == ["z"]
+
+
+def test_atomic_output_keeps_previous_on_failure_and_cleans_stale(spark, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("previous")
+    stale = tmp_path / "out.__embedpipe_staging-deadbeef"
+    stale.mkdir()
+    unrelated = tmp_path / "other.__embedpipe_staging-x"
+    unrelated.mkdir()
+    with pytest.raises(RuntimeError):
+        with atomic_output(spark, str(target)) as staging:
+            os.makedirs(staging.removeprefix("file:"))
+            raise RuntimeError("boom")
+    assert (target / "old.txt").read_text() == "previous"
+    assert not stale.exists(), "stale staging of this target removed"
+    assert unrelated.exists(), "never touches other targets' files"
+    assert sorted(os.listdir(tmp_path)) == ["other.__embedpipe_staging-x", "out"]
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(InputError, match="is not an embedpipe embedding table"):
+        read_embedding_table(str(tmp_path))
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(TableError, match="manifest format is 'other'"):
+        read_manifest(str(tmp_path))
