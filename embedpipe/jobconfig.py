@@ -85,37 +85,56 @@ class HistoriesConfig:
     min_count: int = option(1, "keep items with at least this many interactions", min=1)
     max_vocab_size: int | None = option(None, "keep at most this many items (most frequent first)", min=1)
 
+    def validate(self) -> None:
+        if self.rating_threshold is not None and self.weight_column is None:
+            raise ConfigError("config key 'rating_threshold' needs weight_column (the rating column to compare)")
+
 
 TRAIN_METHODS = ("word2vec", "pca")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """``embedpipe train``: tokenize output -> embedding table."""
+    """``embedpipe train``: tokenize or histories output -> embedding table (and, for pca, document vectors)."""
 
-    input: str = option(help="a tokenize output directory (tokens/, vocab/, bow/)")
+    input: str = option(
+        help="a tokenize output (tokens/, vocab/, bow/) or histories output (sequences/, vocab/, vectors/)"
+    )
     output: str = option(help="embedding table directory; replaced atomically")
     method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
     dim: int = option(100, "embedding dimension", min=1)
     seed: int = option(42, "random seed", min=0)
     # word2vec (pyspark.ml.feature.Word2Vec)
     window: int = option(5, "word2vec: context window size", min=1)
-    min_count: int = option(5, "word2vec: ignore words rarer than this (the table keeps only vocabulary words)", min=1)
+    min_count: int = option(
+        1, "word2vec: also drop vocabulary words counted fewer than this many times (the table keeps exactly the "
+        "remaining vocabulary; MLlib's own minCount is always 1)", min=1,
+    )
     epochs: int = option(1, "word2vec: passes over the corpus (MLlib maxIter)", min=1)
     partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
     step_size: float = option(0.025, "word2vec: initial learning rate", min=0.0, min_exclusive=True)
-    max_sentence_length: int = option(1000, "word2vec: longer documents are split into chunks of this many tokens", min=1)
+    max_sentence_length: int = option(
+        1000, "word2vec: longer documents are split into chunks of this many tokens", min=1
+    )
     # pca
     pca_solver: str = option(
         "auto", "pca: 'pca' (MLlib PCA, centred), 'svd' (distributed truncated SVD), auto: svd above pca_max_columns",
         choices=("auto", "pca", "svd"),
     )
-    pca_max_columns: int = option(10_000, "pca: auto switches to the SVD path above this vocabulary size", min=1, max=65_535)
+    pca_max_columns: int = option(
+        10_000, "pca: auto switches to the SVD path above this vocabulary size", min=1, max=65_535
+    )
     pca_scaling: str = option(
-        "singular", "pca: word vectors are component rows times singular values ('singular'), their square root ('sqrt') or unscaled ('none')",
+        "singular",
+        "pca: word vectors are component rows times singular values ('singular'), their square root ('sqrt') "
+        "or unscaled ('none')",
         choices=("singular", "sqrt", "none"),
     )
     doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
+
+    def validate(self) -> None:
+        if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):
+            raise ConfigError("config key 'doc_output' must differ from 'output'")
 
 
 @dataclass(frozen=True)
@@ -124,13 +143,18 @@ class EvaluateConfig:
 
     table: str = option(help="embedding table directory to evaluate")
     output: str = option(help="report directory (report.json, report.md, projection.png); replaced atomically")
-    similarity: list[str] = option(["builtin"], "word-similarity files (WordSim-353/SimLex-999 format); 'builtin' = gensim's copies")
+    similarity: list[str] = option(
+        ["builtin"], "word-similarity files (WordSim-353/SimLex-999 format); 'builtin' = gensim's copies"
+    )
     analogies: list[str] = option(["builtin"], "analogy files (questions-words.txt format); 'builtin' = gensim's copy")
-    restrict_vocab: int = option(30_000, "analogies: only the most frequent this many keys are candidates", min=1)
+    restrict_vocab: int = option(
+        30_000, "analogies: only the most frequent this many keys are candidates (and may appear in questions)", min=1
+    )
     probes: list[str] = option([], "keys whose nearest neighbours are listed in the report")
     neighbors: int = option(10, "how many neighbours to list per probe", min=1)
     plot_keys: list[str] = option([], "keys drawn in the 2-D projection plot (default: probes and their neighbours)")
-    lowercase: bool = option(True, "lowercase evaluation words before lookup")
+    plot_top: int = option(40, "keys drawn (most frequent first) when neither plot_keys nor probes are found", min=2)
+    lowercase: bool = option(True, "lowercase evaluation words (and fold table keys' case) before lookup")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,265 @@
+"""``embedpipe evaluate``: embedding table -> report.json, report.md, projection.png.
+
+The table is read without Spark (:func:`embedpipe.table.read_embedding_table`) into NumPy on the
+driver: evaluation needs the vocabulary-sized matrix in memory (see
+:mod:`embedpipe.evaluate.vectors` for the size), never the corpus. Spark is only used for the
+Hadoop filesystem that commits the report directory atomically. Everything up to the rendered
+files (:func:`build_report`, :func:`~embedpipe.evaluate.report.render_report`) is Spark-free, so
+benchmarks and the demo can call it on an in-memory table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedpipe.errors import ConfigError, InputError, TableError
+from embedpipe.evaluate.analogy import evaluate_analogies
+from embedpipe.evaluate.datasets import (
+    BUILTIN_ANALOGIES,
+    BUILTIN_SIMILARITY,
+    AnalogyDataset,
+    SimilarityDataset,
+    read_analogy_file,
+    read_similarity_file,
+    resolve_eval_files,
+)
+from embedpipe.evaluate.neighbours import nearest_neighbours
+from embedpipe.evaluate.projection import pca_2d, projection_summary
+from embedpipe.evaluate.report import PROJECTION_PNG, render_report
+from embedpipe.evaluate.similarity import evaluate_similarity
+from embedpipe.evaluate.vectors import VectorIndex
+from embedpipe.jobconfig import EvaluateConfig
+from embedpipe.table import EmbeddingTable, read_embedding_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+# More labels than this make an unreadable picture (and a slow one).
+MAX_PLOT_KEYS = 500
+MANIFEST_FIELDS = ("method", "dim", "rows", "source", "key_kind", "seed", "created_at", "embedpipe_version", "params")
+
+
+@dataclass(frozen=True)
+class EvalDatasets:
+    """The parsed evaluation files and the warnings met while finding them."""
+
+    similarity: list[SimilarityDataset] = field(default_factory=list)
+    analogies: list[AnalogyDataset] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_datasets(config: EvaluateConfig) -> EvalDatasets:
+    """Find and parse every similarity and analogy file named in the config (no Spark)."""
+    similarity_files, similarity_warnings = resolve_eval_files(
+        config.similarity, kind="similarity", builtin_names=BUILTIN_SIMILARITY
+    )
+    analogy_files, analogy_warnings = resolve_eval_files(
+        config.analogies, kind="analogy", builtin_names=BUILTIN_ANALOGIES
+    )
+    similarity = [read_similarity_file(f) for f in similarity_files]
+    analogies = [read_analogy_file(f) for f in analogy_files]
+    warnings = similarity_warnings + analogy_warnings
+    for kind, expected, datasets in (
+        ("similarity", "'word1 word2 score'", similarity), ("analogy", "'a b c d'", analogies)
+    ):
+        warnings += [
+            f"{kind} file {d.location}: {d.lines_skipped} lines skipped (not {expected})"
+            for d in datasets if d.lines_skipped
+        ]
+    return EvalDatasets(similarity, analogies, warnings)
+
+
+def _exists(path: str) -> bool:
+    if "://" in path:
+        import pyarrow.fs as pafs
+
+        try:
+            fs, inner = pafs.FileSystem.from_uri(path)
+            return fs.get_file_info(inner).type != pafs.FileType.NotFound
+        except (OSError, ValueError):
+            return False
+    return Path(path.removeprefix("file:")).exists()
+
+
+def load_table(path: str) -> EmbeddingTable:
+    """Read an embedding table into memory; a missing or broken table is an InputError."""
+    if not _exists(path):
+        raise InputError(f"embedding table not found: {path}")
+    try:
+        table = read_embedding_table(path)
+    except (InputError, TableError):
+        raise
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"cannot read embedding table {path}: {first_line}") from None
+    if len(table) == 0:
+        raise InputError(f"embedding table {path} has no rows")
+    log.info("read table %s: %d keys x %d dims (method %s)", path, len(table), table.dim,
+             table.manifest.get("method"))
+    return table
+
+
+def _coverage_rows(similarity: list[dict[str, Any]], analogies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "name": s["name"], "kind": "similarity", "file": s["file"],
+            "items_total": s["pairs_total"], "items_covered": s["pairs_found"], "oov_rate": s["pair_oov_rate"],
+            "words_total": s["words_total"], "words_found": s["words_found"], "word_oov_rate": s["word_oov_rate"],
+        }
+        for s in similarity
+    ]
+    rows += [
+        {
+            "name": a["name"], "kind": "analogy", "file": a["file"],
+            "items_total": a["questions_total"], "items_covered": a["questions_answered"],
+            "oov_rate": None if a["coverage"] is None else 1.0 - a["coverage"],
+            "words_total": a["words_total"], "words_found": a["words_found"], "word_oov_rate": a["word_oov_rate"],
+        }
+        for a in analogies
+    ]
+    return rows
+
+
+def _select_plot_rows(
+    index: VectorIndex, config: EvaluateConfig, neighbours: dict[str, Any]
+) -> tuple[list[int], list[str], list[int], str]:
+    """(rows to plot, plot keys not found, rows to highlight, how they were chosen)."""
+    if config.plot_keys:
+        wanted = list(dict.fromkeys(config.plot_keys))
+        found = index.rows(wanted)
+        missing = [key for key, row in zip(wanted, found, strict=True) if row < 0]
+        return list(dict.fromkeys(int(r) for r in found if r >= 0)), missing, [], "plot_keys"
+    if neighbours["probes"]:
+        probe_rows = [index.row(p["key"]) for p in neighbours["probes"]]
+        rows = list(probe_rows)
+        for p in neighbours["probes"]:
+            rows += [index.row(n["key"]) for n in p["neighbours"]]
+        return list(dict.fromkeys(rows)), [], probe_rows, "probes and their neighbours"
+    top = min(config.plot_top, len(index))
+    return list(range(top)), [], [], f"the {top} most frequent keys"
+
+
+def _projection(index: VectorIndex, config: EvaluateConfig, neighbours: dict[str, Any], method: str) -> dict[str, Any]:
+    rows, missing, highlighted, selection = _select_plot_rows(index, config, neighbours)
+    result: dict[str, Any] = {"selection": selection, "missing": missing}
+    if index.dim < 2:
+        result["note"] = f"the table has dim {index.dim}; a 2-D projection needs dim >= 2"
+    elif len(rows) < 2:
+        result["note"] = f"{len(rows)} of the chosen keys are in the table; a projection needs at least 2"
+    if "note" in result:
+        log.warning("projection skipped: %s", result["note"])
+        return result
+    if len(rows) > MAX_PLOT_KEYS:
+        log.warning("plotting the first %d of %d keys", MAX_PLOT_KEYS, len(rows))
+        result["truncated_from"] = len(rows)
+        rows = rows[:MAX_PLOT_KEYS]
+    labels = [index.keys[r] for r in rows]
+    coords, explained = pca_2d(index.unit[rows])
+    summary = projection_summary(labels, np.round(coords, 6), explained)
+    result.update(summary)
+    plotted = set(rows)
+    result["highlighted"] = [index.keys[r] for r in highlighted if r in plotted]
+    result["title"] = f"{method} table, dim {index.dim}: {selection}"
+    result["file"] = PROJECTION_PNG
+    return result
+
+
+def build_report(
+    table: EmbeddingTable,
+    config: EvaluateConfig,
+    datasets: EvalDatasets | None = None,
+) -> dict[str, Any]:
+    """Every metric of the report as a JSON-ready dict (Spark-free; the PNG is drawn from it)."""
+    if datasets is None:
+        datasets = load_datasets(config)
+    index = VectorIndex.from_table(table, lowercase=config.lowercase)
+    similarity = [evaluate_similarity(index, d) for d in datasets.similarity]
+    for s in similarity:
+        log.info("%s: spearman %s on %d/%d pairs", s["file"], s["spearman"], s["pairs_found"], s["pairs_total"])
+    analogies = [evaluate_analogies(index, d, restrict_vocab=config.restrict_vocab) for d in datasets.analogies]
+    neighbours = nearest_neighbours(index, config.probes, k=config.neighbors)
+    if neighbours["oov"]:
+        log.warning("probes not in the table: %s", ", ".join(neighbours["oov"]))
+    manifest = table.manifest
+    norms = np.linalg.norm(table.vectors, axis=1)
+    return {
+        "table": {"path": config.table, **{k: manifest.get(k) for k in MANIFEST_FIELDS}},
+        "table_stats": {
+            "rows": len(table),
+            "dim": table.dim,
+            "total_count": int(np.sum(table.counts)),
+            "mean_norm": float(norms.mean()),
+            "zero_vectors": int(np.count_nonzero(norms == 0)),
+        },
+        "settings": {
+            "lowercase": config.lowercase,
+            "restrict_vocab": config.restrict_vocab,
+            "neighbors": config.neighbors,
+            "similarity": list(config.similarity),
+            "analogies": list(config.analogies),
+        },
+        "similarity": similarity,
+        "analogies": analogies,
+        "coverage": _coverage_rows(similarity, analogies),
+        "neighbours": neighbours,
+        "projection": _projection(index, config, neighbours, str(manifest.get("method"))),
+        "warnings": list(datasets.warnings),
+    }
+
+
+def summarize(report: dict[str, Any], output: str) -> dict[str, Any]:
+    """The headline numbers the CLI logs and the demo prints."""
+    return {
+        "output": output,
+        "rows": report["table_stats"]["rows"],
+        "dim": report["table_stats"]["dim"],
+        "similarity_spearman": {s["name"]: s["spearman"] for s in report["similarity"]},
+        "analogy_accuracy": {a["name"]: a["accuracy"] for a in report["analogies"]},
+        "analogy_coverage": {a["name"]: a["coverage"] for a in report["analogies"]},
+        "probes_found": len(report["neighbours"]["probes"]),
+        "probes_oov": report["neighbours"]["oov"],
+        "projection": bool(report["projection"].get("file")),
+        "warnings": len(report["warnings"]),
+    }
+
+
+def _check_output_path(spark: SparkSession, config: EvaluateConfig) -> None:
+    """Refuse an output that would replace the table (or a directory holding it)."""
+    from embedpipe.storage import HadoopFS
+
+    fs = HadoopFS(spark)
+    output = fs.qualify(config.output).rstrip("/")
+    table = fs.qualify(config.table).rstrip("/")
+    if output == table or output.startswith(table + "/") or table.startswith(output + "/"):
+        raise ConfigError(
+            f"config key 'output' ({config.output}) must not be the table directory, inside it or above it "
+            f"({config.table})"
+        )
+
+
+def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
+    """Evaluate ``config.table`` and atomically write the report directory ``config.output``."""
+    from embedpipe.storage import HadoopFS, atomic_output
+
+    _check_output_path(spark, config)
+    datasets = load_datasets(config)  # cheap: fail on a bad file before reading the table
+    table = load_table(config.table)
+    report = build_report(table, config, datasets)
+    fs = HadoopFS(spark)
+    with tempfile.TemporaryDirectory(prefix="embedpipe-evaluate-") as local:
+        names = render_report(report, local)
+        with atomic_output(spark, config.output) as staging:
+            fs.mkdirs(staging)
+            for name in names:
+                fs.copy_from_local(os.path.join(local, name), f"{staging}/{name}")
+    log.info("wrote evaluation report (%s) to %s", ", ".join(names), config.output)
+    return summarize(report, config.output)
