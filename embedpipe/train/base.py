@@ -1,0 +1,82 @@
+"""What a training method hands back to the pipeline, and small helpers several methods share.
+
+A method trains and returns :class:`TrainedEmbeddings` (lazy DataFrames plus the parameters it
+used); it never writes. The pipeline is the one place that writes tables, so every method's output
+goes through the same validation, manifest and atomic commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from embedpipe import schema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class EmbeddingRows:
+    """Rows of one table to write: ``key``, ``id``, ``count``, ``vector`` (array of ``dim`` floats)."""
+
+    rows: DataFrame
+    key_kind: str
+    expected_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainedEmbeddings:
+    """A method's result: key vectors, optional row (document/user) vectors, and how they were made.
+
+    ``path`` names the code path that actually ran (e.g. ``mllib-word2vec``, ``pca``, ``svd``);
+    ``params`` are all training parameters actually used, recorded in the manifest; ``seed`` is
+    the seed the method used (None for deterministic methods).
+    """
+
+    keys: EmbeddingRows
+    dim: int
+    params: dict[str, Any]
+    path: str
+    seed: int | None
+    documents: EmbeddingRows | None = None
+    document_params: dict[str, Any] = field(default_factory=dict)
+
+
+def vectors_frame(spark: SparkSession, matrix: np.ndarray) -> DataFrame:
+    """A frame ``id`` bigint (row number), ``vector`` array<float> from a driver-side (V, dim) matrix.
+
+    For vocabulary-sized matrices only (they are on the driver already); built column-wise in
+    Arrow, with no per-row Python.
+    """
+    rows, dim = matrix.shape
+    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    offsets = pa.array(np.arange(0, rows * dim + 1, dim, dtype=np.int32))
+    table = pa.table({
+        schema.ID: pa.array(np.arange(rows, dtype=np.int64)),
+        schema.VECTOR: pa.ListArray.from_arrays(offsets, flat),
+    })
+    return spark.createDataFrame(table)
+
+
+def flatten_lists(lists: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """(offsets rebased to 0 as int64, flat values) of an Arrow list array.
+
+    Honours a sliced array's offset (``.values`` alone does not), and turns null lists into empty
+    ones, dropping any values a null list still owns in the buffer.
+    """
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    values = lists.values.slice(start, end - start)
+    offsets -= start
+    if lists.null_count:
+        valid = np.asarray(lists.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        lengths = np.where(valid, np.diff(offsets), 0)
+        values = values.filter(pa.array(np.repeat(valid, np.diff(offsets))))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+    return offsets, values

@@ -1,0 +1,105 @@
+"""``embedpipe train``: open the input, run one method from the registry, write its table(s).
+
+Adding a method (a PyTorch SGNS trainer, item2vec, ALS, ...) means writing a module with a function
+``train_x(spark, config, data) -> TrainedEmbeddings``, adding one :class:`TrainMethod` line to
+:data:`METHODS` and its name to ``TRAIN_METHODS`` in ``embedpipe/jobconfig.py``; the pipeline and the
+other methods do not change. Methods are imported only when they run, so one method's
+dependencies (torch, say) are never needed by another.
+
+Methods train; only this module writes. The key table goes to ``output``; a method that also embeds
+the rows of its input (documents, users) returns them and they go to ``doc_output`` when it is
+set. The two tables are committed one after the other, each atomically (keys first).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from embedpipe.config import config_to_dict
+from embedpipe.errors import ConfigError
+from embedpipe.jobconfig import TRAIN_METHODS, TrainConfig
+from embedpipe.table import write_embedding_table
+from embedpipe.train.base import TrainedEmbeddings
+from embedpipe.train.inputs import TrainingInput, read_training_input
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+Trainer = Callable[["SparkSession", TrainConfig, TrainingInput], TrainedEmbeddings]
+
+
+@dataclass(frozen=True)
+class TrainMethod:
+    """One entry of the method registry."""
+
+    name: str
+    trainer: str  # "module:function", imported only when the method runs
+    summary: str
+    embeds_rows: bool = False  # also returns document/user vectors (honours doc_output)
+
+    def load(self) -> Trainer:
+        module_name, _, function_name = self.trainer.partition(":")
+        return getattr(importlib.import_module(module_name), function_name)
+
+
+METHODS: dict[str, TrainMethod] = {
+    method.name: method
+    for method in (
+        TrainMethod("word2vec", "embedpipe.train.word2vec:train_word2vec",
+                    "Spark MLlib Word2Vec (skip-gram, hierarchical softmax) on the token/item sequences"),
+        TrainMethod("pca", "embedpipe.train.pca:train_pca",
+                    "PCA / distributed truncated SVD of the bag-of-words (or user x item) count matrix",
+                    embeds_rows=True),
+    )
+}
+
+if set(METHODS) != set(TRAIN_METHODS):  # pragma: no cover - caught by the tests on any mismatch
+    raise ImportError(f"train methods registry {sorted(METHODS)} does not match TRAIN_METHODS {TRAIN_METHODS}")
+
+
+def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
+    """Train ``config.method`` on ``config.input`` and write the embedding table(s); return a summary."""
+    started = time.perf_counter()
+    method = METHODS.get(config.method)
+    if method is None:
+        raise ConfigError(f"config key 'method' must be one of {', '.join(METHODS)}, got {config.method!r}")
+    if config.doc_output and not method.embeds_rows:
+        supported = ", ".join(name for name, m in METHODS.items() if m.embeds_rows)
+        raise ConfigError(f"config key 'doc_output' is only used by method {supported}, not {config.method}")
+    log.info("train: method=%s seed=%d config=%s", config.method, config.seed, config_to_dict(config))
+    trainer = method.load()
+    data = read_training_input(spark, config.input)
+    trained = trainer(spark, config, data)
+    log.info("train: %s ran path %s in %.1f s", config.method, trained.path, time.perf_counter() - started)
+
+    manifest = write_embedding_table(
+        spark, trained.keys.rows, config.output,
+        method=config.method, dim=trained.dim, params=trained.params, source=data.path, seed=trained.seed,
+        tokenizer=data.tokenizer, key_kind=trained.keys.key_kind, expected_rows=trained.keys.expected_rows,
+    )
+    summary: dict[str, Any] = {
+        "method": config.method,
+        "path": trained.path,
+        "rows": manifest["rows"],
+        "dim": trained.dim,
+        "output": config.output,
+    }
+    if config.doc_output and trained.documents is not None:
+        doc_manifest = write_embedding_table(
+            spark, trained.documents.rows, config.doc_output,
+            method=config.method, dim=trained.dim, params=trained.document_params, source=data.path,
+            seed=trained.seed, tokenizer=data.tokenizer, key_kind=trained.documents.key_kind,
+            expected_rows=trained.documents.expected_rows,
+        )
+        summary["doc_output"] = config.doc_output
+        summary["doc_rows"] = doc_manifest["rows"]
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    log.info("train: %s", summary)
+    return summary
