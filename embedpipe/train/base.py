@@ -44,6 +44,9 @@ class TrainedEmbeddings:
     seed: int | None
     documents: EmbeddingRows | None = None
     document_params: dict[str, Any] = field(default_factory=dict)
+    # Run statistics (fit seconds, words trained, ...) for the job summary and benchmarks; unlike
+    # ``params`` they differ between identical runs, so they stay out of the manifest.
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def vectors_frame(spark: SparkSession, matrix: np.ndarray) -> DataFrame:

@@ -90,6 +90,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         "rows": manifest["rows"],
         "dim": trained.dim,
         "output": config.output,
+        **trained.stats,
     }
     if config.doc_output and trained.documents is not None:
         doc_manifest = write_embedding_table(

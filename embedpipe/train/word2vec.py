@@ -12,6 +12,7 @@ vocabulary tokens do not occupy window positions, as in gensim.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,10 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
         inputCol=schema.TOKENS,
         outputCol="_unused",
     )
+    fit_started = time.perf_counter()
     model = estimator.fit(sentences)
+    fit_seconds = time.perf_counter() - fit_started
+    log.info("word2vec: fit took %.1f s", fit_seconds)
     vectors = model.getVectors()  # word, vector: vocabulary-sized
     rows = vocab.join(vectors, vocab[schema.TOKEN] == vectors["word"], "inner").select(
         vocab[schema.TOKEN].alias(schema.KEY),
@@ -101,6 +105,7 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
         params=params,
         path="mllib-word2vec",
         seed=config.seed,
+        stats={"fit_seconds": round(fit_seconds, 3)},
     )
 
 
