@@ -127,3 +127,14 @@ def test_bool_and_list_parsing():
                      from_text_keys=frozenset({"lowercase"}))
     assert parse_overrides(["a=b=c"]) == {"a": "b=c"}
     assert build_config(SparkSettings, {}).log_level == "WARN"
+
+
+def test_readme_config_reference_is_current():
+    """The README's reference is generated from the settings; regenerate with the command in the marker."""
+    from pathlib import Path
+
+    from embedpipe.configdoc import END, START, render_reference
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = START + readme.partition(START)[2].partition(END)[0] + END
+    assert block == render_reference()
