@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 WORD_PROBES = ("france", "paris", "dog", "vet")
 
 
-def run_demo(spark: "SparkSession", config: DemoConfig) -> dict[str, Any]:
-    from embedpipe.demo.generator import generate_corpus, generate_watch_log, write_analogy_file
+def run_demo(spark: SparkSession, config: DemoConfig) -> dict[str, Any]:
+    from embedpipe.demo.generator import (
+        generate_corpus,
+        generate_watch_log,
+        write_analogy_file,
+        write_similarity_file,
+    )
     from embedpipe.evaluate.pipeline import run_evaluate
     from embedpipe.interactions.pipeline import run_histories
     from embedpipe.text.pipeline import run_tokenize
@@ -35,6 +40,8 @@ def run_demo(spark: "SparkSession", config: DemoConfig) -> dict[str, Any]:
     corpus = generate_corpus(os.path.join(data, "corpus.txt"), documents=config.documents, seed=config.seed)
     analogies = os.path.join(data, "planted-analogies.txt")
     write_analogy_file(analogies, corpus)
+    similarity = os.path.join(data, "planted-similarity.tsv")
+    write_similarity_file(similarity, corpus)
     watch_log = generate_watch_log(os.path.join(data, "watch_log.csv"), users=config.users, seed=config.seed)
     log.info("demo data: %d documents, %d tokens, watch log of %d users", corpus.documents, corpus.tokens,
              config.users)
@@ -52,7 +59,7 @@ def run_demo(spark: "SparkSession", config: DemoConfig) -> dict[str, Any]:
                                  min_count=1, **train_common))
     report = run_evaluate(spark, EvaluateConfig(
         table=words_table, output=os.path.join(root, "reports", "words"), analogies=[analogies],
-        similarity=["builtin"], probes=list(WORD_PROBES), neighbors=5,
+        similarity=[similarity, "builtin"], probes=list(WORD_PROBES), neighbors=5,
     ))
     movie_probes = [watch_log.items[i] for i in _one_item_per_segment(watch_log)]
     movie_report = run_evaluate(spark, EvaluateConfig(
@@ -73,7 +80,7 @@ def run_demo(spark: "SparkSession", config: DemoConfig) -> dict[str, Any]:
 def _one_item_per_segment(watch_log: Any) -> list[int]:
     """Index of the most-watched item of each (audience, style) segment, to probe the movie table."""
     seen: dict[tuple[str, str], int] = {}
-    for index, segment in enumerate(zip(watch_log.audience, watch_log.style)):
+    for index, segment in enumerate(zip(watch_log.audience, watch_log.style, strict=True)):
         seen.setdefault(segment, index)
     return list(seen.values())
 
@@ -85,7 +92,8 @@ def _neighbours(report_dir: str) -> list[dict[str, Any]]:
 
 def _describe(words_dir: str, movies_dir: str, summary: dict[str, Any], watch_log: Any) -> str:
     """The human-readable lines the CLI prints: neighbours that show the planted structure."""
-    segment = {item: f"{aud}/{sty}" for item, aud, sty in zip(watch_log.items, watch_log.audience, watch_log.style)}
+    axes = zip(watch_log.items, watch_log.audience, watch_log.style, strict=True)
+    segment = {item: f"{audience}/{style}" for item, audience, style in axes}
     lines = ["Nearest neighbours in the word table (planted: countries, capitals, animals near 'vet'):"]
     for probe in _neighbours(words_dir):
         lines.append(f"  {probe['key']:>10}: "
