@@ -79,7 +79,7 @@ class HistoriesConfig:
     item_column: str = option("item", "item id column")
     time_column: str | None = option(None, "timestamp column that orders each user's history")
     weight_column: str | None = option(None, "weight/rating column (default: every interaction counts 1)")
-    rating_threshold: float | None = option(None, "keep only interactions whose weight is >= this (explicit -> implicit)")
+    rating_threshold: float | None = option(None, "keep interactions whose weight is >= this (explicit -> implicit)")
     csv_header: bool = option(True, "CSV files have a header row")
     csv_delimiter: str = option(",", "CSV field delimiter")
     min_count: int = option(1, "keep items with at least this many interactions", min=1)

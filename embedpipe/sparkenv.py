@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession":
+def build_spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
     """Return the active session, or create one configured from ``settings``."""
     from pyspark.sql import SparkSession
 

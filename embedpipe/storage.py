@@ -28,7 +28,7 @@ PREVIOUS_MARK = ".__embedpipe_previous-"
 class HadoopFS:
     """The few filesystem operations a job needs, through the JVM's Hadoop FileSystem."""
 
-    def __init__(self, spark: "SparkSession"):
+    def __init__(self, spark: SparkSession):
         self._jvm = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
@@ -100,7 +100,7 @@ def _parent_and_name(path: str) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def atomic_output(spark: "SparkSession", target: str) -> Iterator[str]:
+def atomic_output(spark: SparkSession, target: str) -> Iterator[str]:
     """Yield a staging directory; on normal exit it atomically replaces ``target``.
 
     On an exception the staging directory is removed and ``target`` (if any) is left as it was.

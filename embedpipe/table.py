@@ -66,8 +66,8 @@ def build_manifest(
 
 
 def write_embedding_table(
-    spark: "SparkSession",
-    rows: "DataFrame",
+    spark: SparkSession,
+    rows: DataFrame,
     output: str,
     *,
     method: str,
@@ -114,7 +114,7 @@ def write_embedding_table(
     return manifest
 
 
-def _check_staged_table(spark: "SparkSession", path: str, dim: int) -> dict[str, int]:
+def _check_staged_table(spark: SparkSession, path: str, dim: int) -> dict[str, int]:
     from pyspark.sql import functions as F
 
     staged = spark.read.parquet(path)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from embedpipe.cli import build_parser, load_job_config, JOBS
+from embedpipe.cli import JOBS, build_parser, load_job_config
 from embedpipe.config import build_config, parse_overrides, resolve_config
 from embedpipe.errors import ConfigError
 from embedpipe.jobconfig import SparkSettings, TrainConfig
