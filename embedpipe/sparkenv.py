@@ -43,6 +43,22 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
+    _quiet_expected_warnings(spark)
     log.info("spark session: master=%s app=%s", spark.sparkContext.master, spark.sparkContext.appName)
     return spark
 
+
+
+# Warnings embedpipe triggers on purpose: vocabulary ids come from a global window over the
+# (vocabulary-sized) token counts, which Spark flags as "No Partition Defined for Window operation".
+_EXPECTED_WARNING_LOGGERS = ("org.apache.spark.sql.execution.window.WindowExec",)
+
+
+def _quiet_expected_warnings(spark: SparkSession) -> None:
+    try:
+        jvm = spark.sparkContext._jvm
+        level = jvm.org.apache.logging.log4j.Level.ERROR
+        for name in _EXPECTED_WARNING_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+    except Exception:  # noqa: BLE001 - cosmetic only; never fail a job over log levels
+        log.debug("could not lower the log level of expected Spark warnings", exc_info=True)
