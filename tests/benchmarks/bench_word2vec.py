@@ -1,0 +1,93 @@
+"""MLlib Word2Vec (through `embedpipe train`) vs gensim Word2Vec, side by side on one corpus.
+
+    python tests/benchmarks/bench_word2vec.py [--epochs 5] [--demo-documents 0]
+
+Corpus: the Wikipedia excerpt shipped in gensim's test data (WikiCorpus-tokenized), optionally also a
+generated demo corpus. Settings: skip-gram, dim 100, window 5, min_count 5, the same epochs for all.
+Raw words/s = corpus tokens x epochs / training seconds (the fit only; reading and writing excluded).
+gensim runs with workers = cores, as SGNS (negative 5, sample 1e-3) and as hierarchical softmax
+without subsampling (MLlib's objective). Quality: WordSim-353 / SimLex-999 Spearman and Google
+analogy accuracy (3CosAdd, 30k most frequent words).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow.dataset as pads
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks.common import Row, Timer, render, score, spark_session, write_wiki_corpus  # noqa: E402
+
+from embedpipe.jobconfig import TokenizeConfig, TrainConfig  # noqa: E402
+from embedpipe.table import read_embedding_table  # noqa: E402
+from embedpipe.text.pipeline import run_tokenize  # noqa: E402
+from embedpipe.train.pipeline import run_train  # noqa: E402
+
+
+def bench_corpus(spark, corpus: Path, tokens_total: int, workdir: Path, args: argparse.Namespace) -> list[Row]:
+    from gensim.models import Word2Vec
+
+    tokens_dir = str(workdir / "tokens")
+    run_tokenize(spark, TokenizeConfig(input=str(corpus), output=tokens_dir, min_count=5))
+    rows: list[Row] = []
+    for partitions in args.partitions:
+        table_dir = str(workdir / f"mllib-{partitions}")
+        summary = run_train(spark, TrainConfig(
+            input=tokens_dir, output=table_dir, method="word2vec", dim=100, window=5, min_count=5,
+            epochs=args.epochs, partitions=partitions, seed=1,
+        ))
+        table = read_embedding_table(table_dir)
+        seconds = summary["fit_seconds"]
+        rows.append(Row(f"MLlib Word2Vec (HS), {partitions} partition(s)", seconds,
+                        tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+
+    sentences = [list(t) for t in pads.dataset(tokens_dir + "/tokens").to_table(columns=["tokens"])
+                 .column("tokens").to_pylist()]
+    workers = os.cpu_count() or 2
+    for label, kwargs in (
+        (f"gensim SGNS, workers={workers}", {"negative": 5, "hs": 0, "sample": 1e-3}),
+        (f"gensim HS no subsampling, workers={workers}", {"negative": 0, "hs": 1, "sample": 0}),
+    ):
+        model = Word2Vec(vector_size=100, window=5, min_count=5, sg=1, workers=workers, seed=1, **kwargs)
+        model.build_vocab(sentences)
+        with Timer() as timer:
+            model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
+        keys = list(model.wv.index_to_key)
+        rows.append(Row(label, timer.seconds, tokens_total * args.epochs / timer.seconds,
+                        score(keys, model.wv.vectors)))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--demo-documents", type=int, default=0,
+                        help="also benchmark a generated demo corpus of this many documents (~12 tokens each)")
+    args = parser.parse_args()
+    spark = spark_session()
+    with tempfile.TemporaryDirectory(prefix="embedpipe-bench-") as tmp:
+        work = Path(tmp)
+        corpora = []
+        wiki = work / "wiki.txt"
+        corpora.append(("Wikipedia excerpt (gensim test data)", wiki, write_wiki_corpus(wiki)))
+        if args.demo_documents:
+            from embedpipe.demo.generator import generate_corpus
+
+            info = generate_corpus(work / "demo.txt", documents=args.demo_documents, seed=7)
+            corpora.append((f"demo corpus ({args.demo_documents} documents)", Path(info.path), info.tokens))
+        for name, path, tokens in corpora:
+            rows = bench_corpus(spark, path, tokens, work / path.stem, args)
+            print(f"\n### {name}: {tokens:,} tokens, {args.epochs} epochs\n")
+            print(render(rows, reference=rows[-2].system))
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
