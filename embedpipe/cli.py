@@ -28,8 +28,10 @@ from embedpipe.config import (
 from embedpipe.errors import ConfigError, EmbedpipeError
 from embedpipe.jobconfig import (
     DemoConfig,
+    EmbedConfig,
     EvaluateConfig,
     HistoriesConfig,
+    NeighborsConfig,
     SparkSettings,
     TokenizeConfig,
     TrainConfig,
@@ -59,6 +61,11 @@ JOBS: dict[str, Job] = {
             "tokenize output -> embedding table (word2vec, pca)"),
         Job("evaluate", EvaluateConfig, "embedpipe.evaluate.pipeline:run_evaluate",
             "embedding table -> similarity, analogy, coverage, neighbours, 2-D plot report"),
+        Job("embed", EmbedConfig, "embedpipe.lookup.embed:run_embed",
+            "dataset + embedding table -> every row with the combined vector of its tokens/items"),
+        Job("neighbors", NeighborsConfig,
+            "embedpipe.lookup.neighbors:run_neighbors",
+            "embedding table -> top-k cosine neighbours of every key (or queries) and analogy answers"),
     )
 }
 

@@ -1,0 +1,237 @@
+"""``embedpipe neighbors``: top-k cosine neighbours of every key (or of query keys), plus analogies.
+
+Exact (default): the unit-normalised table is broadcast once per executor; the query rows are cut
+into blocks of ``block_rows`` that Spark spreads over its tasks, and each block is one
+``(block x N)`` matrix product plus a partial sort (:func:`embedpipe.evaluate.top_k_neighbours`).
+Work is ``N^2 dim`` flops and no row pair ever becomes a Spark row: never a cross join.
+
+Approximate (for tables whose ``N^2`` is out of reach): random-hyperplane LSH. Each of
+``lsh_tables`` hash tables gives every key a ``lsh_bits``-bit signature (the signs of its
+projections on random hyperplanes, seeded); keys sharing a bucket are scored exactly against
+each other, and each key keeps the best ``k`` candidates over all tables. Neighbours missed by
+every table are missed (recall < 1), scores of those found are exact.
+
+Output Parquet: ``key`` string, ``neighbor`` string, ``score`` float (cosine), ``rank`` int (1 =
+nearest); ties go to the more frequent key.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from embedpipe import schema
+from embedpipe.errors import ConfigError, InputError
+from embedpipe.jobconfig import NeighborsConfig
+from embedpipe.storage import atomic_output
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+NEIGHBOR = "neighbor"
+SCORE = "score"
+RANK = "rank"
+NEIGHBORS_DDL = "key string, neighbor string, score float, rank int"
+ANALOGY_DDL = "a string, b string, c string, answer string, score float"
+
+_WORKER_INDEX: dict[str, Any] = {}
+
+
+def _index_on_worker(broadcast: Any, cache_key: str):  # noqa: ANN202 - VectorIndex
+    from embedpipe.evaluate.vectors import VectorIndex
+
+    index = _WORKER_INDEX.get(cache_key)
+    if index is None:
+        keys, unit = broadcast.value
+        _WORKER_INDEX.clear()
+        index = VectorIndex(keys, unit, lowercase=False)
+        _WORKER_INDEX[cache_key] = index
+    return index
+
+
+def _neighbour_batch(keys: list[str], query_rows: np.ndarray, neighbours: np.ndarray,
+                     scores: np.ndarray) -> pa.RecordBatch:
+    n, k = neighbours.shape
+    keys_array = pa.array(keys, pa.string())
+    return pa.RecordBatch.from_arrays(
+        [
+            keys_array.take(pa.array(np.repeat(query_rows, k))),
+            keys_array.take(pa.array(neighbours.reshape(-1))),
+            pa.array(scores.reshape(-1).astype(np.float32), pa.float32()),
+            pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), n), pa.int32()),
+        ],
+        names=[schema.KEY, NEIGHBOR, SCORE, RANK],
+    )
+
+
+def _exact_blocks(batches: Iterator[pa.RecordBatch], *, broadcast: Any, cache_key: str, query_rows: np.ndarray,
+                  k: int) -> Iterator[pa.RecordBatch]:
+    from embedpipe.evaluate.neighbours import top_k_neighbours
+
+    index = _index_on_worker(broadcast, cache_key)
+    for batch in batches:
+        for start, end in zip(batch.column("start").to_numpy(), batch.column("end").to_numpy(), strict=True):
+            rows = query_rows[start:end]
+            neighbours, scores = top_k_neighbours(index, rows, k)
+            yield _neighbour_batch(index.keys, rows, neighbours, scores)
+
+
+def exact_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, query_rows: np.ndarray, k: int,
+                    block_rows: int) -> DataFrame:
+    """Top-k of ``query_rows`` as blocked matrix products, one block per Spark task slice."""
+    broadcast = spark.sparkContext.broadcast((keys, unit))
+    starts = list(range(0, len(query_rows), block_rows))
+    blocks = spark.createDataFrame([(s, min(s + block_rows, len(query_rows))) for s in starts],
+                                   "start bigint, end bigint")
+    slots = max(1, min(len(starts), spark.sparkContext.defaultParallelism * 4))
+    function = functools.partial(_exact_blocks, broadcast=broadcast, cache_key=uuid.uuid4().hex,
+                                 query_rows=query_rows, k=k)
+    return blocks.repartition(slots).mapInArrow(function, NEIGHBORS_DDL)
+
+
+# ------------------------------------------------------------------------------- approximate
+
+
+def _signature_batches(batches: Iterator[pa.RecordBatch], *, planes: np.ndarray, dim: int) -> Iterator[pa.RecordBatch]:
+    """(row, table, bucket) for every key and hash table; ``planes`` is (tables, bits, dim)."""
+    tables, bits, _ = planes.shape
+    weights = (1 << np.arange(bits, dtype=np.int64))
+    for batch in batches:
+        rows = batch.column(schema.ID).to_numpy()
+        vectors = batch.column(schema.VECTOR).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        projections = np.einsum("nd,tbd->ntb", vectors.astype(np.float32), planes)
+        buckets = ((projections > 0).astype(np.int64) * weights).sum(axis=2)  # (n, tables)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(np.repeat(rows, tables)), pa.array(np.tile(np.arange(tables), rows.size)),
+             pa.array(buckets.reshape(-1))],
+            names=["row", "lsh_table", "bucket"],
+        )
+
+
+def _bucket_neighbors(table: pa.Table, *, broadcast: Any, cache_key: str, k: int) -> pa.Table:
+    """Exact top-k among the keys of one bucket (skipping rows that are not queries)."""
+    index = _index_on_worker(broadcast, cache_key)
+    rows = np.sort(table.column("row").to_numpy())
+    members = index.unit[rows]
+    scores = members @ members.T
+    np.fill_diagonal(scores, -np.inf)
+    kk = min(k, rows.size - 1)
+    if kk <= 0:
+        return pa.Table.from_batches([], schema=pa.schema([(schema.KEY, pa.string()), (NEIGHBOR, pa.string()),
+                                                          (SCORE, pa.float32()), (RANK, pa.int32())]))
+    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((rows[top], -top_scores), axis=1)
+    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+    return pa.Table.from_batches([_neighbour_batch(index.keys, rows, rows[top], top_scores)])
+
+
+def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, query_rows: np.ndarray,
+                          config: NeighborsConfig) -> DataFrame:
+    """LSH candidates scored exactly; the best ``k`` per key over all hash tables."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    dim = unit.shape[1]
+    planes = np.random.default_rng(config.seed).standard_normal((config.lsh_tables, config.lsh_bits, dim))
+    planes = planes.astype(np.float32)
+    broadcast = spark.sparkContext.broadcast((keys, unit))
+    cache_key = uuid.uuid4().hex
+    rows = spark.createDataFrame(
+        pa.table({schema.ID: np.arange(len(keys), dtype=np.int64),
+                  schema.VECTOR: pa.FixedSizeListArray.from_arrays(pa.array(unit.reshape(-1)), dim).cast(
+                      pa.list_(pa.float32()))}).to_pandas()
+    )
+    signatures = rows.mapInArrow(functools.partial(_signature_batches, planes=planes, dim=dim),
+                                 "row bigint, lsh_table bigint, bucket bigint")
+    k = config.k
+
+    def bucket_neighbors(table: pa.Table) -> pa.Table:  # plain values only in the closure (pickles cleanly)
+        return _bucket_neighbors(table, broadcast=broadcast, cache_key=cache_key, k=k)
+
+    candidates = signatures.groupBy("lsh_table", "bucket").applyInArrow(bucket_neighbors, NEIGHBORS_DDL)
+    if len(query_rows) < len(keys):
+        wanted = spark.createDataFrame([(keys[int(r)],) for r in query_rows], "key string")
+        candidates = candidates.join(F.broadcast(wanted), schema.KEY, "left_semi")
+    best = candidates.groupBy(schema.KEY, NEIGHBOR).agg(F.max(SCORE).alias(SCORE))
+    order = Window.partitionBy(schema.KEY).orderBy(F.col(SCORE).desc(), F.col(NEIGHBOR))
+    return best.withColumn(RANK, F.row_number().over(order).cast("int")).filter(F.col(RANK) <= config.k)
+
+
+# -------------------------------------------------------------------------------------- job
+
+
+def parse_analogy(text: str) -> tuple[str, str, str]:
+    """``"king man woman"`` (or comma separated) -> ("king", "man", "woman")."""
+    words = text.replace(",", " ").split()
+    if len(words) != 3:
+        raise ConfigError(f"config key 'analogies': {text!r} must be three keys 'a b c' (answers a - b + c)")
+    return words[0], words[1], words[2]
+
+
+def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any]:
+    """Write the neighbours of ``config.table`` (all keys or ``queries``) and answer analogies."""
+    from embedpipe.lookup.api import EmbeddingLookup, read_table_arrow
+    from embedpipe.lookup.embed import check_table, read_table_manifest
+
+    started = time.monotonic()
+    questions = [parse_analogy(q) for q in config.analogies]
+    manifest = read_table_manifest(spark, config.table)
+    check_table(config.table, manifest, None)
+    lookup = EmbeddingLookup.from_arrow(read_table_arrow(config.table), manifest, path=config.table)
+    keys, unit = lookup.keys, lookup.index.unit
+    if config.queries:
+        wanted = list(dict.fromkeys(config.queries))
+        found = lookup.rows(wanted)
+        missing = [q for q, r in zip(wanted, found, strict=True) if r < 0]
+        if len(missing) == len(wanted):
+            raise InputError(f"none of the queries are keys of table {config.table}: {', '.join(missing[:5])}")
+        if missing:
+            log.warning("queries not in the table (skipped): %s", ", ".join(missing))
+        query_rows = np.asarray([r for r in found if r >= 0], dtype=np.int64)
+    else:
+        missing, query_rows = [], np.arange(len(keys), dtype=np.int64)
+    k = min(config.k, len(keys) - 1)
+    if k < 1:
+        raise InputError(f"embedding table {config.table} has {len(keys)} key; neighbours need at least 2")
+    missing_words = [w for q in questions for w in q if w not in lookup]
+    if missing_words:
+        raise InputError(f"analogy words not in table {config.table}: {', '.join(dict.fromkeys(missing_words))}")
+    answers = lookup.analogies(questions)
+    if config.method == "exact":
+        frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
+    else:
+        frame = approximate_neighbors(spark, keys, unit, query_rows, config)
+    with atomic_output(spark, config.output) as staging:
+        frame.select(schema.KEY, NEIGHBOR, SCORE, RANK).write.mode("error").parquet(staging)
+    if config.analogy_output:
+        rows = [(a, b, c, None if ans is None else ans[0], None if ans is None else float(ans[1]))
+                for (a, b, c), ans in zip(questions, answers, strict=True)]
+        with atomic_output(spark, config.analogy_output) as staging:
+            spark.createDataFrame(rows, ANALOGY_DDL).coalesce(1).write.mode("error").parquet(staging)
+    elapsed = time.monotonic() - started
+    log.info("%s neighbours (k=%d) of %d keys of %s in %.1fs -> %s", config.method, k, len(query_rows),
+             config.table, elapsed, config.output)
+    display = "\n".join(
+        f"{a} - {b} + {c} = {'(none)' if ans is None else f'{ans[0]} ({ans[1]:.3f})'}"
+        for (a, b, c), ans in zip(questions, answers, strict=True)
+    )
+    return {
+        "output": config.output,
+        "method": config.method,
+        "queries": int(len(query_rows)),
+        "queries_missing": missing,
+        "k": k,
+        "analogies": [None if ans is None else ans[0] for ans in answers],
+        "seconds": round(elapsed, 3),
+        **({"display": display} if display else {}),
+    }
