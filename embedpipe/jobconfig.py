@@ -90,7 +90,7 @@ class HistoriesConfig:
             raise ConfigError("config key 'rating_threshold' needs weight_column (the rating column to compare)")
 
 
-TRAIN_METHODS = ("word2vec", "pca")
+TRAIN_METHODS = ("word2vec", "pca", "sgns")
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,14 @@ class TrainConfig:
     dim: int = option(100, "embedding dimension", min=1)
     seed: int = option(42, "random seed", min=0)
     # word2vec (pyspark.ml.feature.Word2Vec)
-    window: int = option(5, "word2vec: context window size", min=1)
+    window: int = option(5, "word2vec, sgns: context window size", min=1)
     min_count: int = option(
         1, "word2vec: also drop vocabulary words counted fewer than this many times (the table keeps exactly the "
         "remaining vocabulary; MLlib's own minCount is always 1)", min=1,
     )
-    epochs: int = option(1, "word2vec: passes over the corpus (MLlib maxIter)", min=1)
+    epochs: int = option(1, "word2vec, sgns: passes over the corpus (MLlib maxIter)", min=1)
     partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
-    step_size: float = option(0.025, "word2vec: initial learning rate", min=0.0, min_exclusive=True)
+    step_size: float = option(0.025, "word2vec, sgns: initial learning rate", min=0.0, min_exclusive=True)
     max_sentence_length: int = option(
         1000, "word2vec: longer documents are split into chunks of this many tokens", min=1
     )
@@ -131,6 +131,19 @@ class TrainConfig:
         choices=("singular", "sqrt", "none"),
     )
     doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
+    # sgns (embedpipe's PyTorch trainer, embedpipe.trainer)
+    negative: int = option(5, "sgns: noise words per (center, context) pair", min=1)
+    sample: float = option(1e-3, "sgns: subsampling threshold for frequent words (0 = off)", min=0.0)
+    min_lr: float = option(1e-4, "sgns: learning rate reached at the end (linear decay)", min=0.0)
+    batch_size: int = option(1024, "sgns: center words per step (larger keeps a GPU busier)", min=1)
+    negative_mode: str = option(
+        "target", "sgns: noise replaces the center word (target), the context word (context) or both",
+        choices=("target", "context", "both"),
+    )
+    device: str = option("auto", "sgns: auto (cuda if a GPU is assigned or visible), cpu or cuda",
+                         choices=("auto", "cpu", "cuda"))
+    processes: int = option(1, "sgns: model replicas, one Spark barrier task each, averaged after every epoch", min=1)
+    threads: int | None = option(None, "sgns: CPU threads per replica (default: torch's default)", min=1)
 
     def validate(self) -> None:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):
@@ -168,3 +181,71 @@ class DemoConfig:
     method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
     dim: int = option(50, "embedding dimension", min=2)
     epochs: int = option(3, "training epochs (word2vec)", min=1)
+
+
+EMBED_FORMATS = ("auto", "parquet", "json", "csv", "text")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """``embedpipe embed``: a dataset + an embedding table -> the dataset with a vector per row."""
+
+    table: str = option(help="embedding table directory to look keys up in")
+    input: str = option(help="dataset to embed: Parquet, JSON lines, CSV or text (one document per line)")
+    output: str = option(help="output Parquet directory (every input column + vector, tokens_found, "
+                              "tokens_total); replaced atomically")
+    format: str = option("auto", "input format (auto: by file extension)", choices=EMBED_FORMATS)
+    column: str = option("tokens", "column to embed: array of tokens/items, raw text, or sparse indices")
+    kind: str = option(
+        "auto", "what the column holds (auto: array<string> = tokens, string = text, array<int> with "
+        "values_column = sparse)", choices=("auto", "tokens", "text", "sparse"),
+    )
+    values_column: str | None = option(None, "sparse: the values column paired with the indices in 'column'")
+    combiner: str = option(
+        "mean", "how a row's vectors combine: mean, sum (distinct keys), weighted_sum (counts/values, S.E), "
+        "tfidf, sqrtn (S.E / ||s||_2)", choices=("mean", "sum", "weighted_sum", "tfidf", "sqrtn"),
+    )
+    idf: str = option("table", "tfidf: document frequencies from the table's counts or from the input",
+                      choices=("table", "input"))
+    normalize: bool = option(False, "L2-normalise every output vector")
+    oov: str = option("skip", "tokens not in the table: skip them, count them as zero vectors, or fail the job",
+                      choices=("skip", "zero", "fail"))
+    strategy: str = option(
+        "auto", "broadcast the table to executors or shuffle-join it (auto: broadcast below broadcast_max_mb)",
+        choices=("auto", "broadcast", "shuffle"),
+    )
+    broadcast_max_mb: int = option(
+        512, "auto: largest table (vectors + keys, MiB) shipped to every executor Python worker", min=1
+    )
+    dim: int | None = option(None, "expected table dimension; the job fails if the table differs", min=1)
+    vector_column: str = option("vector", "name of the output vector column")
+    csv_header: bool = option(True, "CSV files have a header row")
+    csv_delimiter: str = option(",", "CSV field delimiter")
+
+    def validate(self) -> None:
+        if self.values_column is not None and self.kind not in ("auto", "sparse"):
+            raise ConfigError("config key 'values_column' needs kind = sparse (or auto)")
+
+
+@dataclass(frozen=True)
+class NeighborsConfig:
+    """``embedpipe neighbors``: embedding table -> top-k cosine neighbours (and analogy answers)."""
+
+    table: str = option(help="embedding table directory")
+    output: str = option(help="output Parquet directory (key, neighbor, score, rank); replaced atomically")
+    k: int = option(10, "neighbours per key", min=1)
+    queries: list[str] = option([], "only these keys (default: every key of the table)")
+    method: str = option(
+        "exact", "exact: blocked matrix products against the broadcast table; approximate: random-hyperplane "
+        "LSH buckets, exact scores within candidate buckets", choices=("exact", "approximate"),
+    )
+    block_rows: int = option(4096, "exact: query rows per block (one matrix product per block)", min=1)
+    lsh_bits: int = option(12, "approximate: hyperplanes per hash (about rows / 2^bits keys per bucket)",
+                           min=1, max=30)
+    lsh_tables: int = option(4, "approximate: independent hash tables (more = better recall, slower)", min=1)
+    seed: int = option(42, "approximate: random hyperplane seed", min=0)
+    analogies: list[str] = option(
+        [], "analogy queries 'a b c' (answers a - b + c, inputs excluded), e.g. 'king man woman'"
+    )
+    analogy_output: str | None = option(None, "also write the analogy answers here as Parquet (a, b, c, answer, "
+                                              "score, rank)")

@@ -57,6 +57,8 @@ METHODS: dict[str, TrainMethod] = {
         TrainMethod("pca", "embedpipe.train.pca:train_pca",
                     "PCA / distributed truncated SVD of the bag-of-words (or user x item) count matrix",
                     embeds_rows=True),
+        TrainMethod("sgns", "embedpipe.train.sgns:train_sgns_on_spark",
+                    "embedpipe's PyTorch skip-gram with negative sampling in Spark barrier tasks (CPU or GPU)"),
     )
 }
 
