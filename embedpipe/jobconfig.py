@@ -142,7 +142,8 @@ class TrainConfig:
     )
     device: str = option("auto", "sgns: auto (cuda if a GPU is assigned or visible), cpu or cuda",
                          choices=("auto", "cpu", "cuda"))
-    processes: int = option(1, "sgns: model replicas, one Spark barrier task each, averaged after every epoch", min=1)
+    processes: int = option(1, "sgns: model replicas, one Spark barrier task each (data parallel)", min=1)
+    averages_per_epoch: int = option(10, "sgns: how often per epoch the replicas average their matrices", min=1)
     threads: int | None = option(None, "sgns: CPU threads per replica (default: torch's default)", min=1)
 
     def validate(self) -> None:

@@ -1,0 +1,89 @@
+"""The settings of the SGNS trainer, declared once with help text and constraints.
+
+:class:`SGNSParams` uses :func:`embedpipe.config.option`, so a job config can reuse the same help
+text, and it validates itself on construction: a bad value raises
+:class:`~embedpipe.errors.ConfigError` naming the key whichever way the params were built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from embedpipe.config import option
+from embedpipe.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+NEGATIVE_MODES = ("target", "context", "both")
+OBJECTIVES = ("skipgram",)
+
+
+@dataclass(frozen=True)
+class SGNSParams:
+    """Hyper-parameters of skip-gram with negative sampling (word2vec's names where they exist).
+
+    ``negative_mode`` picks which side of a (center, context) pair is replaced by noise:
+
+    * ``target`` (word2vec.c, gensim): the context word's input vector is trained to predict the
+      center word's output vector against ``negative`` noise *targets*;
+    * ``context`` (the formulation of Mikolov et al. 2013): the center word's input vector is trained
+      to predict each context word's output vector against ``negative`` noise *contexts*;
+    * ``both``: the sum of the two losses.
+
+    On CPU the same seed gives bit-identical vectors for any ``threads`` while ``deterministic``
+    is true; ``deterministic=False`` trades that for speed on several cores (Hogwild).
+    """
+
+    dim: int = option(100, "embedding dimension", min=1)
+    window: int = option(5, "maximum distance between a center and a context word", min=1)
+    negative: int = option(5, "noise words per (center, context) pair", min=1)
+    sample: float = option(1e-3, "subsampling threshold for frequent words (0 = off)", min=0.0)
+    lr: float = option(0.025, "initial learning rate", min=0.0, min_exclusive=True)
+    min_lr: float = option(1e-4, "learning rate reached at the end (linear decay over all words)", min=0.0)
+    epochs: int = option(5, "passes over the corpus", min=1)
+    batch_size: int = option(
+        1024, "windows (center words) per SGD step; larger is faster on GPUs but coarser (see sgns.py)", min=1
+    )
+    seed: int = option(1, "random seed (initialisation, subsampling, windows, noise)", min=0)
+    device: str = option("auto", "where to train: auto (cuda if available), cpu or cuda", choices=DEVICES)
+    negative_mode: str = option(
+        "target", "noise replaces the center word (target), the context word (context) or both", choices=NEGATIVE_MODES
+    )
+    objective: str = option("skipgram", "training objective", choices=OBJECTIVES)
+    threads: int | None = option(None, "CPU worker threads (default: torch.get_num_threads())", min=1)
+    deterministic: bool = option(
+        True,
+        "CPU with threads > 1: lock-step workers whose results do not depend on the thread count (true), "
+        "or Hogwild workers as in word2vec/gensim, faster but different on every run (false)",
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field against its declared constraints; raise ConfigError naming the key."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            meta = field.metadata
+            if isinstance(value, bool) or value is None:
+                if value is None and field.name != "threads":
+                    raise ConfigError(f"config key '{field.name}' is required")
+                continue
+            choices = meta.get("choices")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"config key '{field.name}' must be one of {', '.join(choices)}, got {value!r}")
+            low, high = meta.get("min"), meta.get("max")
+            if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):
+                relation = ">" if meta.get("min_exclusive") else ">="
+                raise ConfigError(f"config key '{field.name}' must be {relation} {low}, got {value!r}")
+            if high is not None and value > high:
+                raise ConfigError(f"config key '{field.name}' must be <= {high}, got {value!r}")
+        for name in ("sample", "lr", "min_lr"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"config key '{name}' must be a finite number, got {getattr(self, name)!r}")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"config key 'min_lr' must be <= lr ({self.lr}), got {self.min_lr!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,416 @@
+"""The SGNS training loop: epochs, learning-rate decay, progress, divergence checks, checkpoints.
+
+``train_sgns`` takes plain arrays (an :class:`~embedpipe.trainer.corpus.IdCorpus` and the word
+counts) and runs on CPU or CUDA with the same code; the Spark layer only has to build those arrays.
+
+Reproducibility: on CPU, the same corpus, counts and params give bit-identical vectors, whatever
+``threads`` is: every random number comes from seeded :class:`torch.Generator` objects (see
+:mod:`embedpipe.trainer.model`), each worker runs one-thread torch ops, and every sum over a batch
+runs in a fixed order (see :class:`_Stepper`). The same holds across machines only as far as their
+BLAS kernels round alike. On CUDA, ``index_add_`` accumulates with atomics, so runs agree only up
+to float rounding.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+import numpy as np
+import torch
+
+from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
+from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
+from embedpipe.trainer.config import SGNSParams
+from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
+from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
+from embedpipe.trainer.sgns import batch_loss, pair_count, score_batch, sgns_step, update_inputs, update_outputs
+
+logger = logging.getLogger(__name__)
+
+#: Steps between divergence checks inside an epoch (each check is a host sync on CUDA).
+CHECK_EVERY = 32
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One progress report, passed to the ``progress`` callback (and logged)."""
+
+    epoch: int  # 1-based epoch being trained (or just finished when ``epoch_end``)
+    epochs: int
+    words_done: int  # raw tokens processed over all epochs, including before a resume
+    total_words: int
+    loss: float  # mean loss per (center, context) pair since the previous report
+    lr: float
+    words_per_second: float
+    eta_seconds: float
+    epoch_end: bool = False
+
+    @property
+    def fraction_done(self) -> float:
+        return self.words_done / self.total_words if self.total_words else 1.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The trained vectors (copies, float32) and how the run went."""
+
+    input_vectors: np.ndarray = field(repr=False)  # V x d: the word vectors to export
+    output_vectors: np.ndarray = field(repr=False)  # V x d: context vectors (useful for IN-OUT similarity)
+    epoch_losses: list[float]  # mean loss per pair of every epoch, including epochs before a resume
+    words_per_second: float  # raw corpus tokens per second in this run
+    seconds: float
+    words: int  # raw tokens trained in this run
+    pairs: int  # (center, context) pairs trained in this run
+    device: str
+    params: SGNSParams = field(repr=False)
+
+
+class ReplicaSync(Protocol):
+    """Averages data-parallel replicas; ``progress`` is in epochs (1.5 = half-way through epoch 2).
+
+    The loop calls ``sync`` whenever ``due`` says so and at every epoch end; an implementation must
+    run the same number of averaging rounds on every replica for the same ``progress`` values, since
+    replicas see different amounts of data between calls.
+    """
+
+    def due(self, progress: float) -> bool: ...
+
+    def sync(self, state: TrainingState, progress: float) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda if available, else cpu; asking for cuda without one is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    return torch.device(name)
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    """Set torch's intra-op thread count for the block (a process-wide setting) and restore it."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Stepper:
+    """Runs SGD steps: on one thread, or on CPU over worker threads, lock-step or Hogwild.
+
+    The ops of one step are small (a few thousand rows), so torch's intra-op threads mostly pay
+    fork/join costs and ``index_add_`` stays serial anyway; workers run one-thread ops instead
+    (torch ops release the GIL).
+
+    * Lock-step (``deterministic=True``): each batch is cut into one part per worker, the workers
+      score their parts concurrently, then one worker updates W_in while another updates W_out,
+      each from the scored copies and in batch order. The result is bit-identical to the
+      one-thread step, so the thread count never changes the vectors; the two barriers per step
+      limit the speed-up (about 1.2x on 2 cores).
+    * Hogwild (``deterministic=False``): each worker trains whole batches on the shared matrices
+      without locks, as word2vec.c and gensim do (about 1.7x on 2 cores); concurrent updates of a
+      row may overwrite each other, so results vary from run to run.
+
+    :meth:`step` returns the batch's summed loss, or a future of it while a Hogwild worker is busy.
+    """
+
+    def __init__(self, state: TrainingState, negative_mode: str, workers: int, hogwild: bool = False):
+        self.state = state
+        self.negative_mode = negative_mode
+        self.workers = workers
+        self.hogwild = hogwild and workers > 1
+        # lock-step: the calling thread is one of the workers; Hogwild: it prepares the next batches
+        pool_size = workers if hogwild else workers - 1
+        self.pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sgns-step") if workers > 1 else None
+        self.buffers = (state.w_in.new_zeros(state.vocab_size), state.w_out.new_zeros(state.vocab_size))
+        self.local = threading.local()  # Hogwild: per-worker scratch buffers
+
+    @property
+    def in_flight(self) -> int:
+        """Batches the caller may keep pending before collecting the oldest loss."""
+        return self.workers if self.hogwild else 0
+
+    def step(self, batch: WindowBatch, lr: float) -> torch.Tensor | Future:
+        w_in, w_out, mode = self.state.w_in, self.state.w_out, self.negative_mode
+        if self.pool is None:
+            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers)
+        if self.hogwild:
+            return self.pool.submit(self._hogwild_step, batch, lr)
+        first, *others = batch.split(self.workers)  # this thread scores the first part itself
+        futures = [self.pool.submit(score_batch, w_in, w_out, part, lr, mode) for part in others]
+        parts = [score_batch(w_in, w_out, first, lr, mode)] + [future.result() for future in futures]
+        pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr)
+        update_outputs(w_out, self.buffers[1], parts, lr)
+        pending.result()
+        return batch_loss(parts)
+
+    def _hogwild_step(self, batch: WindowBatch, lr: float) -> torch.Tensor:
+        buffers = getattr(self.local, "buffers", None)
+        if buffers is None:
+            buffers = self.local.buffers = (torch.zeros_like(self.buffers[0]), torch.zeros_like(self.buffers[1]))
+        return sgns_step(self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+def _resolve(loss: torch.Tensor | Future) -> torch.Tensor:
+    return loss.result() if isinstance(loss, Future) else loss
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, redrawn at most a few times a second; only used on a TTY."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.last = 0.0
+
+    def update(self, report: TrainProgress, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.25:
+            return
+        self.last = now
+        filled = int(30 * report.fraction_done)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * report.fraction_done:5.1f}% "
+            f"epoch {report.epoch}/{report.epochs} loss {report.loss:.4f} "
+            f"{report.words_per_second:,.0f} words/s ETA {_format_seconds(report.eta_seconds)} "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None) -> np.ndarray:
+    if corpus.n_tokens == 0:
+        raise EmptyResultError("the corpus has no tokens to train on (after dropping out-of-vocabulary words)")
+    if counts is None:
+        return corpus.counts()
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.number):
+        raise InputError(f"word counts must be a 1-D numeric array, got shape {counts.shape} ({counts.dtype})")
+    if len(counts) == 0 or np.any(counts < 0) or not np.all(np.isfinite(counts)):
+        raise InputError("word counts must be a non-empty array of finite, non-negative numbers")
+    top = int(corpus.tokens.max())
+    if top >= len(counts):
+        raise InputError(
+            f"the corpus uses token id {top} but counts has only {len(counts)} entries (ids 0..{len(counts) - 1})"
+        )
+    total = float(counts.sum())
+    if abs(total - corpus.n_tokens) > 0.01 * corpus.n_tokens:
+        logger.warning(
+            "word counts sum to %.0f but the corpus has %d tokens; subsampling and noise follow the counts",
+            total, corpus.n_tokens,
+        )
+    return counts
+
+
+def _diverged(value: float, state: TrainingState, params: SGNSParams, epochs: int, lr: float) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"SGNS training diverged: the loss became {value} in epoch {state.epoch + 1}/{epochs} at step {state.step} "
+        f"(learning rate {lr:.3g}); lower config key 'lr' (now {params.lr:g}) or look for NaN/Inf in the "
+        "resumed checkpoint"
+    )
+
+
+def train_sgns(
+    corpus: IdCorpus,
+    counts: np.ndarray | None = None,
+    params: SGNSParams | None = None,
+    *,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[TrainProgress], None] | None = None,
+    log_interval: float = 5.0,
+    replica_sync: ReplicaSync | None = None,
+) -> TrainResult:
+    """Train skip-gram with negative sampling on ``corpus`` and return the vectors.
+
+    ``counts[i]`` is the corpus frequency of id ``i`` (from the vocabulary; default: counted from the
+    corpus); its length is the vocabulary size. The learning rate decays linearly from ``lr`` to
+    ``min_lr`` over ``epochs x corpus tokens``. With ``checkpoint_dir`` the state is saved after
+    every epoch; ``resume=True`` continues from the checkpoint there if one exists (otherwise it
+    starts afresh), giving the same vectors as an uninterrupted run on CPU. ``progress`` is called
+    with a :class:`TrainProgress` about every ``log_interval`` seconds and after each epoch.
+    ``replica_sync`` lets data-parallel replicas average their matrices at fixed fractions of every
+    epoch (see :class:`ReplicaSync`); the Spark layer passes one per barrier task.
+    Raises :class:`~embedpipe.errors.TrainingDivergedError` when the loss becomes NaN or infinite.
+    """
+    params = params or SGNSParams()
+    counts = _check_inputs(corpus, counts)
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume needs a checkpoint directory")
+    device = resolve_device(params.device)
+    vocab_size = len(counts)
+    # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
+    # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
+    workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
+    intra_op = 1 if device.type == "cpu" else params.threads
+    with _torch_threads(intra_op):
+        state = None
+        if resume:
+            state = load_checkpoint(checkpoint_dir, params, vocab_size, device)  # type: ignore[arg-type]
+            if state is None:
+                logger.info("no checkpoint in %s; starting from scratch", checkpoint_dir)
+            else:
+                logger.info("resuming from %s after epoch %d (step %d)", checkpoint_dir, state.epoch, state.step)
+        if state is None:
+            state = TrainingState.initial(vocab_size, params, device)
+        batcher = SkipGramBatcher(
+            corpus,
+            keep_probabilities(counts, params.sample),
+            NoiseSampler(noise_distribution(counts), device),
+            window=params.window,
+            negative=params.negative,
+            batch_size=params.batch_size,
+            negative_mode=params.negative_mode,
+            device=device,
+        )
+        logger.info(
+            "training SGNS on %s: %d tokens in %d sentences, %d words, %d worker thread(s), params %s",
+            device, corpus.n_tokens, corpus.n_sentences, vocab_size, workers, params.to_dict(),
+        )
+        stepper = _Stepper(state, params.negative_mode, workers, hogwild=not params.deterministic)
+        try:
+            return _run_epochs(
+                state, batcher, stepper, corpus.n_tokens, params, device, checkpoint_dir, progress, log_interval,
+                replica_sync,
+            )
+        finally:
+            stepper.close()
+
+
+def _run_epochs(
+    state: TrainingState,
+    batcher: SkipGramBatcher,
+    stepper: _Stepper,
+    n_tokens: int,
+    params: SGNSParams,
+    device: torch.device,
+    checkpoint_dir: str | Path | None,
+    progress: Callable[[TrainProgress], None] | None,
+    log_interval: float,
+    replica_sync: ReplicaSync | None = None,
+) -> TrainResult:
+    epochs = params.epochs
+    total_words = epochs * n_tokens
+    bar = _ProgressBar(sys.stderr) if sys.stderr is not None and sys.stderr.isatty() else None
+    start = time.perf_counter()
+    start_words = state.words_done
+    run_pairs = 0.0
+    lr = params.lr
+
+    def report(words: int, loss: float, epoch_end: bool) -> None:
+        elapsed = time.perf_counter() - start
+        rate = (words - start_words) / elapsed if elapsed > 0 else 0.0
+        eta = (total_words - words) / rate if rate > 0 else math.inf
+        epoch = state.epoch + (0 if epoch_end else 1)
+        info = TrainProgress(epoch, epochs, words, total_words, loss, lr, rate, eta, epoch_end)
+        if epoch_end:
+            logger.info(
+                "SGNS epoch %d/%d done: loss %.4f, %.0f words/s, %.1f%% done, ETA %s",
+                info.epoch, epochs, loss, rate, 100 * info.fraction_done, _format_seconds(eta),
+            )
+        else:
+            logger.info(
+                "SGNS epoch %d/%d: %.1f%% done, loss %.4f, lr %.5f, %.0f words/s, ETA %s",
+                info.epoch, epochs, 100 * info.fraction_done, loss, lr, rate, _format_seconds(eta),
+            )
+        if bar is not None:
+            bar.update(info, force=epoch_end)
+        if progress is not None:
+            progress(info)
+
+    try:
+        for epoch in range(state.epoch, epochs):
+            epoch_start_words = epoch * n_tokens
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            pair_sum = torch.zeros((), dtype=torch.float64, device=device)
+            reported_loss, reported_pairs = 0.0, 0.0
+            words = epoch_start_words
+            last_report = time.perf_counter()
+            pending: deque[torch.Tensor | Future] = deque()
+            for batch in batcher.epoch(state.epoch_generator(device)):
+                lr = max(params.min_lr, params.lr - (params.lr - params.min_lr) * words / total_words)
+                pending.append(stepper.step(batch, lr))
+                while len(pending) > stepper.in_flight:
+                    loss_sum += _resolve(pending.popleft())
+                pair_sum += pair_count(batch)
+                state.step += 1
+                words = epoch_start_words + batch.words_done
+                if replica_sync is not None and replica_sync.due(words / n_tokens):
+                    while pending:  # the matrices must be quiet while replicas exchange them
+                        loss_sum += _resolve(pending.popleft())
+                    replica_sync.sync(state, words / n_tokens)
+                timed = time.perf_counter() - last_report >= log_interval
+                if timed or state.step % CHECK_EVERY == 0:
+                    total_loss, total_pairs = float(loss_sum), float(pair_sum)
+                    if not math.isfinite(total_loss):
+                        raise _diverged(total_loss, state, params, epochs, lr)
+                    if timed:
+                        window_pairs = total_pairs - reported_pairs
+                        window_loss = (total_loss - reported_loss) / window_pairs if window_pairs else 0.0
+                        reported_loss, reported_pairs = total_loss, total_pairs
+                        report(words, window_loss, False)
+                        last_report = time.perf_counter()
+            while pending:
+                loss_sum += _resolve(pending.popleft())
+            total_loss, total_pairs = float(loss_sum), float(pair_sum)
+            if not math.isfinite(total_loss):
+                raise _diverged(total_loss, state, params, epochs, lr)
+            epoch_loss = total_loss / total_pairs if total_pairs else 0.0
+            run_pairs += total_pairs
+            state.epoch += 1
+            state.words_done = state.epoch * n_tokens
+            state.epoch_losses.append(epoch_loss)
+            if replica_sync is not None:
+                replica_sync.sync(state, float(state.epoch))
+            if checkpoint_dir is not None:
+                path = save_checkpoint(checkpoint_dir, state, params)
+                logger.info("checkpoint after epoch %d written to %s", state.epoch, path)
+            report(state.words_done, epoch_loss, True)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    words = state.words_done - start_words
+    if run_pairs == 0 and words > 0:
+        logger.warning("the corpus produced no (center, context) pairs: every sentence has fewer than 2 kept tokens")
+    return TrainResult(
+        input_vectors=state.w_in.detach().cpu().numpy().copy(),
+        output_vectors=state.w_out.detach().cpu().numpy().copy(),
+        epoch_losses=list(state.epoch_losses),
+        words_per_second=words / seconds if seconds > 0 else 0.0,
+        seconds=seconds,
+        words=words,
+        pairs=int(run_pairs),
+        device=str(device),
+        params=params,
+    )
