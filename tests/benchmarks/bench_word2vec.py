@@ -1,6 +1,6 @@
-"""MLlib Word2Vec (through `embedpipe train`) vs gensim Word2Vec, side by side on one corpus.
+"""MLlib Word2Vec and embedpipe sgns (through `embedpipe train`) vs gensim, side by side on one corpus.
 
-    python tests/benchmarks/bench_word2vec.py [--epochs 5] [--demo-documents 0]
+    python tests/benchmarks/bench_word2vec.py [--epochs 5] [--demo-documents 0] [--sgns-processes 1 2]
 
 Corpus: the Wikipedia excerpt shipped in gensim's test data (WikiCorpus-tokenized), optionally also a
 generated demo corpus. Settings: skip-gram, dim 100, window 5, min_count 5, the same epochs for all.
@@ -46,6 +46,18 @@ def bench_corpus(spark, corpus: Path, tokens_total: int, workdir: Path, args: ar
         rows.append(Row(f"MLlib Word2Vec (HS), {partitions} partition(s)", seconds,
                         tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
 
+    for processes in args.sgns_processes:
+        table_dir = str(workdir / f"sgns-{processes}")
+        summary = run_train(spark, TrainConfig(
+            input=tokens_dir, output=table_dir, method="sgns", dim=100, window=5, min_count=5, negative=5,
+            sample=1e-3, epochs=args.epochs, seed=1, device="cpu", processes=processes,
+            threads=max(1, (os.cpu_count() or 2) // processes),
+        ))
+        table = read_embedding_table(table_dir)
+        seconds = summary["fit_seconds"]
+        rows.append(Row(f"embedpipe sgns (Spark barrier task), {processes} process(es)", seconds,
+                        tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+
     sentences = [list(t) for t in pads.dataset(tokens_dir + "/tokens").to_table(columns=["tokens"])
                  .column("tokens").to_pylist()]
     workers = os.cpu_count() or 2
@@ -67,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sgns-processes", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--demo-documents", type=int, default=0,
                         help="also benchmark a generated demo corpus of this many documents (~12 tokens each)")
     args = parser.parse_args()
