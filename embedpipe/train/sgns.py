@@ -86,7 +86,12 @@ def train_sgns_on_spark(spark: SparkSession, config: TrainConfig, data: Training
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     processes = config.processes
     broadcast = spark.sparkContext.broadcast((keys, counts, params.to_dict(), processes, config.averages_per_epoch))
-    sentences = data.sentences().repartition(processes, schema.DOC_ID).select(schema.TOKENS)
+    # Shuffle blocks arrive in no fixed order: sorting within each partition makes the order a
+    # replica sees its documents in (and so the seeded run) repeatable.
+    sentences = (
+        data.sentences().repartition(processes, schema.DOC_ID).sortWithinPartitions(schema.DOC_ID)
+        .select(schema.TOKENS)
+    )
     log.info("sgns: %d %ss, %d barrier task(s), params %s", len(keys), data.key_kind, processes, params.to_dict())
 
     started = time.perf_counter()
