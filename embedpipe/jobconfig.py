@@ -145,6 +145,10 @@ class TrainConfig:
     processes: int = option(1, "sgns: model replicas, one Spark barrier task each (data parallel)", min=1)
     averages_per_epoch: int = option(10, "sgns: how often per epoch the replicas average their matrices", min=1)
     threads: int | None = option(None, "sgns: CPU threads per replica (default: torch's default)", min=1)
+    deterministic: bool = option(
+        True, "sgns: CPU threads in lock-step, same vectors for any thread count (true), or lock-free "
+        "Hogwild threads as in gensim, faster but different on every run (false)",
+    )
 
     def validate(self) -> None:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):

@@ -65,6 +65,7 @@ def sgns_params(config: TrainConfig) -> dict[str, Any]:
         "device": config.device,
         "negative_mode": config.negative_mode,
         "threads": config.threads,
+        "deterministic": config.deterministic,
     }
 
 
