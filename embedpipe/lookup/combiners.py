@@ -73,14 +73,34 @@ class Bags:
         return norm1, norm2
 
 
+def _row_major_order(rows: np.ndarray, minor: np.ndarray) -> np.ndarray | None:
+    """``np.lexsort((minor, rows))``, or None when already in that order.
+
+    One stable sort of a combined int64 key is several times faster than ``lexsort`` (and, being
+    stable, gives the same permutation); ``rows`` are non-negative, and the key falls back to
+    ``lexsort`` where it could overflow.
+    """
+    if rows.size == 0:
+        return None
+    low = int(minor.min())
+    span = int(minor.max()) - low + 1
+    if (int(rows.max()) + 1) * span >= 2**62:
+        return np.lexsort((minor, rows))
+    key = rows.astype(np.int64) * span + (minor.astype(np.int64) - low)
+    if np.all(key[1:] >= key[:-1]):
+        return None
+    return np.argsort(key, kind="stable")
+
+
 def _aggregate(n_rows: int, parents: np.ndarray, codes: np.ndarray, weights: np.ndarray,
                valid: np.ndarray) -> Bags:
     """Merge repeated (row, code) pairs, summing weights and counting occurrences."""
     if parents.size == 0:
         empty_i = np.zeros(0, dtype=np.int64)
         return Bags(n_rows, empty_i, empty_i, np.zeros(0, dtype=np.float64), empty_i, valid)
-    order = np.lexsort((codes, parents))
-    parents, codes, weights = parents[order], codes[order], weights[order]
+    order = _row_major_order(parents, codes)
+    if order is not None:
+        parents, codes, weights = parents[order], codes[order], weights[order]
     starts = np.flatnonzero(np.r_[True, (parents[1:] != parents[:-1]) | (codes[1:] != codes[:-1])])
     occurrences = np.diff(np.r_[starts, parents.size]).astype(np.int64)
     return Bags(
@@ -286,10 +306,12 @@ def embed_bags(
     found_rows = rows[found_mask]
     found_parents = bags.parents[found_mask]
     # Entries are sorted by (row, code); re-sort the found ones by (row, table row).
-    order = np.lexsort((found_rows, found_parents))
-    found_rows, found_parents = found_rows[order], found_parents[order]
-    raw_weights = bags.weights[found_mask][order]
-    occurrences = bags.occurrences[found_mask][order]
+    order = _row_major_order(found_parents, found_rows)
+    raw_weights = bags.weights[found_mask]
+    occurrences = bags.occurrences[found_mask]
+    if order is not None:
+        found_rows, found_parents = found_rows[order], found_parents[order]
+        raw_weights, occurrences = raw_weights[order], occurrences[order]
     return embed_found_entries(
         n_rows=bags.n_rows,
         parents=found_parents,

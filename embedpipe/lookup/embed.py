@@ -116,9 +116,12 @@ def choose_strategy(config: EmbedConfig, manifest: dict[str, Any]) -> tuple[str,
 def _read_table_arrow(spark: SparkSession, path: str) -> pa.Table:
     from embedpipe.lookup.api import _is_local, read_table_arrow
 
-    if _is_local(path):
-        return read_table_arrow(path).sort_by(schema.ID)
-    return spark.read.parquet(path).select(*schema.TABLE_COLUMNS).toArrow().sort_by(schema.ID)
+    table = (read_table_arrow(path) if _is_local(path)
+             else spark.read.parquet(path).select(*schema.TABLE_COLUMNS).toArrow())
+    ids = table.column(schema.ID).to_numpy()
+    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # tables are written sorted: skip the copy
+        table = table.sort_by(schema.ID)
+    return table
 
 
 # ------------------------------------------------------------------------------- the input
