@@ -174,6 +174,17 @@ def read_input(spark: SparkSession, source: InputSource, *, csv_header: bool = T
     (no type inference pass); JSON keeps unparseable lines in ``__corrupt_record``. Read errors
     Spark raises while planning (an unreadable Parquet footer, a bad option) become InputError.
     """
+    return with_input_position(read_frame(spark, source, csv_header=csv_header), source)
+
+
+def read_frame(
+    spark: SparkSession, source: InputSource, *, csv_header: bool = True, keep_corrupt: bool = True
+) -> DataFrame:
+    """Read ``source`` as plain columns (no position columns): the one format dispatch of embedpipe.
+
+    ``keep_corrupt=False`` reads JSON without the ``__corrupt_record`` column, for jobs (such as
+    ``embed``) whose output must keep exactly the input's columns.
+    """
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException, IllegalArgumentException
 
@@ -183,6 +194,8 @@ def read_input(spark: SparkSession, source: InputSource, *, csv_header: bool = T
             frame = reader.option("recursiveFileLookup", "true").text(source.uri)
         elif source.format == "parquet":
             frame = reader.parquet(source.uri)
+        elif source.format == "json" and not keep_corrupt:
+            frame = reader.json(source.uri)
         elif source.format == "json":
             frame = (
                 reader.option("mode", "PERMISSIVE")
@@ -200,7 +213,7 @@ def read_input(spark: SparkSession, source: InputSource, *, csv_header: bool = T
         # Planning a read infers the schema (Parquet footers, CSV header, JSON records), so a
         # corrupt or unreadable file fails here, before any job of ours runs.
         raise InputError(f"cannot read {source.path} as {source.format}: {_root_cause(exc)}") from None
-    return with_input_position(frame, source)
+    return frame
 
 
 def _root_cause(exc: Exception) -> str:

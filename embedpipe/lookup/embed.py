@@ -128,25 +128,11 @@ def _read_table_arrow(spark: SparkSession, path: str) -> pa.Table:
 
 
 def _read_input(spark: SparkSession, config: EmbedConfig) -> tuple[DataFrame, str]:
-    from pyspark.errors import AnalysisException
-
-    from embedpipe.readers import resolve_input
+    from embedpipe.readers import read_frame, resolve_input
 
     source = resolve_input(spark, config.input, config.format, allowed=EMBED_FORMATS,
                            csv_delimiter=config.csv_delimiter)
-    reader = spark.read
-    try:
-        if source.format == "text":
-            frame = reader.option("recursiveFileLookup", "true").text(source.uri)
-        elif source.format == "parquet":
-            frame = reader.parquet(source.uri)
-        elif source.format == "json":
-            frame = reader.json(source.uri)
-        else:
-            frame = reader.csv(source.uri, header=config.csv_header, sep=source.delimiter)
-    except AnalysisException as exc:
-        raise InputError(f"cannot read {config.input} as {source.format}: {str(exc).splitlines()[0]}") from None
-    return frame, source.format
+    return read_frame(spark, source, csv_header=config.csv_header, keep_corrupt=False), source.format
 
 
 def resolve_kind(frame: DataFrame, config: EmbedConfig) -> str:
