@@ -90,7 +90,7 @@ class HistoriesConfig:
             raise ConfigError("config key 'rating_threshold' needs weight_column (the rating column to compare)")
 
 
-TRAIN_METHODS = ("word2vec", "pca", "sgns")
+TRAIN_METHODS = ("word2vec", "pca", "sgns", "item2vec", "softmax", "regression", "als", "popularity")
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,9 @@ class TrainConfig:
         True, "sgns: CPU threads in lock-step, same vectors for any thread count (true), or lock-free "
         "Hogwild threads as in gensim, faster but different on every run (false)",
     )
+    # item2vec (sgns over item histories)
+    # softmax, regression (embedding bag inside a larger model)
+    # als, popularity (recommendation baselines)
 
     def validate(self) -> None:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):

@@ -44,7 +44,11 @@ def test_spark_overrides_and_conf_table(tmp_path):
         (["--set", "nope=1"], "unknown config key 'nope'"),
         (["--dim", "-3"], "config key 'dim' must be >= 1, got -3"),
         (["--dim", "abc"], "config key 'dim' must be an integer, got 'abc'"),
-        (["--method", "magic"], "config key 'method' must be one of word2vec, pca, sgns, got 'magic'"),
+        (
+            ["--method", "magic"],
+            "config key 'method' must be one of word2vec, pca, sgns, item2vec, softmax, regression, als, popularity, "
+            "got 'magic'",
+        ),
         (["--step-size", "0"], "config key 'step_size' must be > 0.0, got 0.0"),
         (["--set", "window"], "--set expects key=value, got 'window'"),
         (["--set", "spark.log_level=LOUD"], "config key 'log_level' must be one of"),

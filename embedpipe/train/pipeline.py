@@ -59,6 +59,16 @@ METHODS: dict[str, TrainMethod] = {
                     embeds_rows=True),
         TrainMethod("sgns", "embedpipe.train.sgns:train_sgns_on_spark",
                     "embedpipe's PyTorch skip-gram with negative sampling in Spark barrier tasks (CPU or GPU)"),
+        TrainMethod("item2vec", "embedpipe.train.item2vec:train_item2vec_on_spark",
+                    "SGNS over each user's item history (every pair within the window is a positive)"),
+        TrainMethod("softmax", "embedpipe.train.bagmodels:train_softmax_on_spark",
+                    "item embeddings inside a model that predicts a held-out watched item (softmax)"),
+        TrainMethod("regression", "embedpipe.train.bagmodels:train_regression_on_spark",
+                    "word embeddings inside a model that predicts a number from a bag of words (L2 loss)"),
+        TrainMethod("als", "embedpipe.train.als:train_als",
+                    "Spark MLlib ALS (implicit feedback) item factors, a recommendation baseline"),
+        TrainMethod("popularity", "embedpipe.train.als:train_popularity",
+                    "item popularity, the recommendation baseline every method must beat"),
     )
 }
 

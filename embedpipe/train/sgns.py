@@ -25,8 +25,6 @@ assigned to it (``TaskContext.resources()['gpu']``), or on ``cuda:0`` / CPU per 
 from __future__ import annotations
 
 import logging
-import math
-import socket
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -38,6 +36,7 @@ from embedpipe import schema
 from embedpipe.errors import EmptyResultError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.train.base import EmbeddingRows, TrainedEmbeddings
+from embedpipe.train.replicas import ReplicaGroup, join_group, task_device
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -119,7 +118,7 @@ def train_sgns_on_spark(spark: SparkSession, config: TrainConfig, data: Training
         **params.to_dict(),
         "min_count": config.min_count,
         "processes": processes,
-        "averaging": (f"mean of input and output matrices {config.averages_per_epoch}x per epoch"
+        "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
                       if processes > 1 else "none"),
         "implementation": "embedpipe.trainer (PyTorch) in Spark barrier tasks",
         "input_kind": data.kind,
@@ -148,12 +147,18 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
         rank = context.partitionId()
         parts = [encode_sentences(batch.column(0), keys) for batch in batches]
         corpus = IdCorpus.concat(parts) if parts else encode_sentences([], keys)
-        device = _task_device(params_dict["device"], context)
+        device = task_device(params_dict["device"], context)
         # One seed for every replica: identical initial matrices are what make averaging meaningful
         # (independently initialised replicas live in unrelated rotations of the space).
         params = SGNSParams(**{**params_dict, "device": device})
         started = time.perf_counter()
-        group = _join_group(context, rank, world, device, averages_per_epoch, params) if world > 1 else None
+        group = None
+        if world > 1:
+            group = join_group(context, rank, world, device, ReplicaGroup(
+                averages_per_epoch,
+                lambda state: (state.w_in, state.w_out),
+                initial_of=lambda state: _initial_matrices(state, params),
+            ))
         tokens = np.array([corpus.n_tokens], dtype=np.int64)
         try:
             result = train_sgns(corpus, counts, params, replica_sync=group)
@@ -186,85 +191,9 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
     return run
 
 
-def _task_device(requested: str, context: Any) -> str:
-    """The device Spark assigned to this task (GPU resource addresses), else what was asked for."""
-    if requested == "cpu":
-        return "cpu"
-    gpus = context.resources().get("gpu")
-    if gpus is not None and gpus.addresses:
-        return f"cuda:{gpus.addresses[0]}"
-    return requested
+def _initial_matrices(state: Any, params: Any) -> tuple[Any, Any]:
+    """The seeded matrices every replica started from (what ``train_sgns`` builds), on its device."""
+    from embedpipe.trainer import TrainingState
 
-
-class _ReplicaGroup:
-    """A torch.distributed group of the barrier tasks that averages the replicas' matrices.
-
-    Rounds happen at fixed fractions of every epoch (``averages_per_epoch``), counted by progress
-    rather than by steps, so replicas with different amounts of data run the same rounds.
-    """
-
-    def __init__(self, world: int, averages_per_epoch: int, params: Any):
-        self.world = world
-        self.params = params
-        self.per_epoch = averages_per_epoch
-        self.rounds = 0
-        self.base: list[Any] | None = None
-
-    def _target(self, progress: float) -> int:
-        return int(math.floor(progress * self.per_epoch + 1e-9))
-
-    def due(self, progress: float) -> bool:
-        return self._target(progress) > self.rounds
-
-    def sync(self, state: Any, progress: float) -> None:
-        import torch.distributed as dist
-
-        while self.rounds < self._target(progress):
-            if self.base is None:  # the shared seeded starting point, as train_sgns builds it
-                from embedpipe.trainer import TrainingState
-
-                initial = TrainingState.initial(state.vocab_size, self.params, state.w_in.device)
-                self.base = [initial.w_in, initial.w_out]
-            for matrix, base in zip((state.w_in, state.w_out), self.base, strict=True):
-                # Sum the replicas' updates since the last round instead of averaging the matrices:
-                # a row that one replica trained keeps its full update, as in sequential SGD.
-                matrix.sub_(base)
-                dist.all_reduce(matrix, op=dist.ReduceOp.SUM)
-                matrix.add_(base)
-                base.copy_(matrix)
-            self.rounds += 1
-
-    def total(self, values: np.ndarray) -> np.ndarray:
-        import torch
-        import torch.distributed as dist
-
-        tensor = torch.from_numpy(values.copy())
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return tensor.numpy()
-
-    def close(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _join_group(
-    context: Any, rank: int, world: int, device: str, averages_per_epoch: int, params: Any
-) -> _ReplicaGroup:
-    """Rendezvous through the barrier: task 0 picks a free port, everyone learns it via allGather."""
-    import torch.distributed as dist
-
-    host = context.getTaskInfos()[0].address.split(":")[0]
-    port = _free_port() if rank == 0 else 0
-    ports = context.allGather(str(port))
-    master_port = int(ports[0])
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend, init_method=f"tcp://{host}:{master_port}", rank=rank, world_size=world)
-    return _ReplicaGroup(world, averages_per_epoch, params)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
+    initial = TrainingState.initial(state.vocab_size, params, state.w_in.device)
+    return initial.w_in, initial.w_out

@@ -14,10 +14,12 @@ Example::
 from embedpipe.trainer.config import SGNSParams
 from embedpipe.trainer.corpus import IdCorpus, encode_sentences, keep_probabilities, noise_distribution, vocab_keys
 from embedpipe.trainer.model import TrainingState
-from embedpipe.trainer.train import TrainProgress, TrainResult, resolve_device, train_sgns
+from embedpipe.trainer.runtime import ReplicaSync, TrainProgress, resolve_device
+from embedpipe.trainer.train import TrainResult, train_sgns
 
 __all__ = [
     "IdCorpus",
+    "ReplicaSync",
     "SGNSParams",
     "TrainProgress",
     "TrainResult",

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
 
 import numpy as np
 import torch
@@ -34,31 +31,20 @@ from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatc
 from embedpipe.trainer.config import SGNSParams
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
+from embedpipe.trainer.runtime import (
+    ProgressBar,
+    ReplicaSync,
+    TrainProgress,
+    format_seconds,
+    resolve_device,
+    torch_threads,
+)
 from embedpipe.trainer.sgns import batch_loss, pair_count, score_batch, sgns_step, update_inputs, update_outputs
 
 logger = logging.getLogger(__name__)
 
 #: Steps between divergence checks inside an epoch (each check is a host sync on CUDA).
 CHECK_EVERY = 32
-
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """One progress report, passed to the ``progress`` callback (and logged)."""
-
-    epoch: int  # 1-based epoch being trained (or just finished when ``epoch_end``)
-    epochs: int
-    words_done: int  # raw tokens processed over all epochs, including before a resume
-    total_words: int
-    loss: float  # mean loss per (center, context) pair since the previous report
-    lr: float
-    words_per_second: float
-    eta_seconds: float
-    epoch_end: bool = False
-
-    @property
-    def fraction_done(self) -> float:
-        return self.words_done / self.total_words if self.total_words else 1.0
 
 
 @dataclass(frozen=True)
@@ -74,42 +60,6 @@ class TrainResult:
     pairs: int  # (center, context) pairs trained in this run
     device: str
     params: SGNSParams = field(repr=False)
-
-
-class ReplicaSync(Protocol):
-    """Averages data-parallel replicas; ``progress`` is in epochs (1.5 = half-way through epoch 2).
-
-    The loop calls ``sync`` whenever ``due`` says so and at every epoch end; an implementation must
-    run the same number of averaging rounds on every replica for the same ``progress`` values, since
-    replicas see different amounts of data between calls.
-    """
-
-    def due(self, progress: float) -> bool: ...
-
-    def sync(self, state: TrainingState, progress: float) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda if available, else cpu; asking for cuda without one is a config error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'device' is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
-    return torch.device(name)
-
-
-@contextmanager
-def _torch_threads(threads: int | None):
-    """Set torch's intra-op thread count for the block (a process-wide setting) and restore it."""
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Stepper:
@@ -174,38 +124,6 @@ class _Stepper:
 
 def _resolve(loss: torch.Tensor | Future) -> torch.Tensor:
     return loss.result() if isinstance(loss, Future) else loss
-
-
-def _format_seconds(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _ProgressBar:
-    """A one-line bar on stderr, redrawn at most a few times a second; only used on a TTY."""
-
-    def __init__(self, stream: IO[str]):
-        self.stream = stream
-        self.last = 0.0
-
-    def update(self, report: TrainProgress, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < 0.25:
-            return
-        self.last = now
-        filled = int(30 * report.fraction_done)
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * report.fraction_done:5.1f}% "
-            f"epoch {report.epoch}/{report.epochs} loss {report.loss:.4f} "
-            f"{report.words_per_second:,.0f} words/s ETA {_format_seconds(report.eta_seconds)} "
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None) -> np.ndarray:
@@ -273,7 +191,7 @@ def train_sgns(
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
     intra_op = 1 if device.type == "cpu" else params.threads
-    with _torch_threads(intra_op):
+    with torch_threads(intra_op):
         state = None
         if resume:
             state = load_checkpoint(checkpoint_dir, params, vocab_size, device)  # type: ignore[arg-type]
@@ -321,7 +239,7 @@ def _run_epochs(
 ) -> TrainResult:
     epochs = params.epochs
     total_words = epochs * n_tokens
-    bar = _ProgressBar(sys.stderr) if sys.stderr is not None and sys.stderr.isatty() else None
+    bar = ProgressBar.for_stderr()
     start = time.perf_counter()
     start_words = state.words_done
     run_pairs = 0.0
@@ -336,12 +254,12 @@ def _run_epochs(
         if epoch_end:
             logger.info(
                 "SGNS epoch %d/%d done: loss %.4f, %.0f words/s, %.1f%% done, ETA %s",
-                info.epoch, epochs, loss, rate, 100 * info.fraction_done, _format_seconds(eta),
+                info.epoch, epochs, loss, rate, 100 * info.fraction_done, format_seconds(eta),
             )
         else:
             logger.info(
                 "SGNS epoch %d/%d: %.1f%% done, loss %.4f, lr %.5f, %.0f words/s, ETA %s",
-                info.epoch, epochs, 100 * info.fraction_done, loss, lr, rate, _format_seconds(eta),
+                info.epoch, epochs, 100 * info.fraction_done, loss, lr, rate, format_seconds(eta),
             )
         if bar is not None:
             bar.update(info, force=epoch_end)
