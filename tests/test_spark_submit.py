@@ -41,3 +41,48 @@ def test_tokenize_through_spark_submit(tmp_path):
     assert f"embedpipe tokenize: error: input not found: {tmp_path / 'nope.txt'}" in output
     assert "Traceback" not in output
     assert not (tmp_path / "x").exists()
+
+
+def test_embed_and_neighbors_through_spark_submit(spark, tmp_path):
+    import dataclasses
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from embedpipe.jobconfig import TokenizerSettings
+    from embedpipe.lookup import open_table
+    from embedpipe.table import write_embedding_table
+
+    keys = ["the", "cat", "sat", "서울"]
+    vectors = np.random.default_rng(5).normal(size=(len(keys), 3)).astype(np.float32)
+    rows = [(k, i, 10 - i, v.tolist()) for i, (k, v) in enumerate(zip(keys, vectors, strict=True))]
+    table = str(tmp_path / "table")
+    write_embedding_table(
+        spark, spark.createDataFrame(rows, "key string, id bigint, count bigint, vector array<float>"), table,
+        method="test", dim=3, params={}, source="test", seed=1, tokenizer=dataclasses.asdict(TokenizerSettings()),
+    )
+    documents = [["the", "cat", "the"], ["서울", "zebra"], []]
+    docs = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"doc_id": ["a", "b", "c"], "tokens": pa.array(documents, pa.list_(pa.string()))}), docs)
+
+    out = tmp_path / "embedded"
+    result = _submit("jobs/embed.py", "--table", table, "--input", str(docs), "--output", str(out),
+                     "--combiner", "mean")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    written = pq.read_table(out).to_pydict()
+    api = open_table(table)
+    for doc_id, vector in zip(written["doc_id"], written["vector"], strict=True):
+        expected = api.embed(documents["abc".index(doc_id)], combiner="mean")
+        if expected is None:
+            assert vector is None
+        else:
+            np.testing.assert_allclose(vector, expected, rtol=1e-6)
+
+    neighbors = tmp_path / "neighbors"
+    result = _submit("jobs/neighbors.py", "--table", table, "--output", str(neighbors), "--k", "2")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    found = pq.read_table(neighbors).to_pydict()
+    assert sorted(set(found["key"])) == sorted(keys)
+    top = {k: n for k, n, r in zip(found["key"], found["neighbor"], found["rank"], strict=True) if r == 1}
+    assert top == {key: api.most_similar(key, 1)[0][0] for key in keys}
