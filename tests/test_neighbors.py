@@ -99,3 +99,25 @@ def test_queries_approximate_and_api(spark, table_path, tmp_path, capsys):
         f"embedpipe neighbors: error: analogy words not in table {table_path}: zebra"
     )
     assert not bad.exists()
+
+
+def test_oversized_lsh_buckets_are_split(spark, table_path, tmp_path, capsys):
+    """One bit per table leaves ~30 keys per bucket; a cap of 8 splits them with extra hyperplanes."""
+    results = {}
+    for cap in (N, 8):
+        out = tmp_path / f"cap{cap}"
+        assert main(["neighbors", "--table", table_path, "--output", str(out), "--k", "3", "--method",
+                     "approximate", "--lsh-bits", "1", "--lsh-tables", "8", "--lsh-max-bucket", str(cap)]) == 0
+        assert ("splitting with extra hyperplanes" in capsys.readouterr().err) == (cap < N)
+        results[cap] = spark.read.parquet(str(out)).collect()
+
+    exact = _brute_force(N - 1)
+    top3 = _brute_force(3)
+    for rows in results.values():
+        for r in rows:  # scores stay exact and ranks well formed
+            assert abs(r["score"] - dict(exact[r["key"]])[r["neighbor"]]) < 1e-5
+            assert 1 <= r["rank"] <= 3
+    hits = {cap: sum(r["neighbor"] in {n for n, _ in top3[r["key"]]} for r in rows) for cap, rows in results.items()}
+    # Smaller buckets see fewer candidates: recall falls, but the nearest neighbours mostly survive.
+    assert hits[8] <= hits[N]
+    assert hits[8] / (N * 3) > 0.4

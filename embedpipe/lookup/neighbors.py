@@ -9,7 +9,10 @@ Approximate (for tables whose ``N^2`` is out of reach): random-hyperplane LSH. E
 ``lsh_tables`` hash tables gives every key a ``lsh_bits``-bit signature (the signs of its
 projections on random hyperplanes, seeded); keys sharing a bucket are scored exactly against
 each other, and each key keeps the best ``k`` candidates over all tables. Neighbours missed by
-every table are missed (recall < 1), scores of those found are exact.
+every table are missed (recall < 1), scores of those found are exact. Skewed spaces put many keys
+in one bucket, and a bucket's work is quadratic: a bucket larger than ``lsh_max_bucket`` is split
+by the next 4, 8, 12 or 16 bits of extra hyperplanes (the first prefix length that fits), and
+scoring inside a bucket runs in row blocks so memory stays bounded even then.
 
 Output Parquet: ``key`` string, ``neighbor`` string, ``score`` float (cosine), ``rank`` int (1 =
 nearest); ties go to the more frequent key.
@@ -101,38 +104,92 @@ def exact_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, quer
 # ------------------------------------------------------------------------------- approximate
 
 
+#: Extra hyperplanes per hash table used to split oversized buckets, in steps of SPLIT_STEP bits.
+SPLIT_BITS = 16
+SPLIT_STEP = 4
+#: Scores computed at once inside one bucket (rows x members), to bound memory.
+_BUCKET_BLOCK_SCORES = 16_000_000
+
+
 def _signature_batches(batches: Iterator[pa.RecordBatch], *, planes: np.ndarray, dim: int) -> Iterator[pa.RecordBatch]:
-    """(row, table, bucket) for every key and hash table; ``planes`` is (tables, bits, dim)."""
+    """(row, table, code) for every key and hash table; ``planes`` is (tables, bits, dim).
+
+    The code's high bits come from the first hyperplanes (the bucket), its ``SPLIT_BITS`` low bits
+    from the extra ones (used only to split oversized buckets).
+    """
     tables, bits, _ = planes.shape
-    weights = (1 << np.arange(bits, dtype=np.int64))
+    weights = (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
     for batch in batches:
         rows = batch.column(schema.ID).to_numpy()
         vectors = batch.column(schema.VECTOR).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
         projections = np.einsum("nd,tbd->ntb", vectors.astype(np.float32), planes)
-        buckets = ((projections > 0).astype(np.int64) * weights).sum(axis=2)  # (n, tables)
+        codes = ((projections > 0).astype(np.int64) * weights).sum(axis=2)  # (n, tables)
         yield pa.RecordBatch.from_arrays(
             [pa.array(np.repeat(rows, tables)), pa.array(np.tile(np.arange(tables), rows.size)),
-             pa.array(buckets.reshape(-1))],
-            names=["row", "lsh_table", "bucket"],
+             pa.array(codes.reshape(-1))],
+            names=["row", "lsh_table", "code"],
         )
 
 
+def _empty_neighbors() -> pa.Table:
+    return pa.Table.from_batches([], schema=pa.schema([(schema.KEY, pa.string()), (NEIGHBOR, pa.string()),
+                                                      (SCORE, pa.float32()), (RANK, pa.int32())]))
+
+
 def _bucket_neighbors(table: pa.Table, *, broadcast: Any, cache_key: str, k: int) -> pa.Table:
-    """Exact top-k among the keys of one bucket (skipping rows that are not queries)."""
+    """Exact top-k among the keys of one bucket, in blocks of rows so memory stays bounded."""
     index = _index_on_worker(broadcast, cache_key)
     rows = np.sort(table.column("row").to_numpy())
-    members = index.unit[rows]
-    scores = members @ members.T
-    np.fill_diagonal(scores, -np.inf)
     kk = min(k, rows.size - 1)
     if kk <= 0:
-        return pa.Table.from_batches([], schema=pa.schema([(schema.KEY, pa.string()), (NEIGHBOR, pa.string()),
-                                                          (SCORE, pa.float32()), (RANK, pa.int32())]))
-    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    top_scores = np.take_along_axis(scores, top, axis=1)
-    order = np.lexsort((rows[top], -top_scores), axis=1)
-    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
-    return pa.Table.from_batches([_neighbour_batch(index.keys, rows, rows[top], top_scores)])
+        return _empty_neighbors()
+    members = index.unit[rows]
+    block = max(1, _BUCKET_BLOCK_SCORES // rows.size)
+    batches = []
+    for start in range(0, rows.size, block):
+        end = min(start + block, rows.size)
+        scores = members[start:end] @ members.T
+        scores[np.arange(end - start), np.arange(start, end)] = -np.inf  # a key is not its own neighbour
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((rows[top], -top_scores), axis=1)
+        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        batches.append(_neighbour_batch(index.keys, rows[start:end], rows[top], top_scores))
+    return pa.Table.from_batches(batches)
+
+
+def _split_buckets(signatures: DataFrame, base_shift: int, max_bucket: int) -> DataFrame:
+    """(row, lsh_table, bucket) with every bucket of more than ``max_bucket`` keys split by extra bits.
+
+    Each key takes the shortest code prefix (base bits, then 4, 8, ... extra bits) whose bucket fits;
+    keys sharing a prefix see the same sizes, so the chosen buckets partition every hash table.
+    Costs one aggregation; skipped when no base bucket is too large.
+    """
+    from pyspark.sql import functions as F
+
+    base = signatures.withColumn("bucket", F.shiftright("code", base_shift))
+    sizes = base.groupBy("lsh_table", "bucket").count()
+    largest = sizes.agg(F.max("count")).first()[0] or 0
+    if largest <= max_bucket:
+        return base.select("row", "lsh_table", "bucket")
+    log.info("approximate: largest LSH bucket has %d keys > lsh_max_bucket=%d; splitting with extra hyperplanes",
+             largest, max_bucket)
+    levels = list(range(0, SPLIT_BITS + 1, SPLIT_STEP))
+    prefixes = signatures.select(
+        "row", "lsh_table",
+        F.explode(F.array(*[
+            F.struct(F.lit(level).alias("level"), F.shiftright("code", SPLIT_BITS - level).alias("prefix"))
+            for level in levels
+        ])).alias("p"),
+    ).select("row", "lsh_table", "p.level", "p.prefix")
+    counts = prefixes.groupBy("lsh_table", "level", "prefix").count()
+    fitting = prefixes.join(counts, ["lsh_table", "level", "prefix"]).where(
+        (F.col("count") <= max_bucket) | (F.col("level") == SPLIT_BITS)
+    )
+    chosen = fitting.groupBy("row", "lsh_table").agg(F.min(F.struct("level", "prefix")).alias("c"))
+    # Prefixes of different lengths may collide as numbers: the level is part of the bucket id.
+    return chosen.select("row", "lsh_table",
+                         (F.shiftleft(F.col("c.level").cast("long"), 56) + F.col("c.prefix")).alias("bucket"))
 
 
 def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, query_rows: np.ndarray,
@@ -142,7 +199,8 @@ def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray
     from pyspark.sql import functions as F
 
     dim = unit.shape[1]
-    planes = np.random.default_rng(config.seed).standard_normal((config.lsh_tables, config.lsh_bits, dim))
+    bits = config.lsh_bits + SPLIT_BITS
+    planes = np.random.default_rng(config.seed).standard_normal((config.lsh_tables, bits, dim))
     planes = planes.astype(np.float32)
     broadcast = spark.sparkContext.broadcast((keys, unit))
     cache_key = uuid.uuid4().hex
@@ -152,13 +210,14 @@ def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray
                       pa.list_(pa.float32()))}).to_pandas()
     )
     signatures = rows.mapInArrow(functools.partial(_signature_batches, planes=planes, dim=dim),
-                                 "row bigint, lsh_table bigint, bucket bigint")
+                                 "row bigint, lsh_table bigint, code bigint")
+    buckets = _split_buckets(signatures, SPLIT_BITS, config.lsh_max_bucket)
     k = config.k
 
     def bucket_neighbors(table: pa.Table) -> pa.Table:  # plain values only in the closure (pickles cleanly)
         return _bucket_neighbors(table, broadcast=broadcast, cache_key=cache_key, k=k)
 
-    candidates = signatures.groupBy("lsh_table", "bucket").applyInArrow(bucket_neighbors, NEIGHBORS_DDL)
+    candidates = buckets.groupBy("lsh_table", "bucket").applyInArrow(bucket_neighbors, NEIGHBORS_DDL)
     if len(query_rows) < len(keys):
         wanted = spark.createDataFrame([(keys[int(r)],) for r in query_rows], "key string")
         candidates = candidates.join(F.broadcast(wanted), schema.KEY, "left_semi")
