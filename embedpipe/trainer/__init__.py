@@ -1,4 +1,4 @@
-"""embedpipe's own embedding trainer: skip-gram with negative sampling in PyTorch, CPU or CUDA.
+"""embedpipe's own embedding trainer in PyTorch, CPU or CUDA: SGNS, and bag-of-items models.
 
 The core imports no Spark: it trains from an integer-id corpus (:class:`IdCorpus`) and word counts,
 so it can be tested and benchmarked alone; the Spark layer only encodes partitions into ids
@@ -9,8 +9,13 @@ Example::
     corpus = encode_sentences([["a", "b", "c"], ["b", "c", "a"]], {"a": 0, "b": 1, "c": 2})
     result = train_sgns(corpus, corpus.counts(3), SGNSParams(dim=16, epochs=2, sample=0))
     result.input_vectors.shape  # (3, 16)
+
+The bag models (softmax over a catalogue, regression) train from a :class:`BagCorpus`
+(:func:`encode_bags`) with :func:`train_bag_model`.
 """
 
+from embedpipe.trainer.bagmodel import BagModelParams, BagModelResult, BagTrainingState, train_bag_model
+from embedpipe.trainer.bags import BagCorpus, encode_bags
 from embedpipe.trainer.config import SGNSParams
 from embedpipe.trainer.corpus import IdCorpus, encode_sentences, keep_probabilities, noise_distribution, vocab_keys
 from embedpipe.trainer.model import TrainingState
@@ -18,16 +23,22 @@ from embedpipe.trainer.runtime import ReplicaSync, TrainProgress, resolve_device
 from embedpipe.trainer.train import TrainResult, train_sgns
 
 __all__ = [
+    "BagCorpus",
+    "BagModelParams",
+    "BagModelResult",
+    "BagTrainingState",
     "IdCorpus",
     "ReplicaSync",
     "SGNSParams",
     "TrainProgress",
     "TrainResult",
     "TrainingState",
+    "encode_bags",
     "encode_sentences",
     "keep_probabilities",
     "noise_distribution",
     "resolve_device",
+    "train_bag_model",
     "train_sgns",
     "vocab_keys",
 ]
