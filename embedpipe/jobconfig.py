@@ -48,6 +48,10 @@ class TokenizeConfig(TokenizerSettings):
     text_column: str = option("text", "column holding the text (tabular inputs)")
     id_column: str | None = option(None, "column holding the document id (default: line number / row order)")
     one_hot_column: str | None = option(None, "also write one-hot vectors of this categorical column (onehot/)")
+    label_column: str | None = option(
+        None, "numeric column carried into bow/ as 'label' (e.g. a price, for train --method regression); rows "
+        "whose label is missing or not a finite number are counted in report.json and left out of bow/"
+    )
     csv_header: bool = option(True, "CSV files have a header row")
     csv_delimiter: str = option(",", "CSV field delimiter")
     min_count: int = option(5, "keep tokens seen at least this many times", min=1)
@@ -73,7 +77,8 @@ class HistoriesConfig:
     """``embedpipe histories``: interaction log -> per-user item sequences, item vocabulary, user vectors."""
 
     input: str = option(help="interaction log: CSV, Parquet, JSON lines or MovieLens u.data (tab separated)")
-    output: str = option(help="output directory (sequences/, vocab/, vectors/, report.json); replaced atomically")
+    output: str = option(help="output directory (sequences/, vocab/, vectors/, heldout/ with a holdout, report.json); "
+                              "replaced atomically")
     format: str = option("auto", "input format (auto: by file name/extension)", choices=LOG_FORMATS)
     user_column: str = option("user", "user id column")
     item_column: str = option("item", "item id column")
@@ -84,10 +89,21 @@ class HistoriesConfig:
     csv_delimiter: str = option(",", "CSV field delimiter")
     min_count: int = option(1, "keep items with at least this many interactions", min=1)
     max_vocab_size: int | None = option(None, "keep at most this many items (most frequent first)", min=1)
+    holdout: str = option(
+        "none", "hold items out of training for recommendation evaluation (heldout/): none, random (seeded, per "
+        "user) or last (the items each user met last; needs time_column)", choices=("none", "random", "last"),
+    )
+    holdout_items: int = option(1, "holdout: distinct items held out per user", min=1)
+    holdout_min_train_items: int = option(
+        1, "holdout: a user is split only if at least this many distinct items stay in training", min=1
+    )
+    holdout_seed: int = option(42, "holdout = random: seed of the per-user item choice", min=0)
 
     def validate(self) -> None:
         if self.rating_threshold is not None and self.weight_column is None:
             raise ConfigError("config key 'rating_threshold' needs weight_column (the rating column to compare)")
+        if self.holdout == "last" and self.time_column is None:
+            raise ConfigError("config key 'holdout' = last needs time_column (the column that orders the history)")
 
 
 TRAIN_METHODS = ("word2vec", "pca", "sgns", "item2vec", "softmax", "regression", "als", "popularity")
@@ -110,9 +126,9 @@ class TrainConfig:
         1, "word2vec: also drop vocabulary words counted fewer than this many times (the table keeps exactly the "
         "remaining vocabulary; MLlib's own minCount is always 1)", min=1,
     )
-    epochs: int = option(1, "word2vec, sgns: passes over the corpus (MLlib maxIter)", min=1)
+    epochs: int = option(1, "word2vec, sgns, item2vec: passes over the corpus (MLlib maxIter)", min=1)
     partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
-    step_size: float = option(0.025, "word2vec, sgns: initial learning rate", min=0.0, min_exclusive=True)
+    step_size: float = option(0.025, "word2vec, sgns, item2vec: initial learning rate", min=0.0, min_exclusive=True)
     max_sentence_length: int = option(
         1000, "word2vec: longer documents are split into chunks of this many tokens", min=1
     )
@@ -132,30 +148,82 @@ class TrainConfig:
     )
     doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
     # sgns (embedpipe's PyTorch trainer, embedpipe.trainer)
-    negative: int = option(5, "sgns: noise words per (center, context) pair", min=1)
-    sample: float = option(1e-3, "sgns: subsampling threshold for frequent words (0 = off)", min=0.0)
-    min_lr: float = option(1e-4, "sgns: learning rate reached at the end (linear decay)", min=0.0)
-    batch_size: int = option(1024, "sgns: center words per step (larger keeps a GPU busier)", min=1)
+    negative: int = option(5, "sgns, item2vec: noise words per (center, context) pair", min=1)
+    sample: float = option(1e-3, "sgns, item2vec: subsampling threshold for frequent words (0 = off)", min=0.0)
+    min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)
+    batch_size: int = option(1024, "sgns, item2vec: center words per step (larger keeps a GPU busier)", min=1)
     negative_mode: str = option(
-        "target", "sgns: noise replaces the center word (target), the context word (context) or both",
+        "target", "sgns, item2vec: noise replaces the center word (target), the context word (context) or both",
         choices=("target", "context", "both"),
     )
-    device: str = option("auto", "sgns: auto (cuda if a GPU is assigned or visible), cpu or cuda",
+    device: str = option("auto", "sgns, item2vec: auto (cuda if a GPU is assigned or visible), cpu or cuda",
                          choices=("auto", "cpu", "cuda"))
-    processes: int = option(1, "sgns: model replicas, one Spark barrier task each (data parallel)", min=1)
-    averages_per_epoch: int = option(10, "sgns: how often per epoch the replicas average their matrices", min=1)
-    threads: int | None = option(None, "sgns: CPU threads per replica (default: torch's default)", min=1)
+    processes: int = option(1, "sgns, item2vec: model replicas, one Spark barrier task each (data parallel)", min=1)
+    averages_per_epoch: int = option(10, "sgns, item2vec: how often per epoch the replicas sum their updates", min=1)
+    threads: int | None = option(None, "sgns, item2vec: CPU threads per replica (default: torch's default)", min=1)
     deterministic: bool = option(
-        True, "sgns: CPU threads in lock-step, same vectors for any thread count (true), or lock-free "
+        True, "sgns, item2vec: CPU threads in lock-step, same vectors for any thread count (true), or lock-free "
         "Hogwild threads as in gensim, faster but different on every run (false)",
     )
+    checkpoint_dir: str | None = option(
+        None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ "
+        "(a local or shared directory every replica can reach)",
+    )
+    resume: bool = option(
+        False, "sgns, item2vec: continue from the last completed epoch saved in checkpoint_dir (same params)"
+    )
     # item2vec (sgns over item histories)
+    item_window: int = option(
+        50, "item2vec: items within this many positions of each other in a user's time-ordered history are "
+        "positives, all with equal weight (covers whole histories up to this length)", min=1,
+    )
     # softmax, regression (embedding bag inside a larger model)
+    # They also use dim, epochs, step_size (Adam learning rate), batch_size (users/texts per step), seed,
+    # device, processes, averages_per_epoch and threads.
+    hidden: list[int] = option([], "softmax, regression: sizes of the ReLU layers after the embedding bag "
+                                   "(empty = none), e.g. hidden=64,32", min=1)
+    combiner: str = option(
+        "auto", "softmax, regression: how a bag's vectors are pooled: weighted mean, sqrtn (sum / sqrt(sum of "
+        "squared weights)) or sum; auto = mean for softmax, sum for regression",
+        choices=("auto", "mean", "sqrtn", "sum"),
+    )
+    dropout: float = option(0.0, "softmax, regression: dropout on the pooled vector and hidden layers",
+                            min=0.0, max=0.9)
+    sampled: int = option(
+        0, "softmax: 0 = full softmax over the catalogue; else negatives shared by each batch for a sampled "
+        "softmax with log-Q correction (for catalogues of ~100k+ items)", min=0,
+    )
+    proposal_power: float = option(0.75, "softmax: sampled negatives drawn with probability count^power",
+                                   min=0.0, max=1.0)
+    target_items: int = option(
+        1, "softmax: items held out of each user's input every epoch as the targets to predict (resampled "
+        "each epoch; the trainer's 'holdout'); users with no more items than this are skipped", min=1,
+    )
+    export_output_vectors: str | None = option(
+        None, "softmax: also write the output item vectors (the softmax weights, dim = last hidden size or "
+        "dim) as a second table here, keys = items"
+    )
+    validation_fraction: float = option(
+        0.1, "regression: share of rows held out (seeded) for RMSE/MAE of the model, the mean predictor "
+        "and ridge", min=0.0, max=0.9,
+    )
+    ridge_alpha: float = option(1.0, "regression: L2 penalty of the ridge baseline on bag-of-words counts",
+                                min=0.0, min_exclusive=True)
     # als, popularity (recommendation baselines)
+    als_reg: float = option(0.01, "als: regParam, L2 regularisation of the factors", min=0.0)
+    als_alpha: float = option(1.0, "als: alpha, confidence = 1 + alpha * interactions (implicit feedback)", min=0.0)
+    als_iterations: int = option(10, "als: maxIter, alternating least-squares sweeps", min=1)
 
     def validate(self) -> None:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):
             raise ConfigError("config key 'doc_output' must differ from 'output'")
+        if self.export_output_vectors is not None:
+            if self.method != "softmax":
+                raise ConfigError(
+                    f"config key 'export_output_vectors' is only used by method softmax, not {self.method}"
+                )
+            if self.export_output_vectors.rstrip("/") == self.output.rstrip("/"):
+                raise ConfigError("config key 'export_output_vectors' must differ from 'output'")
 
 
 @dataclass(frozen=True)
@@ -176,6 +244,29 @@ class EvaluateConfig:
     plot_keys: list[str] = option([], "keys drawn in the 2-D projection plot (default: probes and their neighbours)")
     plot_top: int = option(40, "keys drawn (most frequent first) when neither plot_keys nor probes are found", min=2)
     lowercase: bool = option(True, "lowercase evaluation words (and fold table keys' case) before lookup")
+    histories: str | None = option(
+        None, "a histories output made with holdout: adds recommendation metrics (users scored from their training "
+        "items, held-out items as the truth)"
+    )
+    compare: list[str] = option(
+        [], "recommendation: more tables evaluated on the same histories, side by side in the report"
+    )
+    score: str = option(
+        "auto", "recommendation: how items are scored against a user's mean item vector (auto: dot for als and "
+        "popularity tables, cosine otherwise)", choices=("auto", "cosine", "dot"),
+    )
+    k_values: list[int] = option([10, 20, 50], "recommendation: cut-offs K of Recall@K, NDCG@K, HR@K, coverage@K",
+                                 min=1)
+    block_rows: int = option(
+        1024, "recommendation: users per matrix product (fewer when users x catalogue would pass 64 MiB)", min=1
+    )
+    item_metadata: str | None = option(
+        None, "items CSV with item, audience and style columns (as the demo writes): colours the item projection"
+    )
+
+    def validate(self) -> None:
+        if self.compare and self.histories is None:
+            raise ConfigError("config key 'compare' needs histories (the split the tables are compared on)")
 
 
 @dataclass(frozen=True)
@@ -251,9 +342,61 @@ class NeighborsConfig:
     lsh_bits: int = option(12, "approximate: hyperplanes per hash (about rows / 2^bits keys per bucket)",
                            min=1, max=30)
     lsh_tables: int = option(4, "approximate: independent hash tables (more = better recall, slower)", min=1)
+    lsh_max_bucket: int = option(
+        5000, "approximate: buckets with more keys are split by up to 16 extra hyperplanes (bounds the "
+        "quadratic work per bucket)", min=2,
+    )
     seed: int = option(42, "approximate: random hyperplane seed", min=0)
     analogies: list[str] = option(
         [], "analogy queries 'a b c' (answers a - b + c, inputs excluded), e.g. 'king man woman'"
     )
     analogy_output: str | None = option(None, "also write the analogy answers here as Parquet (a, b, c, answer, "
                                               "score, rank)")
+
+
+# ---- publish (issue 5: quality gate + publication) ----
+@dataclass(frozen=True)
+class PublishConfig:
+    """``embedpipe publish``: quality gate on a table's evaluate report, then an atomic copy to a stable path."""
+
+    table: str = option(help="embedding table directory of this run (e.g. .../tables/words/run_date=2026-11-24)")
+    report: str = option(help="the table's evaluate output directory (or its report.json)")
+    output: str = option(
+        help="stable published table directory (e.g. .../published/words); replaced atomically, only when "
+        "every check passes"
+    )
+    run_date: str | None = option(None, "the run's date (YYYY-MM-DD), recorded in _published.json", metavar="DATE")
+    min_rows: int = option(1, "fail the gate when the table has fewer rows", min=1)
+    min_similarity_spearman: float | None = option(
+        None, "fail when any similarity file's Spearman is below this (or was not measured)", min=-1.0, max=1.0
+    )
+    min_analogy_accuracy: float | None = option(
+        None, "fail when any analogy file's accuracy is below this (or was not measured)", min=0.0, max=1.0
+    )
+    max_oov_rate: float | None = option(
+        None, "fail when any evaluation file has a larger share of pairs/questions not covered by the table",
+        min=0.0, max=1.0,
+    )
+    min_metrics: dict[str, str] = option(
+        {}, "extra lower bounds by report.json path, e.g. \"similarity.wordsim353.spearman\" = 0.3 (list "
+        "entries are picked by their name)"
+    )
+    max_metrics: dict[str, str] = option({}, "extra upper bounds by report.json path, like min_metrics")
+    allow_older: bool = option(
+        False, "publish even when the table now published has a later run_date (a backfill normally leaves it)"
+    )
+
+    def validate(self) -> None:
+        import math
+        import re
+
+        if self.run_date is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.run_date):
+            raise ConfigError(f"config key 'run_date' must be a date YYYY-MM-DD, got {self.run_date!r}")
+        for key, bounds in (("min_metrics", self.min_metrics), ("max_metrics", self.max_metrics)):
+            for path, value in bounds.items():
+                try:
+                    number = float(value)
+                except ValueError:
+                    number = math.nan
+                if not math.isfinite(number) or not path.strip("."):
+                    raise ConfigError(f"config key '{key}.{path}' must be a finite number, got {value!r}")

@@ -28,6 +28,8 @@ DOC_FREQ = "doc_freq"
 INDICES = "indices"
 VALUES = "values"
 FEATURES = "features"  # Spark ML SparseVector
+#: The label of a tokenize ``bow/`` written with ``label_column`` (double, never NULL there).
+LABEL = "label"
 VOCAB_DDL = "token string, id bigint, count bigint, doc_freq bigint"
 
 # Histories outputs.

@@ -6,10 +6,17 @@ driver: evaluation needs the vocabulary-sized matrix in memory (see
 Hadoop filesystem that commits the report directory atomically. Everything up to the rendered
 files (:func:`build_report`, :func:`~embedpipe.evaluate.report.render_report`) is Spark-free, so
 benchmarks and the demo can call it on an in-memory table.
+
+With ``histories`` (a histories output made with ``--holdout``) the report gains a recommendation
+section (:mod:`embedpipe.evaluate.recommend`): that part runs on Spark, since it scores every user,
+for the table and each ``compare`` table side by side. For an item table the builtin *word* lists
+are then skipped (their English words are no item ids). With ``item_metadata`` the 2-D picture is
+the item map of :mod:`embedpipe.evaluate.itemmap` (colour = audience, marker = style).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import tempfile
@@ -32,7 +39,7 @@ from embedpipe.evaluate.datasets import (
 )
 from embedpipe.evaluate.neighbours import nearest_neighbours
 from embedpipe.evaluate.projection import pca_2d, projection_summary
-from embedpipe.evaluate.report import PROJECTION_PNG, render_report
+from embedpipe.evaluate.report import PROJECTION_PNG, REPORT_MD, render_report
 from embedpipe.evaluate.similarity import evaluate_similarity
 from embedpipe.evaluate.vectors import VectorIndex
 from embedpipe.jobconfig import EvaluateConfig
@@ -233,33 +240,127 @@ def summarize(report: dict[str, Any], output: str) -> dict[str, Any]:
 
 
 def _check_output_path(spark: SparkSession, config: EvaluateConfig) -> None:
-    """Refuse an output that would replace the table (or a directory holding it)."""
+    """Refuse an output that would replace the table, a compared table or the histories (or hold them)."""
     from embedpipe.storage import HadoopFS
 
     fs = HadoopFS(spark)
     output = fs.qualify(config.output).rstrip("/")
-    table = fs.qualify(config.table).rstrip("/")
-    if output == table or output.startswith(table + "/") or table.startswith(output + "/"):
-        raise ConfigError(
-            f"config key 'output' ({config.output}) must not be the table directory, inside it or above it "
-            f"({config.table})"
-        )
+    inputs = [("table", config.table)] + [("compare", c) for c in config.compare]
+    if config.histories:
+        inputs.append(("histories", config.histories))
+    for key, path in inputs:
+        qualified = fs.qualify(path).rstrip("/")
+        if output == qualified or output.startswith(qualified + "/") or qualified.startswith(output + "/"):
+            what = "the table directory" if key == "table" else f"a {key} directory"
+            raise ConfigError(
+                f"config key 'output' ({config.output}) must not be {what}, inside it or above it ({path})"
+            )
+
+
+def _word_lists_for(config: EvaluateConfig) -> tuple[EvaluateConfig, list[str]]:
+    """With histories and an item table, drop the builtin word lists (English words are no item ids)."""
+    from embedpipe.table import read_manifest
+
+    if not config.histories or not _exists(config.table):
+        return config, []
+    try:
+        key_kind = read_manifest(config.table).get("key_kind")
+    except (InputError, TableError, OSError, ValueError):
+        return config, []  # load_table reports it properly
+    if key_kind != "item" or ("builtin" not in config.similarity and "builtin" not in config.analogies):
+        return config, []
+    trimmed = dataclasses.replace(
+        config,
+        similarity=[f for f in config.similarity if f != "builtin"],
+        analogies=[f for f in config.analogies if f != "builtin"],
+    )
+    return trimmed, ["builtin word similarity/analogy lists skipped: the table's keys are items"]
+
+
+def _recommendation_section(spark: SparkSession, table: EmbeddingTable, config: EvaluateConfig,
+                            histories_report: dict[str, Any], compared: list[EmbeddingTable]) -> dict[str, Any]:
+    from embedpipe.evaluate.recommend import evaluate_recommendations
+
+    ks = sorted(set(config.k_values))
+    entries = [
+        evaluate_recommendations(spark, t, path, config.histories, score=config.score, ks=ks,
+                                 block_rows=config.block_rows)
+        for t, path in zip([table, *compared], [config.table, *config.compare], strict=True)
+    ]
+    return {
+        "histories": config.histories,
+        "holdout": histories_report.get("holdout"),
+        "k_values": ks,
+        "score": config.score,
+        "tables": entries,
+    }
 
 
 def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
     """Evaluate ``config.table`` and atomically write the report directory ``config.output``."""
+    from embedpipe.evaluate.itemmap import item_projection, read_item_metadata
     from embedpipe.storage import HadoopFS, atomic_output
 
+    config.validate()  # also when called directly, not through the CLI
     _check_output_path(spark, config)
+    histories_report = None
+    if config.histories:
+        from embedpipe.evaluate.recommend import read_histories_report
+
+        histories_report = read_histories_report(spark, config.histories)
+    metadata = read_item_metadata(config.item_metadata) if config.item_metadata else None
+    config, skipped = _word_lists_for(config)
     datasets = load_datasets(config)  # cheap: fail on a bad file before reading the table
+    datasets = dataclasses.replace(datasets, warnings=datasets.warnings + skipped)
     table = load_table(config.table)
+    compared = [load_table(path) for path in config.compare]
     report = build_report(table, config, datasets)
+    if histories_report is not None:
+        report["recommendation"] = _recommendation_section(spark, table, config, histories_report, compared)
+    if metadata is not None:
+        report["item_map"] = item_projection(table, metadata, config.item_metadata)
+        if "note" not in report["item_map"]:
+            report["projection"] = {
+                "selection": report["projection"].get("selection"), "missing": [],
+                "note": "the 2-D picture is the item map below (item_metadata)",
+            }
+            report["item_map"]["file"] = PROJECTION_PNG
     fs = HadoopFS(spark)
     with tempfile.TemporaryDirectory(prefix="embedpipe-evaluate-") as local:
         names = render_report(report, local)
+        names += _render_extra_sections(report, local)
         with atomic_output(spark, config.output) as staging:
             fs.mkdirs(staging)
             for name in names:
                 fs.copy_from_local(os.path.join(local, name), f"{staging}/{name}")
     log.info("wrote evaluation report (%s) to %s", ", ".join(names), config.output)
-    return summarize(report, config.output)
+    summary = summarize(report, config.output)
+    summary["projection"] = summary["projection"] or bool(report.get("item_map", {}).get("file"))
+    if "recommendation" in report:
+        summary["recommendation"] = {
+            entry["table"]: {name: entry["metrics"].get(name) for name in ("recall@20", "ndcg@20", "hr@20")}
+            for entry in report["recommendation"]["tables"]
+        }
+    return summary
+
+
+def _render_extra_sections(report: dict[str, Any], directory: str) -> list[str]:
+    """Append the recommendation and item-map sections to report.md and draw the item map; new file names."""
+    from embedpipe.evaluate.itemmap import plot_item_map, render_item_map_markdown
+    from embedpipe.evaluate.recommend import render_recommendation_markdown
+
+    extra, names = [], []
+    if "recommendation" in report:
+        extra.append(render_recommendation_markdown(report["recommendation"]))
+    item_map = report.get("item_map")
+    if item_map is not None:
+        extra.append(render_item_map_markdown(item_map, PROJECTION_PNG))
+        if "note" not in item_map:
+            method = report["table"].get("method")
+            plot_item_map(item_map, os.path.join(directory, PROJECTION_PNG),
+                          title=f"{method} table, dim {report['table_stats']['dim']}: items by audience and style")
+            names.append(PROJECTION_PNG)
+    if extra:
+        with open(os.path.join(directory, REPORT_MD), "a", encoding="utf-8") as handle:
+            handle.write("\n" + "\n".join(extra))
+    return names

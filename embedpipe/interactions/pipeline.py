@@ -5,11 +5,16 @@ Output directory (replaced atomically; nothing is written when the job fails)::
     sequences/   user string, items array<string>, weights array<double>   every kept interaction, in order
     vocab/       token (the item id), id, count (interactions), doc_freq (distinct users)
     vectors/     user, features (SparseVector of size V), indices array<int>, values array<double>
-    report.json  what was read, dropped and kept
+    heldout/     user string, items array<string>   with holdout = random | last: each split user's held-out items
+    report.json  what was read, dropped, kept and held out
 
 ``sequences/`` keeps every kept interaction, like ``tokens/`` keeps every token; the vocabulary's
 ``min_count``/``max_vocab_size`` only decide which items get an id (and a place in ``vectors/``).
 The cleaned interactions and the per-(user, item) counts are persisted while the job runs.
+
+With a holdout (:mod:`embedpipe.interactions.split`) everything but ``heldout/`` is built from the
+training part only (sequences, vocabulary, vectors), so every trainer sees training data only and
+the held-out items are the truth ``embedpipe evaluate --histories`` scores against.
 """
 
 from __future__ import annotations
@@ -30,6 +35,13 @@ from embedpipe.interactions.log import (
     kept_interactions,
     resolve_log_columns,
 )
+from embedpipe.interactions.split import (
+    HoldoutSettings,
+    heldout_lists,
+    heldout_pairs,
+    holdout_counts,
+    training_interactions,
+)
 from embedpipe.jobconfig import LOG_FORMATS, HistoriesConfig
 from embedpipe.readers import read_input, resolve_input
 from embedpipe.storage import HadoopFS, atomic_output
@@ -40,6 +52,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
+#: Subdirectory of a histories output with the held-out items (written only with a holdout).
+HELDOUT_DIR = "heldout"
 
 
 def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any]:
@@ -71,6 +86,15 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
                 + (f": {reasons}" if reasons else "") + ")"
             )
         kept = kept_interactions(cleaned)
+        held = None
+        if config.holdout != "none":
+            settings = HoldoutSettings(config.holdout, config.holdout_items, config.holdout_min_train_items,
+                                       config.holdout_seed)
+            held = heldout_pairs(kept, settings).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(held)
+            # Persisted: both the pair counts and the sequences read it (one anti-join, not two).
+            kept = training_interactions(kept, held).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(kept)
         pairs = user_item_counts(kept).persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(pairs)
         statistics = key_statistics(pairs, weight=INTERACTIONS)
@@ -96,6 +120,10 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
                 f"{staging}/{schema.VECTORS_DIR}"
             )
             report = _report(config, source.format, columns, counts, vocab_size)
+            if held is not None:
+                heldout_lists(held).write.mode("error").parquet(f"{staging}/{HELDOUT_DIR}")
+                report["holdout"] = _holdout_report(config, counts, holdout_counts(held, vocabulary))
+                log.info("holdout %s: %s", config.holdout, report["holdout"])
             HadoopFS(spark).write_text(f"{staging}/{schema.REPORT_FILE}", json.dumps(report, indent=2) + "\n")
     finally:
         for persisted_frame in persisted:
@@ -104,11 +132,29 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
     log.info("histories wrote %s: %d users, %d items, %d interactions in %.1fs (%.0f interactions/s)",
              config.output, counts["users"], vocab_size, counts["interactions"], elapsed,
              counts["interactions"] / max(elapsed, 1e-9))
-    return {
+    summary = {
         "output": config.output,
         "users": counts["users"],
         "items": vocab_size,
         "interactions": counts["interactions"],
+    }
+    if held is not None:
+        summary["heldout_pairs"] = report["holdout"]["heldout_pairs"]
+    return summary
+
+
+def _holdout_report(config: HistoriesConfig, counts: dict[str, int], held: dict[str, int]) -> dict[str, Any]:
+    return {
+        "mode": config.holdout,
+        "items_per_user": config.holdout_items,
+        "min_train_items": config.holdout_min_train_items,
+        "seed": config.holdout_seed if config.holdout == "random" else None,
+        "users_split": held["users_split"],
+        "users_not_split": counts["users"] - held["users_split"],
+        "heldout_pairs": held["heldout_pairs"],
+        "heldout_interactions": held["heldout_interactions"],
+        "heldout_pairs_not_in_vocabulary": held["heldout_pairs_not_in_vocabulary"],
+        "training_interactions": counts["interactions"] - held["heldout_interactions"],
     }
 
 

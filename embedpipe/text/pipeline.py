@@ -5,8 +5,15 @@ Output directory (replaced atomically; nothing is written when the job fails)::
     tokens/      doc_id string, tokens array<string>        every token, document order
     vocab/       token, id, count, doc_freq                 ids 0..V-1 by count desc, token asc
     bow/         doc_id, features (SparseVector of size V), indices array<int>, values array<double>
+                 [, label double]                           label only with label_column (labelled rows only)
     onehot/      doc_id, value, index, features             only with one_hot_column
     report.json  what was read, dropped, kept, and how it was tokenized
+
+With ``label_column`` every kept document also carries its label, parsed as a double (numbers as
+they are, strings trimmed and parsed); documents whose label is NULL, unparseable or not finite are
+counted in ``report.json`` (``labels``) and left out of ``bow/`` only: ``tokens/`` and the
+vocabulary still use their text, so unsupervised methods see the whole corpus while ``bow/`` is the
+supervised matrix where every row has a label.
 
 Two frames are persisted (memory, spilling to disk) while the job runs and released at the end:
 the tokenized documents (read and tokenized once, then written, counted and vectorised) and the
@@ -23,9 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from embedpipe import schema
-from embedpipe.errors import EmptyResultError
+from embedpipe.errors import ConfigError, EmptyResultError, SchemaError
 from embedpipe.jobconfig import INPUT_FORMATS, TokenizeConfig
-from embedpipe.readers import ROW, read_input, resolve_input
+from embedpipe.readers import ROW, InputSource, read_input, require_columns, require_scalar, resolve_input
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.text.documents import (
     CATEGORY,
@@ -53,6 +60,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
     token reaches ``min_count``.
     """
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     started = time.monotonic()
     config.validate()  # also when called directly, not through the CLI
@@ -61,14 +69,17 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
         spark, config.input, config.format, allowed=INPUT_FORMATS, csv_delimiter=config.csv_delimiter
     )
     stop_words = load_stop_words(spark, settings.stop_words)
+    frame = read_input(spark, source, csv_header=config.csv_header)
     documents = select_documents(
-        read_input(spark, source, csv_header=config.csv_header),
+        frame,
         source,
         text_column=config.text_column,
         id_column=config.id_column,
         one_hot_column=config.one_hot_column,
         max_chars=config.max_document_chars,
     )
+    if config.label_column is not None:
+        documents = with_labels(documents, frame, source, config.label_column)
     tokenized = tokenize_documents(documents, settings, stop_words).persist(StorageLevel.MEMORY_AND_DISK)
     persisted: list[DataFrame] = [tokenized]
     try:
@@ -77,6 +88,11 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
         if counts["documents"] == 0:
             raise EmptyResultError(_no_documents_message(config, counts))
         kept = kept_documents(tokenized)
+        labels = None
+        if config.label_column is not None:
+            labels = count_labels(kept, config.label_column)
+            if labels["labelled_documents"] == 0:
+                raise EmptyResultError(_no_labels_message(config, labels))
         frequencies = term_frequencies(kept, row=ROW, sequence=schema.TOKENS).persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(frequencies)
         statistics = key_statistics(frequencies)
@@ -99,16 +115,21 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
             entries = vocabulary_entries(
                 frequencies, vocabulary, key=ROW, key_column=schema.TOKEN, value=TF, vocab_size=vocab_size
             )
-            bow = sparse_vectors(kept.select(ROW, schema.DOC_ID), entries, key=ROW, size=vocab_size)
-            bow.select(schema.DOC_ID, schema.FEATURES, schema.INDICES, schema.VALUES).write.mode("error").parquet(
-                f"{staging}/{schema.BOW_DIR}"
-            )
+            bow_columns = [schema.DOC_ID, schema.FEATURES, schema.INDICES, schema.VALUES]
+            if labels is None:
+                bow = sparse_vectors(kept.select(ROW, schema.DOC_ID), entries, key=ROW, size=vocab_size)
+            else:
+                # Entries of unlabelled documents group into rows without a label; they drop out here.
+                bow = sparse_vectors(kept.select(ROW, schema.DOC_ID, schema.LABEL), entries, key=ROW, size=vocab_size)
+                bow = bow.where(F.col(schema.LABEL).isNotNull())
+                bow_columns.append(schema.LABEL)
+            bow.select(*bow_columns).write.mode("error").parquet(f"{staging}/{schema.BOW_DIR}")
             if categories is not None:
                 one_hot = one_hot_vectors(kept.select(schema.DOC_ID, CATEGORY), categories.frame,
                                           key=schema.DOC_ID, category=CATEGORY, size=categories.size)
                 one_hot.write.mode("error").parquet(f"{staging}/{schema.ONEHOT_DIR}")
             one_hot_report = categories.report() if categories is not None else None
-            report = _report(config, source.format, counts, vocab_size, one_hot_report)
+            report = _report(config, source.format, counts, vocab_size, one_hot_report, labels)
             HadoopFS(spark).write_text(f"{staging}/{schema.REPORT_FILE}", json.dumps(report, indent=2) + "\n")
     finally:
         for frame in persisted:
@@ -160,6 +181,71 @@ def _one_hot_categories(kept: DataFrame, column: str, input_path: str) -> _Categ
     return _Categories(column=column, frame=frame, size=size, nulls=nulls)
 
 
+_LABEL_MISSING = "__label_missing"
+
+
+def with_labels(documents: DataFrame, frame: DataFrame, source: InputSource, column: str) -> DataFrame:
+    """``documents`` plus ``label`` (double, NULL unless a finite number) and whether the raw value was NULL.
+
+    ``frame`` is the input :func:`select_documents` read ``documents`` from; the label is joined
+    back on the row position ``__row`` (unique per input row). Numeric columns are cast, string
+    columns trimmed and parsed (CSV reads every column as a string); other types are a SchemaError.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType, StringType
+
+    if source.format == "text":
+        raise ConfigError(f"config key 'label_column' needs a tabular input; {source.path} is plain text")
+    require_columns(frame, {"label_column": column}, source=source)
+    require_scalar(frame, column, "label_column", source=source)
+    data_type = frame.schema[column].dataType
+    raw = F.col(f"`{column}`")
+    if isinstance(data_type, StringType):
+        parsed = F.trim(raw).try_cast("double")
+    elif isinstance(data_type, NumericType):
+        parsed = raw.cast("double")
+    else:
+        raise SchemaError(
+            f"column '{column}' (label_column) of {source.path} must hold numbers (or numbers as text), "
+            f"found {data_type.simpleString()}"
+        )
+    finite = ~F.isnan(parsed) & (F.abs(parsed) != float("inf"))
+    labels = frame.select(
+        F.col(ROW), F.when(finite, parsed).alias(schema.LABEL), raw.isNull().alias(_LABEL_MISSING)
+    )
+    return documents.join(labels, ROW, "left")
+
+
+def count_labels(kept: DataFrame, column: str) -> dict[str, Any]:
+    """Report-sized counts of the kept documents' labels: labelled, missing (NULL), not a finite number."""
+    from pyspark.sql import functions as F
+
+    valid = F.col(schema.LABEL).isNotNull()
+    row = kept.agg(
+        F.count_if(valid).alias("labelled_documents"),
+        F.count_if(F.col(_LABEL_MISSING)).alias("missing_labels"),
+        F.count_if(~valid & ~F.col(_LABEL_MISSING)).alias("non_numeric_labels"),
+        F.min(schema.LABEL).alias("min"),
+        F.max(schema.LABEL).alias("max"),
+        F.avg(schema.LABEL).alias("mean"),
+    ).collect()[0]
+    counts: dict[str, Any] = {"column": column}
+    counts.update({key: int(row[key] or 0) for key in ("labelled_documents", "missing_labels", "non_numeric_labels")})
+    counts.update({key: None if row[key] is None else float(row[key]) for key in ("min", "max", "mean")})
+    for key in ("missing_labels", "non_numeric_labels"):
+        if counts[key]:
+            log.warning("label column %r: %d documents with %s, left out of %s/", column, counts[key],
+                        key.replace("_", " "), schema.BOW_DIR)
+    return counts
+
+
+def _no_labels_message(config: TokenizeConfig, labels: dict[str, Any]) -> str:
+    return (
+        f"no kept document of {config.input} has a numeric label in column '{config.label_column}' "
+        f"({labels['missing_labels']} missing, {labels['non_numeric_labels']} not a number)"
+    )
+
+
 def _no_documents_message(config: TokenizeConfig, counts: dict[str, int]) -> str:
     details = [f"{counts['null_documents']} NULL", f"{counts['empty_documents']} without tokens"]
     for key, label in (("malformed_rows", "malformed"), ("null_ids", "without id")):
@@ -185,7 +271,12 @@ def _log_counts(path: str, counts: dict[str, int], started: float) -> None:
 
 
 def _report(
-    config: TokenizeConfig, fmt: str, counts: dict[str, int], vocab_size: int, one_hot: dict[str, Any] | None
+    config: TokenizeConfig,
+    fmt: str,
+    counts: dict[str, int],
+    vocab_size: int,
+    one_hot: dict[str, Any] | None,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": "tokenize",
@@ -211,4 +302,5 @@ def _report(
         "tokens": counts["tokens"],
         "vocab_size": vocab_size,
         "one_hot": one_hot,
+        "labels": labels,
     }

@@ -29,6 +29,21 @@ class EmbeddingRows:
 
 
 @dataclass(frozen=True)
+class ExtraTable:
+    """A further key table a method produced (e.g. softmax's output item vectors) and where it goes.
+
+    The pipeline writes it after the main table, through the same validation and atomic commit;
+    ``summary_key`` names it in the job summary.
+    """
+
+    output: str
+    rows: EmbeddingRows
+    dim: int
+    params: dict[str, Any]
+    summary_key: str
+
+
+@dataclass(frozen=True)
 class TrainedEmbeddings:
     """A method's result: key vectors, optional row (document/user) vectors, and how they were made.
 
@@ -47,6 +62,7 @@ class TrainedEmbeddings:
     # Run statistics (fit seconds, words trained, ...) for the job summary and benchmarks; unlike
     # ``params`` they differ between identical runs, so they stay out of the manifest.
     stats: dict[str, Any] = field(default_factory=dict)
+    extra_tables: tuple[ExtraTable, ...] = ()
 
 
 def vectors_frame(spark: SparkSession, matrix: np.ndarray) -> DataFrame:

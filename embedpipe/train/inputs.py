@@ -112,6 +112,43 @@ class TrainingInput:
             schema.VALUES,
         )
 
+    @property
+    def label_column(self) -> str | None:
+        """The input column a tokenize output's ``bow/`` labels came from (None if it has none)."""
+        labels = self.report.get("labels") if self.kind == "tokenize" else None
+        return labels.get("column") if isinstance(labels, dict) else None
+
+    def labelled_matrix(self, method: str) -> DataFrame:
+        """``doc_id``, ``indices``, ``values``, ``label`` (double): the bag of words of every labelled document.
+
+        Only a tokenize output written with ``label_column`` has labels (``bow/`` then holds only
+        the labelled documents); anything else is a one-line error naming ``method``.
+        """
+        from pyspark.sql import functions as F
+
+        if self.kind != "tokenize":
+            raise InputError(
+                f"train --method {method} needs a tokenize output made with --label-column; {self.path} is a "
+                f"{self.kind} output"
+            )
+        layout = self.layout
+        bow_path = f"{self.path}/{layout.matrix_dir}"
+        if self.label_column is None:
+            raise InputError(
+                f"train --method {method} needs a label per document; {bow_path} has none "
+                "(run embedpipe tokenize with --label-column)"
+            )
+        frame = _read_part(self.spark, self.path, layout.matrix_dir, {
+            layout.row_column: ("string", _is_string),
+            schema.INDICES: ("array<int>", _is_int_array),
+            schema.VALUES: ("array<double>", _is_double_array),
+            schema.LABEL: ("double", _is_number),
+        })
+        return frame.select(
+            frame[layout.row_column].alias(schema.DOC_ID), schema.INDICES, schema.VALUES,
+            F.col(schema.LABEL).cast("double").alias(schema.LABEL),
+        )
+
 
 def read_training_input(spark: SparkSession, path: str) -> TrainingInput:
     """Open ``path`` (a tokenize or histories output); fail with a one-line message if it is not one."""
@@ -202,6 +239,12 @@ def _is_integral(tp: DataType) -> bool:
     from pyspark.sql.types import IntegerType, LongType, ShortType
 
     return isinstance(tp, (IntegerType, LongType, ShortType))
+
+
+def _is_number(tp: DataType) -> bool:
+    from pyspark.sql.types import NumericType
+
+    return isinstance(tp, NumericType)
 
 
 def _is_string_array(tp: DataType) -> bool:

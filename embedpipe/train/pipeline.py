@@ -8,7 +8,8 @@ dependencies (torch, say) are never needed by another.
 
 Methods train; only this module writes. The key table goes to ``output``; a method that also embeds
 the rows of its input (documents, users) returns them and they go to ``doc_output`` when it is
-set. The two tables are committed one after the other, each atomically (keys first).
+set; further key tables a method returns (``extra_tables``, e.g. softmax's output vectors) follow.
+The tables are committed one after the other, each atomically (the main key table first).
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         )
         summary["doc_output"] = config.doc_output
         summary["doc_rows"] = doc_manifest["rows"]
+    for extra in trained.extra_tables:
+        extra_manifest = write_embedding_table(
+            spark, extra.rows.rows, extra.output,
+            method=config.method, dim=extra.dim, params=extra.params, source=data.path, seed=trained.seed,
+            tokenizer=data.tokenizer, key_kind=extra.rows.key_kind, expected_rows=extra.rows.expected_rows,
+        )
+        summary[extra.summary_key] = extra.output
+        summary[f"{extra.summary_key}_rows"] = extra_manifest["rows"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     log.info("train: %s", summary)
     return summary

@@ -1,0 +1,165 @@
+"""Recommendation methods side by side: training throughput and Recall@20 / NDCG@20 on one split.
+
+    python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
+        [--dim 32] [--epochs 5] [--methods popularity,als,item2vec,softmax] [--cores 2] [--workdir DIR]
+        [--skip-udata]
+
+Data: :func:`embedpipe.demo.generator.generate_watch_log` (``--users`` users x about 50 distinct
+items each, planted audience/style segments) written as CSV, and the same rows again as a
+MovieLens-format ``u.data`` (tab separated ``user item rating timestamp``, integer ids, no header).
+For each of the two files: ``embedpipe histories --holdout random`` (the same split for every
+method), then ``embedpipe train --method M`` for each method, then one ``embedpipe evaluate
+--histories ... --compare ...`` over every table that trained. All jobs run in-process through
+``embedpipe.cli.main`` (one SparkSession); a method whose training fails (not built yet, a bug, a
+bad setting) is reported as "not available" with its exit status or exception, and the others go
+on. Throughput is training interactions / the train job's wall-clock seconds (Spark start-up of
+the shared session excluded, the job's reading and writing included); the passes column says how
+many sweeps a method made over them. Prints a Markdown table (and writes it to
+``<workdir>/bench_recommend.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from embedpipe.cli import main as cli  # noqa: E402
+from embedpipe.demo.generator import generate_watch_log  # noqa: E402
+from tests.benchmarks.common import spark_session  # noqa: E402
+
+log = logging.getLogger("bench_recommend")
+QUIET = ["--log-level", "WARNING"]
+
+
+def write_udata(csv_path: Path, udata_path: Path) -> int:
+    """The generated CSV log as MovieLens ``u.data``: integer user/item ids, tab separated, no header."""
+    import pandas as pd
+
+    udata_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with udata_path.open("w", encoding="utf-8") as out:
+        for chunk in pd.read_csv(csv_path, dtype={"user": str, "item": str}, chunksize=2_000_000):
+            frame = pd.DataFrame({
+                "user": chunk["user"].str[1:].astype("int64"),
+                "item": chunk["item"].str[1:].astype("int64"),
+                "rating": chunk["rating"],
+                "timestamp": chunk["timestamp"],
+            })
+            frame.to_csv(out, sep="\t", header=False, index=False)
+            rows += len(frame)
+    return rows
+
+
+def method_arguments(method: str, dim: int, epochs: int) -> list[str]:
+    if method == "popularity":
+        return []
+    if method == "als":
+        return ["--dim", str(dim), "--set", "als_iterations=10"]
+    return ["--dim", str(dim), "--epochs", str(epochs)]
+
+
+def passes(method: str, epochs: int) -> int:
+    return {"popularity": 1, "als": 10}.get(method, epochs)
+
+
+def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace) -> list[dict]:
+    histories = work / f"{name}-histories"
+    started = time.perf_counter()
+    code = cli(["histories", "--input", str(log_path), "--output", str(histories), "--holdout", "random",
+                "--holdout-items", str(args.holdout_items), *QUIET])
+    if code != 0:
+        raise SystemExit(f"histories failed on {log_path} (exit {code})")
+    report = json.loads((histories / "report.json").read_text(encoding="utf-8"))
+    training = report["holdout"]["training_interactions"]
+    log.info("%s: histories in %.1f s: %s", name, time.perf_counter() - started, report["holdout"])
+    rows, tables = [], []
+    for method in args.methods:
+        output = work / f"{name}-{method}"
+        started = time.perf_counter()
+        try:
+            code = cli(["train", "--input", str(histories), "--output", str(output), "--method", method,
+                        *method_arguments(method, args.dim, args.epochs), *QUIET])
+            status = "ok" if code == 0 else f"not available (exit {code})"
+        except Exception as exc:  # noqa: BLE001 - a method built by someone else may not exist yet
+            status = f"not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
+        seconds = time.perf_counter() - started
+        rows.append({"dataset": name, "method": method, "status": status, "seconds": seconds,
+                     "interactions": training, "passes": passes(method, args.epochs)})
+        if status == "ok":
+            tables.append(str(output))
+        log.info("%s %s: %s in %.1f s", name, method, status, seconds)
+    if tables:
+        report_dir = work / f"{name}-report"
+        code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables[1:])] if tables[1:] else []),
+                    "--histories", str(histories), "--output", str(report_dir), "--k-values", "10,20,50", *QUIET])
+        if code != 0:
+            raise SystemExit(f"evaluate failed on {name} (exit {code})")
+        evaluation = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["recommendation"]
+        by_table = {entry["table"]: entry for entry in evaluation["tables"]}
+        for row in rows:
+            entry = by_table.get(str(work / f"{name}-{row['method']}"))
+            if entry is not None:
+                row.update(recall=entry["metrics"]["recall@20"], ndcg=entry["metrics"]["ndcg@20"],
+                           coverage=entry["metrics"]["coverage@20"], score=entry["score"])
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    out = ["| dataset | method | train s | training interactions | passes | interactions/s | score | Recall@20 | "
+           "NDCG@20 | Coverage@20 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["status"] != "ok":
+            out.append(f"| {r['dataset']} | {r['method']} | {r['status']} | {r['interactions']:,} | | | | | | |")
+            continue
+        out.append(
+            f"| {r['dataset']} | {r['method']} | {r['seconds']:.1f} | {r['interactions']:,} | {r['passes']} | "
+            f"{r['interactions'] / r['seconds']:,.0f} | {r.get('score', '')} | {r.get('recall', float('nan')):.4f} | "
+            f"{r.get('ndcg', float('nan')):.4f} | {r.get('coverage', float('nan')):.4f} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--holdout-items", type=int, default=5)
+    parser.add_argument("--dim", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--skip-udata", action="store_true", help="only the generated CSV log")
+    args = parser.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-recommend-"))
+    work.mkdir(parents=True, exist_ok=True)
+    spark_session(args.cores)  # the jobs below reuse this session (getOrCreate)
+    started = time.perf_counter()
+    info = generate_watch_log(work / "watch.csv", users=args.users, seed=args.seed, items=args.items)
+    log.info("generated %d interactions of %d users in %.1f s", info.interactions, args.users,
+             time.perf_counter() - started)
+    rows = run_dataset("generated", info.path, work, args)
+    if not args.skip_udata:
+        udata = work / "movielens" / "u.data"
+        write_udata(info.path, udata)
+        rows += run_dataset("u.data", udata, work, args)
+    table = render(rows)
+    (work / "bench_recommend.md").write_text(table + "\n", encoding="utf-8")
+    print(f"{args.users:,} users x {args.items} items, {info.interactions:,} interactions, holdout random "
+          f"{args.holdout_items} per user, dim {args.dim}, {args.cores} cores; work dir {work}\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
