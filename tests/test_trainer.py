@@ -225,6 +225,44 @@ def test_windows_stop_at_sentence_boundaries_and_subsampled_words():
             assert np.all(np.abs(kept_rank[ctx] - kept_rank[ctr]) <= 3)
 
 
+def test_full_windows_make_every_pair_within_window_a_positive_once():
+    """item2vec (shrink_window=False): each ordered pair at distance <= window in a sentence, exactly once."""
+    lengths = [3, 9, 1, 6]
+    n = sum(lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    sentence_of = np.repeat(np.arange(len(lengths)), lengths)
+    corpus = IdCorpus(np.arange(n), offsets)
+    window = 4
+    batcher = SkipGramBatcher(
+        corpus, np.ones(n), NoiseSampler(np.ones(n) / n), window=window, negative=2, batch_size=5,
+        shrink_window=False,
+    )
+    batches, centers = _centers_of_epoch(batcher)
+    np.testing.assert_array_equal(np.sort(centers), np.arange(n))
+    assert all(b.contexts.shape[1] == 2 * window and b.size <= 5 for b in batches)
+    pairs = sorted(
+        (int(c), int(o)) for b in batches for c, o in zip(*(b.centers[:, None].expand_as(b.contexts)[b.mask.bool()],
+                                                           b.contexts[b.mask.bool()]), strict=True)
+    )
+    expected = sorted(
+        (c, o) for c in range(n) for o in range(n)
+        if c != o and sentence_of[c] == sentence_of[o] and abs(c - o) <= window
+    )
+    assert pairs == expected
+
+
+def test_counts_total_checks_the_counts_against_all_replicas_tokens(caplog):
+    corpus = _random_corpus(4)
+    counts = corpus.counts(40) * 2  # this "replica" holds half of the corpus the counts describe
+    with caplog.at_level("WARNING", logger="embedpipe.trainer.train"):
+        train_sgns(corpus, counts, _params(epochs=1), counts_total=2 * corpus.n_tokens)
+    assert "word counts sum to" not in caplog.text
+    with caplog.at_level("WARNING", logger="embedpipe.trainer.train"):
+        train_sgns(corpus, counts, _params(epochs=1), counts_total=3 * corpus.n_tokens)
+    expected = f"word counts sum to {2 * corpus.n_tokens} but the replicas' corpora have {3 * corpus.n_tokens}"
+    assert expected in caplog.text
+
+
 # --- training loop -------------------------------------------------------------------------------
 
 

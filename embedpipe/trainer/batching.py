@@ -147,7 +147,8 @@ class SkipGramBatcher:
     Windows are grouped by their shrunk width: a run of ``batch_size * window`` consecutive kept
     centers is cut into one batch per width ``b`` (``2b`` context columns), so a batch has about
     ``batch_size`` windows and almost no padding — a window of width 1 does not pay for 10 columns.
-    Only sentence ends still leave padded (masked) columns.
+    Only sentence ends still leave padded (masked) columns. With ``shrink_window=False`` (item2vec)
+    every window has the full width and a run is one batch of ``batch_size`` windows.
     """
 
     def __init__(
@@ -162,6 +163,7 @@ class SkipGramBatcher:
         negative_mode: str = "target",
         device: torch.device | str = "cpu",
         chunk_tokens: int = CHUNK_TOKENS,
+        shrink_window: bool = True,
     ):
         self.device = torch.device(device)
         self.tokens = torch.as_tensor(corpus.tokens, dtype=torch.int64, device=self.device)
@@ -173,13 +175,15 @@ class SkipGramBatcher:
         self.negative = negative
         self.batch_size = batch_size
         self.negative_mode = negative_mode
+        self.shrink_window = shrink_window
         self.chunks = sentence_chunks(corpus.offsets, chunk_tokens)
         self.offsets = torch.as_tensor(window_offsets(window), device=self.device)
         self.n_tokens = corpus.n_tokens
 
     def epoch(self, generator: torch.Generator) -> Generator[WindowBatch, None, None]:
         """Yield the batches of one epoch; the generator alone decides every random choice."""
-        run = self.batch_size * self.window
+        # shrunk windows: a run is cut into one batch per width, about batch_size windows each
+        run = self.batch_size * self.window if self.shrink_window else self.batch_size
         for start, end in self.chunks:
             tokens = self.tokens[start:end]
             sentences = self.sentence_ids[start:end]
@@ -210,7 +214,10 @@ class SkipGramBatcher:
     ) -> Iterator[WindowBatch]:
         """The batches of centers ``a..b-1`` (kept positions), one per shrunk window width."""
         n = b - a
-        shrink = torch.randint(1, self.window + 1, (n,), generator=generator, device=self.device)
+        if self.shrink_window:
+            shrink = torch.randint(1, self.window + 1, (n,), generator=generator, device=self.device)
+        else:
+            shrink = torch.full((n,), self.window, dtype=torch.int64, device=self.device)
         noise_targets = noise_contexts = None
         if self.negative_mode in ("target", "both"):
             noise_targets = self.noise.sample((n, self.negative), generator)

@@ -31,12 +31,20 @@ class SGNSParams:
       to predict each context word's output vector against ``negative`` noise *contexts*;
     * ``both``: the sum of the two losses.
 
+    ``shrink_window=False`` makes every pair within ``window`` positions a positive, as item2vec
+    treats a user's history: with a window as long as the history, all pairs of its items.
+
     On CPU the same seed gives bit-identical vectors for any ``threads`` while ``deterministic``
     is true; ``deterministic=False`` trades that for speed on several cores (Hogwild).
     """
 
     dim: int = option(100, "embedding dimension", min=1)
     window: int = option(5, "maximum distance between a center and a context word", min=1)
+    shrink_window: bool = option(
+        True,
+        "draw each center's window width uniformly from 1..window (word2vec; near words weigh more) or always "
+        "use the full window (item2vec: every item within window positions is an equal positive)",
+    )
     negative: int = option(5, "noise words per (center, context) pair", min=1)
     sample: float = option(1e-3, "subsampling threshold for frequent words (0 = off)", min=0.0)
     lr: float = option(0.025, "initial learning rate", min=0.0, min_exclusive=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,10 +113,8 @@ def save_checkpoint(directory: str | os.PathLike[str], state: TrainingState, par
     return path
 
 
-def load_checkpoint(
-    directory: str | os.PathLike[str], params: SGNSParams, vocab_size: int, device: torch.device | str = "cpu"
-) -> TrainingState | None:
-    """Load the checkpoint in ``directory`` if there is one, after checking it fits this run."""
+def read_checkpoint(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The raw checkpoint dict in ``directory`` (tensors on CPU), or None when there is none yet."""
     path = Path(directory) / CHECKPOINT_NAME
     if not path.is_file():
         return None
@@ -125,11 +124,29 @@ def load_checkpoint(
         raise InputError(f"checkpoint {path} cannot be read: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"checkpoint {path} is not an SGNS checkpoint (expected format {CHECKPOINT_FORMAT})")
+    return data
+
+
+def check_checkpoint(
+    data: dict[str, Any],
+    params: SGNSParams,
+    vocab_size: int,
+    path: str | os.PathLike[str],
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Raise ConfigError/InputError unless the checkpoint ``data`` can be resumed with ``params``.
+
+    A key the checkpoint does not record (written before the key existed) counts as its default;
+    ``names`` maps params to the caller's config keys for the message (e.g. ``lr`` -> ``step_size``).
+    """
     saved = data["params"]
+    defaults = SGNSParams().to_dict()
     for key, value in params.to_dict().items():
-        if key not in RESUMABLE_CHANGES and saved.get(key) != value:
+        before = saved.get(key, defaults[key])
+        if key not in RESUMABLE_CHANGES and before != value:
+            name = (names or {}).get(key, key)
             raise ConfigError(
-                f"config key '{key}' is {value!r} but checkpoint {path} was trained with {saved.get(key)!r}; "
+                f"config key '{name}' is {value!r} but checkpoint {path} was trained with {before!r}; "
                 "use the same value or start without resume"
             )
     shape = tuple(data["w_in"].shape)
@@ -138,6 +155,18 @@ def load_checkpoint(
             f"checkpoint {path} holds {shape[0]} x {shape[1]} vectors but this run has "
             f"{vocab_size} words x dim {params.dim}"
         )
+
+
+def load_checkpoint(
+    directory: str | os.PathLike[str], params: SGNSParams, vocab_size: int, device: torch.device | str = "cpu"
+) -> TrainingState | None:
+    """Load the checkpoint in ``directory`` if there is one, after checking it fits this run."""
+    data = read_checkpoint(directory)
+    if data is None:
+        return None
+    path = Path(directory) / CHECKPOINT_NAME
+    check_checkpoint(data, params, vocab_size, path)
+    saved = data["params"]
     if saved.get("epochs") != params.epochs:
         logger.warning("resuming %s (trained for %s epochs) with epochs=%d", path, saved.get("epochs"), params.epochs)
     return TrainingState.from_dict(data, device)

@@ -126,7 +126,7 @@ def _resolve(loss: torch.Tensor | Future) -> torch.Tensor:
     return loss.result() if isinstance(loss, Future) else loss
 
 
-def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None) -> np.ndarray:
+def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None, counts_total: int | None = None) -> np.ndarray:
     if corpus.n_tokens == 0:
         raise EmptyResultError("the corpus has no tokens to train on (after dropping out-of-vocabulary words)")
     if counts is None:
@@ -142,10 +142,12 @@ def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None) -> np.ndarray:
             f"the corpus uses token id {top} but counts has only {len(counts)} entries (ids 0..{len(counts) - 1})"
         )
     total = float(counts.sum())
-    if abs(total - corpus.n_tokens) > 0.01 * corpus.n_tokens:
+    expected = corpus.n_tokens if counts_total is None else counts_total
+    if abs(total - expected) > 0.01 * expected:
+        described = "the corpus has" if counts_total is None else "the replicas' corpora have"
         logger.warning(
-            "word counts sum to %.0f but the corpus has %d tokens; subsampling and noise follow the counts",
-            total, corpus.n_tokens,
+            "word counts sum to %.0f but %s %d tokens; subsampling and noise follow the counts",
+            total, described, expected,
         )
     return counts
 
@@ -168,6 +170,7 @@ def train_sgns(
     progress: Callable[[TrainProgress], None] | None = None,
     log_interval: float = 5.0,
     replica_sync: ReplicaSync | None = None,
+    counts_total: int | None = None,
 ) -> TrainResult:
     """Train skip-gram with negative sampling on ``corpus`` and return the vectors.
 
@@ -177,12 +180,15 @@ def train_sgns(
     every epoch; ``resume=True`` continues from the checkpoint there if one exists (otherwise it
     starts afresh), giving the same vectors as an uninterrupted run on CPU. ``progress`` is called
     with a :class:`TrainProgress` about every ``log_interval`` seconds and after each epoch.
-    ``replica_sync`` lets data-parallel replicas average their matrices at fixed fractions of every
-    epoch (see :class:`ReplicaSync`); the Spark layer passes one per barrier task.
+    ``replica_sync`` lets data-parallel replicas combine their matrices at fixed fractions of every
+    epoch (see :class:`ReplicaSync`); the Spark layer passes one per barrier task, which sums the
+    replicas' updates.
+    ``counts_total`` is the number of tokens the counts were taken from, when ``corpus`` is only a
+    share of them (a replica's partition); the counts are checked against it, not against ``corpus``.
     Raises :class:`~embedpipe.errors.TrainingDivergedError` when the loss becomes NaN or infinite.
     """
     params = params or SGNSParams()
-    counts = _check_inputs(corpus, counts)
+    counts = _check_inputs(corpus, counts, counts_total)
     if resume and checkpoint_dir is None:
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
@@ -210,6 +216,7 @@ def train_sgns(
             batch_size=params.batch_size,
             negative_mode=params.negative_mode,
             device=device,
+            shrink_window=params.shrink_window,
         )
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %d worker thread(s), params %s",

@@ -1,10 +1,17 @@
 """MLlib Word2Vec and embedpipe sgns (through `embedpipe train`) vs gensim, side by side on one corpus.
 
     python tests/benchmarks/bench_word2vec.py [--epochs 5] [--demo-documents 0] [--sgns-processes 1 2]
+        [--sgns-modes lockstep hogwild] [--skip-mllib]
+
+    python tests/benchmarks/bench_word2vec.py --demo-documents 2000000   # adds a >= 20M-token demo corpus
 
 Corpus: the Wikipedia excerpt shipped in gensim's test data (WikiCorpus-tokenized), optionally also a
 generated demo corpus. Settings: skip-gram, dim 100, window 5, min_count 5, the same epochs for all.
 Raw words/s = corpus tokens x epochs / training seconds (the fit only; reading and writing excluded).
+For embedpipe sgns the fit is the whole Spark stage (shuffle, barrier task start, encoding, training,
+returning the vectors); a second table splits it into task 0's reading+encoding and training time.
+embedpipe sgns runs with threads = cores / processes, lock-step (``deterministic``, the default,
+repeatable) and Hogwild (``--no-deterministic``, as gensim's workers) — ``--sgns-modes`` picks.
 gensim runs with workers = cores, as SGNS (negative 5, sample 1e-3) and as hierarchical softmax
 without subsampling (MLlib's objective). Quality: WordSim-353 / SimLex-999 Spearman and Google
 analogy accuracy (3CosAdd, 30k most frequent words).
@@ -29,13 +36,15 @@ from embedpipe.train.pipeline import run_train  # noqa: E402
 from tests.benchmarks.common import Row, Timer, render, score, spark_session, write_wiki_corpus  # noqa: E402
 
 
-def bench_corpus(spark, corpus: Path, tokens_total: int, workdir: Path, args: argparse.Namespace) -> list[Row]:
+def bench_corpus(
+    spark, corpus: Path, tokens_total: int, workdir: Path, args: argparse.Namespace, splits: list[tuple[str, dict]]
+) -> list[Row]:
     from gensim.models import Word2Vec
 
     tokens_dir = str(workdir / "tokens")
     run_tokenize(spark, TokenizeConfig(input=str(corpus), output=tokens_dir, min_count=5))
     rows: list[Row] = []
-    for partitions in args.partitions:
+    for partitions in [] if args.skip_mllib else args.partitions:
         table_dir = str(workdir / f"mllib-{partitions}")
         summary = run_train(spark, TrainConfig(
             input=tokens_dir, output=table_dir, method="word2vec", dim=100, window=5, min_count=5,
@@ -47,16 +56,19 @@ def bench_corpus(spark, corpus: Path, tokens_total: int, workdir: Path, args: ar
                         tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
 
     for processes in args.sgns_processes:
-        table_dir = str(workdir / f"sgns-{processes}")
-        summary = run_train(spark, TrainConfig(
-            input=tokens_dir, output=table_dir, method="sgns", dim=100, window=5, min_count=5, negative=5,
-            sample=1e-3, epochs=args.epochs, seed=1, device="cpu", processes=processes,
-            threads=max(1, (os.cpu_count() or 2) // processes),
-        ))
-        table = read_embedding_table(table_dir)
-        seconds = summary["fit_seconds"]
-        rows.append(Row(f"embedpipe sgns (Spark barrier task), {processes} process(es)", seconds,
-                        tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+        threads = max(1, (os.cpu_count() or 2) // processes)
+        for mode in args.sgns_modes:
+            table_dir = str(workdir / f"sgns-{processes}-{mode}")
+            summary = run_train(spark, TrainConfig(
+                input=tokens_dir, output=table_dir, method="sgns", dim=100, window=5, min_count=5, negative=5,
+                sample=1e-3, epochs=args.epochs, seed=1, device="cpu", processes=processes,
+                threads=threads, deterministic=mode == "lockstep",
+            ))
+            table = read_embedding_table(table_dir)
+            seconds = summary["fit_seconds"]
+            system = f"embedpipe sgns, {processes} process(es) x {threads} thread(s), {mode}"
+            rows.append(Row(system, seconds, tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+            splits.append((system, summary))
 
     sentences = [list(t) for t in pads.dataset(tokens_dir + "/tokens").to_table(columns=["tokens"])
                  .column("tokens").to_pylist()]
@@ -80,6 +92,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sgns-processes", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--sgns-modes", nargs="*", choices=("lockstep", "hogwild"), default=["lockstep", "hogwild"],
+                        help="embedpipe sgns CPU thread modes: lockstep (deterministic) and/or hogwild")
+    parser.add_argument("--skip-mllib", action="store_true", help="leave MLlib Word2Vec out (it is the slowest)")
     parser.add_argument("--demo-documents", type=int, default=0,
                         help="also benchmark a generated demo corpus of this many documents (~12 tokens each)")
     args = parser.parse_args()
@@ -95,9 +110,19 @@ def main() -> None:
             info = generate_corpus(work / "demo.txt", documents=args.demo_documents, seed=7)
             corpora.append((f"demo corpus ({args.demo_documents} documents)", Path(info.path), info.tokens))
         for name, path, tokens in corpora:
-            rows = bench_corpus(spark, path, tokens, work / path.stem, args)
+            splits: list[tuple[str, dict]] = []
+            rows = bench_corpus(spark, path, tokens, work / path.stem, args, splits)
             print(f"\n### {name}: {tokens:,} tokens, {args.epochs} epochs\n")
             print(render(rows, reference=rows[-2].system))
+            if splits:
+                print("\nembedpipe sgns job time (s): the Spark stage (fit) split by task 0's clocks\n")
+                print("| system | fit | to task start (input stage, worker) | torch import | read + encode | train "
+                      "| return vectors | train-only words/s |")
+                print("|---|---|---|---|---|---|---|---|")
+                for system, summary in splits:
+                    parts = [summary[f"{p}_seconds"] for p in ("fit", "start", "import", "encode", "train", "result")]
+                    print("| " + system + " | " + " | ".join(f"{p:.1f}" for p in parts)
+                          + f" | {tokens * args.epochs / summary['train_seconds']:,.0f} |")
     spark.stop()
 
 
