@@ -32,6 +32,7 @@ from embedpipe.jobconfig import (
     EvaluateConfig,
     HistoriesConfig,
     NeighborsConfig,
+    PublishConfig,
     SparkSettings,
     TokenizeConfig,
     TrainConfig,
@@ -66,6 +67,8 @@ JOBS: dict[str, Job] = {
         Job("neighbors", NeighborsConfig,
             "embedpipe.lookup.neighbors:run_neighbors",
             "embedding table -> top-k cosine neighbours of every key (or queries) and analogy answers"),
+        Job("publish", PublishConfig, "embedpipe.publish:run_publish",
+            "quality gate on an evaluate report, then an atomic copy of the table to a stable published path"),
     )
 }
 
@@ -168,6 +171,8 @@ def run(argv: Sequence[str] | None = None, *, only: str | None = None) -> int:
         from embedpipe.sparkenv import build_spark_session
 
         spark = build_spark_session(spark_settings, app_name=f"embedpipe-{job.name}")
+        if job.name in _EARLY_OUTPUT_CHECK:
+            _check_outputs_early(spark, config)
         summary = runner(spark, config)
     except EmbedpipeError as exc:
         print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
@@ -178,6 +183,24 @@ def run(argv: Sequence[str] | None = None, *, only: str | None = None) -> int:
     if summary:
         log.info("%s done: %s", job.name, json.dumps(summary, sort_keys=True, default=str))
     return 0
+
+
+#: Jobs whose outputs are plain atomic outputs (demo writes a folder of them; evaluate and publish
+#: check their outputs against their inputs themselves, naming their own keys).
+_EARLY_OUTPUT_CHECK = frozenset({"tokenize", "histories", "train", "embed", "neighbors"})
+_OUTPUT_KEYS = ("output", "doc_output", "analogy_output", "export_output_vectors")
+_INPUT_KEYS = ("input", "table", "histories")
+
+
+def _check_outputs_early(spark: object, config: object) -> None:
+    """Refuse an unsafe output path before the job computes anything (the commit checks again)."""
+    from embedpipe.storage import check_output_path
+
+    inputs = tuple(p for p in (getattr(config, key, None) for key in _INPUT_KEYS) if isinstance(p, str))
+    for key in _OUTPUT_KEYS:
+        target = getattr(config, key, None)
+        if isinstance(target, str) and target:
+            check_output_path(spark, target, inputs=inputs)  # type: ignore[arg-type]
 
 
 def _one_line(text: str) -> str:

@@ -178,8 +178,15 @@ class TrainConfig:
         "positives, all with equal weight (covers whole histories up to this length)", min=1,
     )
     # softmax, regression (embedding bag inside a larger model)
-    # They also use dim, epochs, step_size (Adam learning rate), batch_size (users/texts per step), seed,
-    # device, processes, averages_per_epoch and threads.
+    # They also use dim, seed, device, processes, averages_per_epoch and threads; epochs, step_size and
+    # batch_size are sgns's (their defaults undertrain a bag model), so these methods have bag_* keys.
+    bag_epochs: int = option(20, "softmax, regression: passes over the rows (users or texts)", min=1)
+    bag_step_size: float = option(0.01, "softmax, regression: Adam learning rate", min=0.0, min_exclusive=True)
+    bag_batch_size: int = option(128, "softmax, regression: rows (users or texts) per optimiser step", min=1)
+    output_bias: bool = option(
+        False, "softmax: learn a logit bias per item; without it (default) mean(input vectors) . output vector is "
+        "the model's score, so the table and export_output_vectors rank by it (evaluate --candidate-table)"
+    )
     hidden: list[int] = option([], "softmax, regression: sizes of the ReLU layers after the embedding bag "
                                    "(empty = none), e.g. hidden=64,32", min=1)
     combiner: str = option(
@@ -224,6 +231,17 @@ class TrainConfig:
                 )
             if self.export_output_vectors.rstrip("/") == self.output.rstrip("/"):
                 raise ConfigError("config key 'export_output_vectors' must differ from 'output'")
+        if self.method in ("softmax", "regression"):
+            import dataclasses
+
+            for key, bag_key in (("epochs", "bag_epochs"), ("step_size", "bag_step_size"),
+                                 ("batch_size", "bag_batch_size")):
+                field = next(f for f in dataclasses.fields(self) if f.name == key)
+                if getattr(self, key) != field.default:
+                    raise ConfigError(
+                        f"config key '{key}' is not used by method {self.method}; set '{bag_key}' instead "
+                        f"(now {getattr(self, bag_key)})"
+                    )
 
 
 @dataclass(frozen=True)
@@ -251,6 +269,10 @@ class EvaluateConfig:
     compare: list[str] = option(
         [], "recommendation: more tables evaluated on the same histories, side by side in the report"
     )
+    candidate_table: str | None = option(
+        None, "recommendation: score items with this table's vectors (same keys and dim as 'table', e.g. a softmax's "
+        "export_output_vectors) against users = mean of their training items in 'table' (two towers; auto = dot)"
+    )
     score: str = option(
         "auto", "recommendation: how items are scored against a user's mean item vector (auto: dot for als and "
         "popularity tables, cosine otherwise)", choices=("auto", "cosine", "dot"),
@@ -267,6 +289,8 @@ class EvaluateConfig:
     def validate(self) -> None:
         if self.compare and self.histories is None:
             raise ConfigError("config key 'compare' needs histories (the split the tables are compared on)")
+        if self.candidate_table is not None and self.histories is None:
+            raise ConfigError("config key 'candidate_table' needs histories (it is only used to score recommendations)")
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,7 @@ def with_input_position(frame: DataFrame, source: InputSource) -> DataFrame:
     Runs one Spark job now: the per-split counts, one row per file split, are collected (a
     report-sized list, not the data) and turned into offsets on the driver.
     """
+    from py4j.protocol import Py4JJavaError
     from pyspark.sql import functions as F
 
     path, block, seq = "__path", "__block", "__seq"
@@ -242,11 +243,16 @@ def with_input_position(frame: DataFrame, source: InputSource) -> DataFrame:
         F.col("_metadata.file_block_start").alias(block),
         F.monotonically_increasing_id().alias(seq),
     )
-    splits = sorted(
-        (r[path], r[block], r["rows"], r["first_seq"])
-        for r in scanned.groupBy(path, block).agg(F.count(F.lit(1)).alias("rows"), F.min(seq).alias("first_seq"))
-        .collect()
-    )
+    per_split = scanned.groupBy(path, block).agg(F.count(F.lit(1)).alias("rows"), F.min(seq).alias("first_seq"))
+    try:
+        collected = per_split.collect()
+    except Py4JJavaError as exc:
+        # Planning reads one Parquet footer only; this first scan opens every file, so a corrupt part
+        # file among good ones fails here. Its message names the file.
+        if "FAILED_READ_FILE" not in str(exc):
+            raise
+        raise InputError(f"cannot read {source.path} as {source.format}: {_root_cause(exc)}") from None
+    splits = sorted((r[path], r[block], r["rows"], r["first_seq"]) for r in collected)
     offsets = []
     row_offset = 0
     rows_in_file: dict[str, int] = {}

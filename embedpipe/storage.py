@@ -3,7 +3,10 @@
 A job writes everything into a staging directory beside its target and commits with renames:
 the previous version moves aside, the staging directory takes its place, then the old one is
 deleted. A job that fails (or is killed) before the commit leaves the target untouched; the next
-run clears its own stale staging directories. Only paths derived from the target are ever deleted.
+run clears its own stale staging directories. Only paths derived from the target are ever deleted,
+and a target is only replaced when that cannot delete anything but an earlier output: never the
+filesystem root, the job's input or a directory holding it, or a non-empty directory that carries
+no output marker (see :func:`check_output_path`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from embedpipe.errors import OutputError
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 
 STAGING_MARK = ".__embedpipe_staging-"
 PREVIOUS_MARK = ".__embedpipe_previous-"
+#: Files that show a directory is an earlier output (embedpipe's report/manifest, Spark's _SUCCESS),
+#: so replacing it loses nothing a user wrote by hand.
+OUTPUT_MARKERS = ("report.json", "_manifest.json", "_SUCCESS")
 
 
 class HadoopFS:
@@ -91,25 +97,72 @@ class HadoopFS:
             stream.close()
 
 
-def _parent_and_name(path: str) -> tuple[str, str]:
-    trimmed = path.rstrip("/")
-    head, _, name = trimmed.rpartition("/")
-    if not name:
-        raise OutputError(f"output path {path!r} has no directory name")
-    return head, name
+def _parent_and_name(fs: HadoopFS, target: str, given: str) -> tuple[str, str]:
+    """The qualified parent directory and the last name of ``target``; OutputError for a root."""
+    path = fs._path(target)
+    parent = path.getParent()
+    if parent is None or path.isRoot():
+        raise OutputError(f"output path {given} is the root of its filesystem; name a directory below it")
+    return str(parent).rstrip("/"), str(path.getName())
+
+
+def check_output_path(
+    spark: SparkSession,
+    target: str,
+    *,
+    inputs: Sequence[str] = (),
+    markers: Sequence[str] = OUTPUT_MARKERS,
+) -> str:
+    """Refuse an output whose replacement could delete anything but an earlier output; return it qualified.
+
+    Refused (one-line OutputError naming the path): the filesystem root; an input of the job, a
+    directory holding one, or a path inside one; an existing file; an existing non-empty directory
+    without one of ``markers`` (a table passes ``_manifest.json`` only, so it never replaces a
+    tokenize output or a hand-made folder). A job can call this before its expensive work;
+    :func:`atomic_output` always calls it before anything is written or deleted.
+    """
+    fs = HadoopFS(spark)
+    qualified = fs.qualify(target)
+    _parent_and_name(fs, qualified, target)  # refuses a root
+    qualified = qualified.rstrip("/")
+    for source in inputs:
+        source_uri = fs.qualify(source).rstrip("/")
+        if qualified == source_uri:
+            raise OutputError(f"output path {target} is the job's input; write the output somewhere else")
+        if source_uri.startswith(qualified + "/"):
+            raise OutputError(f"output path {target} contains the job's input {source}; replacing it would delete it")
+        if qualified.startswith(source_uri + "/"):
+            raise OutputError(f"output path {target} is inside the job's input {source}; write it somewhere else")
+    if fs.exists(qualified):
+        if not fs.is_dir(qualified):
+            raise OutputError(f"output path {target} exists and is not a directory")
+        names = fs.list_names(qualified)
+        if names and not any(marker in names for marker in markers):
+            expected = " or ".join([", ".join(markers[:-1]), markers[-1]] if len(markers) > 1 else markers)
+            raise OutputError(
+                f"output path {target} is a non-empty directory without {expected} (not an earlier output); "
+                "refusing to replace it"
+            )
+    return qualified
 
 
 @contextlib.contextmanager
-def atomic_output(spark: SparkSession, target: str) -> Iterator[str]:
+def atomic_output(
+    spark: SparkSession,
+    target: str,
+    *,
+    inputs: Sequence[str] = (),
+    markers: Sequence[str] = OUTPUT_MARKERS,
+) -> Iterator[str]:
     """Yield a staging directory; on normal exit it atomically replaces ``target``.
 
+    ``target`` is first checked by :func:`check_output_path` (``inputs``: the paths the job reads).
     On an exception the staging directory is removed and ``target`` (if any) is left as it was.
     """
     fs = HadoopFS(spark)
-    target = fs.qualify(target)
-    parent, name = _parent_and_name(target)
-    if fs.exists(target) and not fs.is_dir(target):
-        raise OutputError(f"output path {target} exists and is not a directory")
+    given = target
+    target = check_output_path(spark, target, inputs=inputs, markers=markers)
+    parent, name = _parent_and_name(fs, target, given)
     _remove_stale(fs, parent, name)
     run_id = uuid.uuid4().hex[:12]
     staging = f"{parent}/{name}{STAGING_MARK}{run_id}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,12 +79,14 @@ def write_embedding_table(
     tokenizer: dict[str, Any] | None = None,
     key_kind: str = "token",
     expected_rows: int | None = None,
+    inputs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Validate and atomically write ``rows`` (key, id, count, vector) as an embedding table.
 
     The staged Parquet is read back and checked (dimension, unique keys, finite values, row count)
-    before the commit, so a table that exists at ``output`` is always a valid one.
-    Returns the manifest.
+    before the commit, so a table that exists at ``output`` is always a valid one. ``output`` may
+    only replace an earlier table (a directory with ``_manifest.json``), never one of ``inputs``
+    (the paths the table was made from) or a directory holding one. Returns the manifest.
     """
     from pyspark.sql import functions as F
 
@@ -103,7 +106,7 @@ def write_embedding_table(
         ),
     ).orderBy(schema.ID)
     fs = HadoopFS(spark)
-    with atomic_output(spark, output) as staging:
+    with atomic_output(spark, output, inputs=inputs, markers=(MANIFEST_FILE,)) as staging:
         typed.write.mode("error").parquet(staging)
         stats = _check_staged_table(spark, staging, dim)
         if expected_rows is not None and stats["rows"] != expected_rows:

@@ -99,6 +99,7 @@ def test_atomic_output_keeps_previous_on_failure_and_cleans_stale(spark, tmp_pat
     target = tmp_path / "out"
     target.mkdir()
     (target / "old.txt").write_text("previous")
+    (target / "_SUCCESS").write_text("")  # an earlier output (a marker), so it may be replaced
     stale = tmp_path / "out.__embedpipe_staging-deadbeef"
     stale.mkdir()
     unrelated = tmp_path / "other.__embedpipe_staging-x"

@@ -89,6 +89,7 @@ def test_tokenize_cli_twice_gives_the_hand_computed_output(spark, corpus, tmp_pa
         "tokens": 20,
         "vocab_size": 5,
         "one_hot": None,
+        "labels": None,
     }
 
 

@@ -246,6 +246,8 @@ def _check_output_path(spark: SparkSession, config: EvaluateConfig) -> None:
     fs = HadoopFS(spark)
     output = fs.qualify(config.output).rstrip("/")
     inputs = [("table", config.table)] + [("compare", c) for c in config.compare]
+    if config.candidate_table:
+        inputs.append(("candidate_table", config.candidate_table))
     if config.histories:
         inputs.append(("histories", config.histories))
     for key, path in inputs:
@@ -282,10 +284,13 @@ def _recommendation_section(spark: SparkSession, table: EmbeddingTable, config: 
     from embedpipe.evaluate.recommend import evaluate_recommendations
 
     ks = sorted(set(config.k_values))
+    # candidate_table (two towers) pairs with 'table' only; compared tables score their own vectors.
+    candidates = load_table(config.candidate_table) if config.candidate_table else None
     entries = [
         evaluate_recommendations(spark, t, path, config.histories, score=config.score, ks=ks,
-                                 block_rows=config.block_rows)
-        for t, path in zip([table, *compared], [config.table, *config.compare], strict=True)
+                                 block_rows=config.block_rows, candidates=candidates if i == 0 else None,
+                                 candidates_path=config.candidate_table)
+        for i, (t, path) in enumerate(zip([table, *compared], [config.table, *config.compare], strict=True))
     ]
     return {
         "histories": config.histories,
@@ -329,7 +334,7 @@ def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="embedpipe-evaluate-") as local:
         names = render_report(report, local)
         names += _render_extra_sections(report, local)
-        with atomic_output(spark, config.output) as staging:
+        with atomic_output(spark, config.output, inputs=_inputs_of(config)) as staging:
             fs.mkdirs(staging)
             for name in names:
                 fs.copy_from_local(os.path.join(local, name), f"{staging}/{name}")
@@ -364,3 +369,8 @@ def _render_extra_sections(report: dict[str, Any], directory: str) -> list[str]:
         with open(os.path.join(directory, REPORT_MD), "a", encoding="utf-8") as handle:
             handle.write("\n" + "\n".join(extra))
     return names
+
+
+def _inputs_of(config: EvaluateConfig) -> tuple[str, ...]:
+    """Every path the evaluation reads: the report may never replace one of them."""
+    return tuple(p for p in (config.table, config.histories, *config.compare) if p)

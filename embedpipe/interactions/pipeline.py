@@ -106,7 +106,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
             raise EmptyResultError(_empty_vocabulary_message(config, statistics))
         log.info("item vocabulary: %d items (min_count=%d, max_vocab_size=%s)", vocab_size, config.min_count,
                  config.max_vocab_size)
-        with atomic_output(spark, config.output) as staging:
+        with atomic_output(spark, config.output, inputs=(config.input,)) as staging:
             sequences = user_sequences(kept, by_time=columns.time is not None)
             sequences.write.mode("error").parquet(f"{staging}/{schema.SEQUENCES_DIR}")
             write_vocabulary(vocabulary, f"{staging}/{schema.VOCAB_DIR}")

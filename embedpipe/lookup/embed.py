@@ -550,7 +550,7 @@ def run_embed(spark: SparkSession, config: EmbedConfig) -> dict[str, Any]:
     started = time.monotonic()
     plan = plan_embed(spark, config)
     result, prepared, column, kind, manifest = plan.result, plan.prepared, plan.column, plan.kind, plan.manifest
-    with atomic_output(spark, config.output) as staging:
+    with atomic_output(spark, config.output, inputs=(config.input, config.table)) as staging:
         # Float vectors almost never repeat: trying a dictionary for them only costs time (measured
         # ~0.3 s per 100k documents) before Parquet falls back to plain encoding.
         result.write.mode("error").option(f"parquet.enable.dictionary#{config.vector_column}.list.element", "false") \

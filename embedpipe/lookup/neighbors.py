@@ -270,12 +270,12 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
         frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
     else:
         frame = approximate_neighbors(spark, keys, unit, query_rows, config)
-    with atomic_output(spark, config.output) as staging:
+    with atomic_output(spark, config.output, inputs=(config.table,)) as staging:
         frame.select(schema.KEY, NEIGHBOR, SCORE, RANK).write.mode("error").parquet(staging)
     if config.analogy_output:
         rows = [(a, b, c, None if ans is None else ans[0], None if ans is None else float(ans[1]))
                 for (a, b, c), ans in zip(questions, answers, strict=True)]
-        with atomic_output(spark, config.analogy_output) as staging:
+        with atomic_output(spark, config.analogy_output, inputs=(config.table,)) as staging:
             spark.createDataFrame(rows, ANALOGY_DDL).coalesce(1).write.mode("error").parquet(staging)
     elapsed = time.monotonic() - started
     log.info("%s neighbours (k=%d) of %d keys of %s in %.1fs -> %s", config.method, k, len(query_rows),

@@ -2,7 +2,9 @@
 
 Pure DataFrame -> DataFrame transforms (usable with ``df.transform``) plus one aggregation that
 counts what happened to every row, for the report. Rows are never silently lost: each one is
-either kept or has a ``__drop`` reason, counted in ``report.json``.
+either kept or has a ``__drop`` reason, counted in ``report.json``. Binary data (a PNG or gzip file
+renamed ``.txt``) is refused rather than counted: its bytes would otherwise decode to U+FFFD plus
+stray ASCII fragments that pass as tokens. A NUL character marks it -- it never occurs in text.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from embedpipe import schema
-from embedpipe.errors import ConfigError
+from embedpipe.errors import ConfigError, InputError
 from embedpipe.jobconfig import TokenizerSettings
 from embedpipe.readers import (
     CORRUPT_RECORD,
@@ -34,11 +36,13 @@ CATEGORY = "__category"
 DROP = "__drop"
 TRUNCATED = "__truncated"
 UNDECODABLE = "__undecodable"
+BINARY = "__binary"
 _MALFORMED = "__malformed"
 
 #: Why a row is not a document, in the order the reasons are checked (each row gets the first).
 DROP_REASONS = ("malformed_rows", "null_ids", "null_documents", "empty_documents")
 REPLACEMENT_CHARACTER = "\ufffd"
+NUL = "\u0000"
 
 
 def select_documents(
@@ -50,7 +54,7 @@ def select_documents(
     one_hot_column: str | None,
     max_chars: int,
 ) -> DataFrame:
-    """``__row, doc_id, __text, __truncated, __undecodable, __malformed[, __category]`` from a read input.
+    """``__row, doc_id, __text, __truncated, __undecodable, __binary, __malformed[, __category]`` from an input.
 
     Plain text: one document per line, ``doc_id`` = ``<file>:<line>`` (1-based line, file relative
     to the input directory). Tabular inputs: ``text_column``, and ``doc_id`` from ``id_column`` or
@@ -89,6 +93,7 @@ def select_documents(
         F.when(truncated, F.substring(valid, 1, max_chars)).otherwise(valid).alias(TEXT),
         truncated.alias(TRUNCATED),
         F.coalesce(valid.contains(REPLACEMENT_CHARACTER), F.lit(False)).alias(UNDECODABLE),
+        F.coalesce(valid.contains(NUL), F.lit(False)).alias(BINARY),
         malformed.alias(_MALFORMED),
     ]
     if one_hot_column is not None:
@@ -125,6 +130,7 @@ def count_documents(tokenized: DataFrame, *, check_duplicate_ids: bool) -> dict[
 
     Returns a report-sized dict (the only thing collected). ``duplicate_ids`` needs a distinct
     count, so it is only computed when ids come from the input (generated ids are unique).
+    Raises InputError naming the first document (``<file>:<line>`` for text) when any holds binary data.
     """
     from pyspark.sql import functions as F
 
@@ -136,10 +142,19 @@ def count_documents(tokenized: DataFrame, *, check_duplicate_ids: bool) -> dict[
         F.count_if(F.col(UNDECODABLE)).alias("undecodable_lines"),
         F.count_if(F.col(TRUNCATED)).alias("truncated_documents"),
         *[F.count_if(F.col(DROP) == reason).alias(reason) for reason in DROP_REASONS],
+        F.count_if(F.col(BINARY)).alias("binary_documents"),
+        F.min_by(F.col(schema.DOC_ID), F.when(F.col(BINARY), F.col(ROW))).alias("first_binary"),
     ]
     if check_duplicate_ids:
         aggregates.append(F.count_distinct(F.when(kept, F.col(schema.DOC_ID))).alias("distinct_ids"))
     row = tokenized.agg(*aggregates).collect()[0].asDict()
+    first_binary = row.pop("first_binary")
+    if row["binary_documents"]:
+        raise InputError(
+            f"input is not text: {row['binary_documents']} documents contain NUL bytes (binary data), the first "
+            f"is {first_binary}; remove binary files from the input"
+        )
+    del row["binary_documents"]
     counts = {key: int(row[key] or 0) for key in row}
     counts["duplicate_ids"] = counts["documents"] - counts.pop("distinct_ids") if check_duplicate_ids else 0
     return counts

@@ -109,7 +109,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
             categories = _one_hot_categories(kept, config.one_hot_column, config.input)
             persisted.append(categories.frame)
         # Every check that can fail has run: from here on the job only writes.
-        with atomic_output(spark, config.output) as staging:
+        with atomic_output(spark, config.output, inputs=(config.input,)) as staging:
             kept.select(schema.DOC_ID, schema.TOKENS).write.mode("error").parquet(f"{staging}/{schema.TOKENS_DIR}")
             write_vocabulary(vocabulary, f"{staging}/{schema.VOCAB_DIR}")
             entries = vocabulary_entries(

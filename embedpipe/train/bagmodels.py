@@ -25,6 +25,12 @@ root of the pooled mean square). They go into the job summary, ``stats`` and the
 
 ``export_output_vectors`` (softmax) also writes the output item vectors as a second table with
 the same keys; it is returned as an extra table, which the pipeline commits after the main one.
+The softmax has no output bias by default (``output_bias``), so mean(input vectors) . output
+vector is the model's whole score and ``evaluate --table T --candidate-table T-output`` ranks by it.
+
+Both methods take ``bag_epochs``/``bag_step_size``/``bag_batch_size`` rather than sgns's
+``epochs``/``step_size``/``batch_size``, whose defaults undertrain a bag model (TrainConfig refuses
+the sgns keys with these methods).
 
 Regression replicas share one standardisation of the target (mean and standard deviation over
 all labelled rows, two scalars computed by Spark), so the models they average agree on its scale.
@@ -78,15 +84,16 @@ def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
         "dim": config.dim,
         "hidden": tuple(config.hidden),
         "combiner": combiner,
-        "epochs": config.epochs,
-        "lr": config.step_size,
-        "batch_size": config.batch_size,
+        "epochs": config.bag_epochs,
+        "lr": config.bag_step_size,
+        "batch_size": config.bag_batch_size,
         "seed": config.seed,
         "device": config.device,
         "threads": config.threads,
         "sampled": config.sampled,
         "proposal_power": config.proposal_power,
         "holdout": config.target_items,
+        "output_bias": config.output_bias,
         "dropout": config.dropout,
         "validation_fraction": config.validation_fraction,
         "ridge_alpha": config.ridge_alpha,
@@ -295,7 +302,8 @@ _ERROR_LINE = re.compile(r"(?:embedpipe\.errors\.)?(" + "|".join(_ERRORS) + r"):
 
 
 #: Trainer parameter names that the job calls differently (messages are translated to the job's keys).
-_JOB_KEYS = {"lr": "step_size", "holdout": "target_items"}
+_JOB_KEYS = {"lr": "bag_step_size", "batch_size": "bag_batch_size", "epochs": "bag_epochs",
+             "holdout": "target_items"}
 
 
 def _in_job_terms(message: str) -> str:

@@ -96,6 +96,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         spark, trained.keys.rows, config.output,
         method=config.method, dim=trained.dim, params=trained.params, source=data.path, seed=trained.seed,
         tokenizer=data.tokenizer, key_kind=trained.keys.key_kind, expected_rows=trained.keys.expected_rows,
+        inputs=(config.input,),
     )
     summary: dict[str, Any] = {
         "method": config.method,
@@ -110,7 +111,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
             spark, trained.documents.rows, config.doc_output,
             method=config.method, dim=trained.dim, params=trained.document_params, source=data.path,
             seed=trained.seed, tokenizer=data.tokenizer, key_kind=trained.documents.key_kind,
-            expected_rows=trained.documents.expected_rows,
+            expected_rows=trained.documents.expected_rows, inputs=(config.input,),
         )
         summary["doc_output"] = config.doc_output
         summary["doc_rows"] = doc_manifest["rows"]
@@ -119,6 +120,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
             spark, extra.rows.rows, extra.output,
             method=config.method, dim=extra.dim, params=extra.params, source=data.path, seed=trained.seed,
             tokenizer=data.tokenizer, key_kind=extra.rows.key_kind, expected_rows=extra.rows.expected_rows,
+            inputs=(config.input,),
         )
         summary[extra.summary_key] = extra.output
         summary[f"{extra.summary_key}_rows"] = extra_manifest["rows"]
