@@ -34,6 +34,9 @@ u5,zz,1
 u5,b,2
 u6,b,1
 """
+# Item-side vectors of a two-tower pair (same keys, other directions, other row order in their table).
+CANDIDATES = {"영화": (0.2, 0.9), "g": (-0.4, 0.3), "f": (1.1, 0.2), "e": (0.5, -0.9), "d": (-0.9, -0.1),
+              "c": (0.7, 0.6), "b": (-0.2, -1.2), "a": (0.1, 0.4)}
 METADATA = """item,title,audience,style
 a,x,children,blockbuster
 b,x,children,blockbuster
@@ -58,13 +61,22 @@ def setup(spark, tmp_path_factory):
     frame = spark.createDataFrame(rows, "key string, id bigint, count bigint, vector array<float>")
     write_embedding_table(spark, frame, str(root / "table"), method="handmade", dim=2, params={}, source="test",
                           seed=None, key_kind="item")
+    for name, vectors in (("candidates", CANDIDATES), ("candidates3", {k: (*v, 1.0) for k, v in CANDIDATES.items()}),
+                          ("candidates_missing", {k: v for k, v in CANDIDATES.items() if k != "c"})):
+        rows = [(key, i, 1, list(vector)) for i, (key, vector) in enumerate(vectors.items())]
+        frame = spark.createDataFrame(rows, "key string, id bigint, count bigint, vector array<float>")
+        write_embedding_table(spark, frame, str(root / name), method="handmade", dim=len(rows[0][3]), params={},
+                              source="test", seed=None, key_kind="item")
     return root
 
 
-def _brute_force(spark, histories, ks, score):
-    """Per-user metrics the slow, obvious way: float64, a full sort per user, Python loops."""
+def _brute_force(spark, histories, ks, score, candidates=None):
+    """Per-user metrics the slow, obvious way: float64, a full sort per user, Python loops.
+
+    ``candidates``: item vectors scored against the users (mean of their ITEMS vectors), two towers.
+    """
     keys = list(ITEMS)
-    matrix = np.array([ITEMS[k] for k in keys], dtype=np.float64)
+    matrix = np.array([(candidates or ITEMS)[k] for k in keys], dtype=np.float64)
     if score == "cosine":
         matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
     sequences = {r["user"]: r["items"] for r in spark.read.parquet(f"{histories}/sequences").collect()}
@@ -121,6 +133,28 @@ def test_metrics_equal_a_brute_force_reference_and_runs_are_idempotent(spark, se
     assert (output / "projection.png").stat().st_size > 0 and "## Item map" in markdown
 
 
+def test_candidate_table_scores_items_with_its_own_vectors(spark, setup, tmp_path):
+    output = tmp_path / "report"
+    argv = ["evaluate", "--table", str(setup / "table"), "--candidate-table", str(setup / "candidates"),
+            "--compare", str(setup / "table"), "--histories", str(setup / "histories"), "--output", str(output),
+            "--k-values", "1,2,3", "--block-rows", "2", *QUIET]
+    assert main(argv) == 0
+    report = json.loads((output / "report.json").read_text(encoding="utf-8"))
+    assert main(argv) == 0
+    assert json.loads((output / "report.json").read_text(encoding="utf-8")) == report
+    two_tower, plain = report["recommendation"]["tables"]
+    assert (two_tower["score"], two_tower["candidate_table"]) == ("dot", str(setup / "candidates"))
+    expected, users = _brute_force(spark, setup / "histories", [1, 2, 3], "dot", CANDIDATES)
+    assert (two_tower["users_with_heldout"], two_tower["users_without_vector"]) == (users, 1)
+    assert two_tower["metrics"] == pytest.approx(expected, abs=1e-6)
+    # A compared table is scored with its own vectors (auto: cosine for a handmade table).
+    assert "candidate_table" not in plain and plain["score"] == "cosine"
+    assert plain["metrics"] == pytest.approx(_brute_force(spark, setup / "histories", [1, 2, 3], "cosine")[0],
+                                             abs=1e-6)
+    assert f"| {setup / 'table'} x {setup / 'candidates'} | handmade |" in (output / "report.md").read_text(
+        encoding="utf-8")
+
+
 def test_kernel_breaks_ties_like_a_stable_sort_and_pads():
     users = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     catalogue = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
@@ -152,6 +186,16 @@ def test_bad_recommendation_inputs_fail_in_one_line(spark, setup, tmp_path, caps
          "present: item, genre)"),
         (["--histories", str(setup / "histories"), "--score", "l1"],
          "config key 'score' must be one of auto, cosine, dot, got 'l1'"),
+        (["--candidate-table", str(setup / "candidates")],
+         "config key 'candidate_table' needs histories (it is only used to score recommendations)"),
+        (["--histories", str(setup / "histories"), "--candidate-table", str(setup / "candidates3")],
+         f"candidate table {setup / 'candidates3'} has dim 3 but table {table} has dim 2 (config key "
+         "'candidate_table'; users and items need the same dim)"),
+        (["--histories", str(setup / "histories"), "--candidate-table", str(setup / "candidates_missing")],
+         f"candidate table {setup / 'candidates_missing'} must have the same keys as table {table}: 1 of its 8 "
+         "keys missing, e.g. 'c', 0 extra (config key 'candidate_table')"),
+        (["--histories", str(setup / "histories"), "--candidate-table", str(tmp_path / "none")],
+         f"embedding table not found: {tmp_path / 'none'}"),
     ):
         assert main(["evaluate", "--table", table, "--output", str(output), *extra, *QUIET]) == 2
         assert capsys.readouterr().err == f"embedpipe evaluate: error: {message}\n"

@@ -18,9 +18,10 @@ from embedpipe.table import read_embedding_table
 pytest.importorskip("torch")
 
 QUIET = ["--log-level", "ERROR"]
-SOFTMAX = ["--method", "softmax", "--dim", "8", "--epochs", "10", "--batch-size", "32", "--step-size", "0.05",
-           "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
-REGRESSION = ["--method", "regression", "--dim", "8", "--epochs", "12", "--batch-size", "32", "--step-size", "0.02",
+SOFTMAX = ["--method", "softmax", "--dim", "8", "--bag-epochs", "10", "--bag-batch-size", "32",
+           "--bag-step-size", "0.05", "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
+REGRESSION = ["--method", "regression", "--dim", "8", "--bag-epochs", "12", "--bag-batch-size", "32",
+              "--bag-step-size", "0.02",
               "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
 TABLE_COLUMNS = [("key", "string"), ("id", "bigint"), ("count", "bigint"), ("vector", "array<float>")]
 
@@ -141,6 +142,7 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     assert first.manifest["method"] == "softmax" and first.manifest["key_kind"] == "item"
     assert (params["objective"], params["combiner"], params["holdout"], params["processes"]) == ("softmax", "mean",
                                                                                                  1, 1)
+    assert (params["epochs"], params["batch_size"], params["lr"], params["output_bias"]) == (10, 32, 0.05, False)
     assert params["layer"].startswith("input") and first_out.manifest["params"]["layer"].startswith("output")
     assert params["users_trained"] == 400
     assert _segment_agreement(str(out), info) > 0.6
@@ -207,6 +209,10 @@ def test_wrong_inputs_are_one_line_errors(spark, watched, listings, tmp_path, ca
         (["--input", str(histories), *SOFTMAX, "--set", "target_items=100"],
          f"file:{histories}: only 0 of 400 users watched more than target_items=100 items, fewer than "
          "processes=1 (give longer histories or lower 'target_items')"),
+        (["--input", str(histories), *SOFTMAX, "--epochs", "3"],
+         "config key 'epochs' is not used by method softmax; set 'bag_epochs' instead (now 10)"),
+        (["--input", str(tokens), *REGRESSION, "--step-size", "0.1"],
+         "config key 'step_size' is not used by method regression; set 'bag_step_size' instead (now 0.02)"),
     ]
     for args, message in cases:
         assert main(["train", "--output", str(out), *args]) == 2
@@ -250,6 +256,6 @@ def test_user_errors_raised_in_a_task_keep_their_one_line_message():
     )
     error = _task_error(wrapped)
     assert isinstance(error, TrainingDivergedError)
-    assert str(error) == "softmax diverged: the loss became nan; lower config key 'step_size'"
+    assert str(error) == "softmax diverged: the loss became nan; lower config key 'bag_step_size'"
     other = ValueError("a bug")
     assert _task_error(other) is other

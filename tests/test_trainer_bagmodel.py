@@ -46,10 +46,15 @@ def np_encode(p: dict[str, np.ndarray], bags, combiner: str, n_hidden: int) -> l
     return out
 
 
+def _bias(p: dict[str, np.ndarray], i: int) -> float:
+    """Item ``i``'s output bias (0 for a model trained without one)."""
+    return float(p["out_bias"][i, 0]) if "out_bias" in p else 0.0
+
+
 def np_full_softmax(p, bags, targets, combiner, n_hidden) -> float:
     losses = []
     for h, row_targets in zip(np_encode(p, bags, combiner, n_hidden), targets, strict=True):
-        logits = np.array([h @ p["out_weight"][i] + p["out_bias"][i, 0] for i in range(len(p["out_weight"]))])
+        logits = np.array([h @ p["out_weight"][i] + _bias(p, i) for i in range(len(p["out_weight"]))])
         for t in row_targets:
             losses.append(np.log(np.sum(np.exp(logits))) - logits[t])
     return float(np.mean(losses))
@@ -60,11 +65,11 @@ def np_sampled_softmax(p, bags, targets, negatives, log_expected, combiner, n_hi
     losses = []
     for h, row_targets in zip(np_encode(p, bags, combiner, n_hidden), targets, strict=True):
         for t in row_targets:
-            true = h @ p["out_weight"][t] + p["out_bias"][t, 0] - log_expected[t]
+            true = h @ p["out_weight"][t] + _bias(p, t) - log_expected[t]
             logits = [true]
             for n in negatives:
                 if n != t:
-                    logits.append(h @ p["out_weight"][n] + p["out_bias"][n, 0] - log_expected[n])
+                    logits.append(h @ p["out_weight"][n] + _bias(p, n) - log_expected[n])
             losses.append(np.log(np.sum(np.exp(logits))) - true)
     return float(np.mean(losses))
 
@@ -112,20 +117,22 @@ def tensors(bags):
     return ids, offsets, weights
 
 
-def make_net(objective: str, combiner: str, hidden=(4,), sparse_output=False, seed=0) -> BagNet:
+def make_net(objective: str, combiner: str, hidden=(4,), sparse_output=False, seed=0, output_bias=True) -> BagNet:
     torch.manual_seed(seed)
-    net = BagNet(VOCAB, 3, hidden, combiner, objective, sparse_output=sparse_output).double()
+    net = BagNet(VOCAB, 3, hidden, combiner, objective, sparse_output=sparse_output, output_bias=output_bias).double()
     if objective == "softmax":  # random (not zero) output rows, so every gradient path is exercised
         with torch.no_grad():
             net.out_weight.normal_()
-            net.out_bias.normal_()
+            if net.out_bias is not None:
+                net.out_bias.normal_()
     return net
 
 
+@pytest.mark.parametrize("output_bias", [True, False])
 @pytest.mark.parametrize("combiner", ["mean", "sqrtn", "sum"])
 @pytest.mark.parametrize("hidden", [(), (4,)])
-def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden):
-    net = make_net("softmax", combiner, hidden)
+def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden, output_bias):
+    net = make_net("softmax", combiner, hidden, output_bias=output_bias)
     targets = [[1, 4], [0, 5], [3, 3]]
     h = net.encode(*tensors(BAGS))
     loss = full_softmax_loss(h, torch.tensor(targets), net.out_weight, net.out_bias)
@@ -137,9 +144,10 @@ def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden):
         np.testing.assert_allclose(grad, expected[name], atol=1e-7, err_msg=name)
 
 
+@pytest.mark.parametrize("output_bias", [True, False])
 @pytest.mark.parametrize("hidden", [(), (4,)])
-def test_sampled_softmax_with_log_q_and_accidental_hits_matches_numpy(hidden):
-    net = make_net("softmax", "mean", hidden, sparse_output=True)
+def test_sampled_softmax_with_log_q_and_accidental_hits_matches_numpy(hidden, output_bias):
+    net = make_net("softmax", "mean", hidden, sparse_output=True, output_bias=output_bias)
     targets = [[1], [0], [3]]
     negatives = [0, 2, 2, 5, 3]  # repeats and hits (0 for row 2, 3 for row 3) on purpose
     q = proposal_distribution(np.array([5, 1, 3, 2, 8, 1]), 0.75)
@@ -320,7 +328,8 @@ def toy_corpus(rows: int = 300, vocab: int = 30, seed: int = 0, targets: bool = 
     return BagCorpus(offsets, ids, weights, y)
 
 
-SOFTMAX = BagModelParams(dim=4, hidden=(5,), epochs=3, batch_size=32, sampled=7, dropout=0.2, device="cpu", seed=3)
+SOFTMAX = BagModelParams(dim=4, hidden=(5,), epochs=3, batch_size=32, sampled=7, dropout=0.2, device="cpu", seed=3,
+                         output_bias=True)
 REGRESSION = BagModelParams(objective="regression", dim=4, hidden=(5,), combiner="sqrtn", epochs=3, batch_size=32,
                             device="cpu", seed=3)
 
@@ -374,9 +383,8 @@ def test_progress_and_replica_sync_hooks():
 
         def sync(self, state, progress):
             assert isinstance(state, BagTrainingState)
-            assert [name for name, _ in state.model.named_parameters()] == [
-                "embedding", "out_weight", "out_bias",
-            ]
+            # output_bias is off by default: the model's score is the two tables' dot product.
+            assert [name for name, _ in state.model.named_parameters()] == ["embedding", "out_weight"]
             self.calls.append(progress)
 
     sync = Recorder()
@@ -466,6 +474,7 @@ def test_input_errors():
         ({"epochs": True}, "config key 'epochs' must be int, got True"),
         ({"device": "tpu"}, "config key 'device' must be one of auto, cpu, cuda, got 'tpu'"),
         ({"lr": float("nan")}, "config key 'lr' must be a finite number, got nan"),
+        ({"output_bias": 1}, "config key 'output_bias' must be true or false, got 1"),
     ],
 )
 def test_bad_params_name_the_key(kwargs, message):

@@ -20,6 +20,12 @@ like for like on one split (``embedpipe histories --holdout ...``):
    gains and ``1 / log2(rank + 1)`` discounts, the ideal over ``min(K, held-out items)``; HR@K =
    1 if any hit. Averaged over every user with held-out items. Coverage@K = the share of the
    table's items that appear in at least one user's top K.
+
+**Two towers** (``candidates``, ``evaluate --candidate-table T2``): users are still the mean of
+their training items in the table, but the catalogue is T2's vectors (same keys, same dim), scored
+by dot product under ``auto``. For a softmax trained without output bias, the input table (users)
+and its ``export_output_vectors`` table (items) reproduce the model's own score exactly, without
+the evaluation knowing the method.
 """
 
 from __future__ import annotations
@@ -82,6 +88,24 @@ def resolve_score(score: str, manifest: dict[str, Any]) -> str:
     if score != "auto":
         return score
     return "dot" if int(manifest.get("dim") or 0) == 1 or manifest.get("method") in DOT_METHODS else "cosine"
+
+
+def aligned_candidates(table: EmbeddingTable, candidates: EmbeddingTable, table_path: str,
+                       candidates_path: str) -> np.ndarray:
+    """The candidate table's vectors in ``table``'s row order; InputError unless keys and dim match."""
+    if candidates.dim != table.dim:
+        raise InputError(f"candidate table {candidates_path} has dim {candidates.dim} but table {table_path} has "
+                         f"dim {table.dim} (config key 'candidate_table'; users and items need the same dim)")
+    position = {key: i for i, key in enumerate(candidates.keys)}
+    missing = [key for key in table.keys if key not in position]
+    if missing or len(candidates) != len(table):
+        extra = len(candidates) - (len(table) - len(missing))
+        example = f", e.g. {missing[0]!r}" if missing else ""
+        raise InputError(
+            f"candidate table {candidates_path} must have the same keys as table {table_path}: {len(missing)} of "
+            f"its {len(table)} keys missing{example}, {extra} extra (config key 'candidate_table')"
+        )
+    return candidates.vectors[np.fromiter((position[key] for key in table.keys), np.int64, len(table))]
 
 
 def catalogue_matrix(vectors: np.ndarray, score: str) -> np.ndarray:
@@ -259,8 +283,11 @@ class UserScores:
 
 
 def score_users(spark: SparkSession, table: EmbeddingTable, table_path: str, histories: str, *, score: str,
-                ks: Sequence[int], block_rows: int) -> UserScores:
-    """Per user with held-out items: ``user, scored, relevant, <metric>_<k>..., top array<int>``."""
+                ks: Sequence[int], block_rows: int, item_vectors: np.ndarray | None = None) -> UserScores:
+    """Per user with held-out items: ``user, scored, relevant, <metric>_<k>..., top array<int>``.
+
+    ``item_vectors`` (rows in ``table``'s order): score these instead of the table's own vectors.
+    """
     from pyspark.sql import functions as F
 
     from embedpipe.jobconfig import EmbedConfig
@@ -276,7 +303,7 @@ def score_users(spark: SparkSession, table: EmbeddingTable, table_path: str, his
     joined = truth.join(users, schema.USER, "left").select(
         schema.USER, _USER_VECTOR, F.array_distinct(_SEEN).alias(_SEEN), F.array_distinct(_TRUTH).alias(_TRUTH)
     )
-    catalogue = catalogue_matrix(table.vectors, score)
+    catalogue = catalogue_matrix(table.vectors if item_vectors is None else item_vectors, score)
     broadcast = spark.sparkContext.broadcast({"keys": pa.array(table.keys, pa.string()), "catalogue": catalogue})
     ks = tuple(sorted(set(ks)))
     metric_fields = ", ".join(f"{metric_column(m, k)} double" for k in ks for m in METRICS)
@@ -322,13 +349,25 @@ def summarize_scores(scores: DataFrame, ks: Sequence[int], catalogue_size: int) 
 
 
 def evaluate_recommendations(spark: SparkSession, table: EmbeddingTable, table_path: str, histories: str, *,
-                             score: str, ks: Sequence[int], block_rows: int) -> dict[str, Any]:
-    """Score one table on the histories' holdout; returns its row of the report's comparison."""
+                             score: str, ks: Sequence[int], block_rows: int,
+                             candidates: EmbeddingTable | None = None,
+                             candidates_path: str | None = None) -> dict[str, Any]:
+    """Score one table on the histories' holdout; returns its row of the report's comparison.
+
+    ``candidates``: score the items with this table's vectors (two towers; ``auto`` means dot).
+    """
     from pyspark import StorageLevel
 
     started = time.monotonic()
-    used = resolve_score(score, table.manifest)
-    result = score_users(spark, table, table_path, histories, score=used, ks=ks, block_rows=block_rows)
+    item_vectors = None
+    if candidates is not None:
+        candidates_path = candidates_path or "(candidates)"
+        item_vectors = aligned_candidates(table, candidates, table_path, candidates_path)
+        used = "dot" if score == "auto" else score
+    else:
+        used = resolve_score(score, table.manifest)
+    result = score_users(spark, table, table_path, histories, score=used, ks=ks, block_rows=block_rows,
+                         item_vectors=item_vectors)
     frame = result.frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         summary = summarize_scores(frame, ks, len(table))
@@ -344,6 +383,9 @@ def evaluate_recommendations(spark: SparkSession, table: EmbeddingTable, table_p
         "user_vectors": f"mean of training items via embed ({result.strategy} plan)",
         **summary,
     }
+    if candidates is not None:
+        entry["candidate_table"] = candidates_path
+        entry["item_vectors"] = f"candidate table {candidates_path} ({candidates.manifest.get('method')})"
     metrics = entry["metrics"]
     log.info("recommendation %s (%s, %s): %s over %d users in %.1f s", table_path, manifest.get("method"), used,
              ", ".join(f"{name} {value}" for name, value in metrics.items()), entry["users_with_heldout"],
@@ -380,7 +422,10 @@ def render_recommendation_markdown(section: dict[str, Any]) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for entry in section["tables"]:
         m = entry["metrics"]
-        cells = [str(entry["table"]).replace("|", "\\|"), str(entry["method"]), str(entry["dim"]), entry["score"],
+        name = str(entry["table"])
+        if entry.get("candidate_table"):
+            name += f" x {entry['candidate_table']}"
+        cells = [name.replace("|", "\\|"), str(entry["method"]), str(entry["dim"]), entry["score"],
                  f"{entry['users_with_heldout']} ({entry['users_without_vector']})"]
         for k in ks:
             cells += [_fmt(m[f"recall@{k}"]), _fmt(m[f"ndcg@{k}"]), _fmt(m[f"hr@{k}"]), _fmt(m[f"coverage@{k}"])]

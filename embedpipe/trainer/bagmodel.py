@@ -13,6 +13,9 @@ Two objectives on the same machinery (seeded epochs, checkpoints, progress, repl
   and a ridge regression on the bag-of-words counts.
 
 The embedding layer's rows are the exported item/word vectors (``BagModelResult.input_vectors``).
+Softmax has no per-item output bias unless ``output_bias``: then the model's score of an item is
+exactly mean(input vectors) . ``output_vectors[item]``, so the two exported tables carry it (with
+the bias, the output vectors alone rank clearly worse on the planted watch log).
 
 Example::
 
@@ -96,6 +99,10 @@ class BagModelParams:
     proposal_power: float = option(
         0.75, "softmax: sampled negatives are drawn with probability count^proposal_power", min=0.0, max=1.0
     )
+    output_bias: bool = option(
+        False, "softmax: give every item a learned logit bias; without it (default) the model's score is exactly "
+        "mean(input vectors) . output vector, so the two exported tables reproduce it (two-tower retrieval)"
+    )
     holdout: int = option(1, "softmax: items held out of each user's input per epoch (the targets)", min=1)
     dropout: float = option(0.0, "dropout rate on the pooled embedding and the hidden layers", min=0.0, max=0.9)
     validation_fraction: float = option(
@@ -123,6 +130,10 @@ class BagModelParams:
             if value is None:
                 if f.name != "threads":
                     raise ConfigError(f"config key '{f.name}' is required")
+                continue
+            if f.type == "bool":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"config key '{f.name}' must be true or false, got {value!r}")
                 continue
             expected = int if f.type in ("int", "int | None") else float if f.type == "float" else str
             if isinstance(value, bool) or not isinstance(value, (int, float) if expected is float else expected):
@@ -408,7 +419,7 @@ def build_state(vocab_size: int, params: BagModelParams, device: torch.device) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(params.seed, _INIT_STREAM))
         model = BagNet(vocab_size, params.dim, params.hidden, params.combiner, params.objective,
-                       params.dropout, sparse_output=params.sampled > 0)
+                       params.dropout, sparse_output=params.sampled > 0, output_bias=params.output_bias)
     model.to(device)
     optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(model.sparse_parameters(), lr=params.lr)]
     dense = model.dense_parameters()

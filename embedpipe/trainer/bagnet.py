@@ -20,8 +20,10 @@ _MASKED = float("-inf")
 class BagNet(nn.Module):
     """``embedding`` (V x dim, sparse gradients) pooled per bag, ``hidden`` ReLU layers, then a head.
 
-    softmax: ``out_weight`` (V x d_out, zero-initialised) and ``out_bias`` (V x 1); the logit of item
-    ``i`` for a bag with pooled vector ``h`` is ``h . out_weight[i] + out_bias[i]``. With
+    softmax: ``out_weight`` (V x d_out, zero-initialised) and, with ``output_bias``, ``out_bias``
+    (V x 1, else None); the logit of item ``i`` for a bag with pooled vector ``h`` is
+    ``h . out_weight[i] (+ out_bias[i])``. Without the bias the model's score is a plain inner
+    product, so the exported input and output tables reproduce it exactly (two-tower retrieval). With
     ``sparse_output`` the output rows get sparse gradients (sampled softmax: only the rows of the
     batch's targets and negatives are touched). regression: ``head`` is a Linear(d_out, 1).
     """
@@ -35,6 +37,7 @@ class BagNet(nn.Module):
         objective: str,
         dropout: float = 0.0,
         sparse_output: bool = False,
+        output_bias: bool = True,
     ):
         super().__init__()
         self.vocab_size = int(vocab_size)
@@ -49,7 +52,7 @@ class BagNet(nn.Module):
         d_out = widths[-1]
         if objective == "softmax":
             self.out_weight = nn.Parameter(torch.zeros(vocab_size, d_out))
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size, 1))
+            self.out_bias = nn.Parameter(torch.zeros(vocab_size, 1)) if output_bias else None
             self.head = None
         else:
             self.out_weight = None
@@ -60,7 +63,9 @@ class BagNet(nn.Module):
         """Parameters whose gradients are sparse (for SparseAdam); the rest are dense."""
         params = [self.embedding]
         if self.sparse_output and self.out_weight is not None:
-            params += [self.out_weight, self.out_bias]  # type: ignore[list-item]
+            params.append(self.out_weight)
+            if self.out_bias is not None:
+                params.append(self.out_bias)
         return params
 
     def dense_parameters(self) -> list[nn.Parameter]:
@@ -110,10 +115,12 @@ class BagNet(nn.Module):
 
 
 def full_softmax_loss(
-    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor
+    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None
 ) -> torch.Tensor:
     """Mean cross-entropy of ``targets`` (B x k item ids) under a softmax over every item (B x V logits)."""
-    logits = h @ out_weight.T + out_bias[:, 0]
+    logits = h @ out_weight.T
+    if out_bias is not None:
+        logits = logits + out_bias[:, 0]
     log_probs = torch.log_softmax(logits, dim=1)
     return -log_probs.gather(1, targets).mean()
 
@@ -122,7 +129,7 @@ def sampled_softmax_loss(
     h: torch.Tensor,
     targets: torch.Tensor,
     out_weight: torch.Tensor,
-    out_bias: torch.Tensor,
+    out_bias: torch.Tensor | None,
     negatives: torch.Tensor,
     target_log_expected: torch.Tensor,
     negative_log_expected: torch.Tensor,
@@ -135,16 +142,19 @@ def sampled_softmax_loss(
     expected number of times each id is drawn. Subtracting them from the logits makes the sampled
     loss a consistent estimate of the full softmax loss (Jean et al. 2015; Bengio & Senecal 2008);
     a negative equal to the example's target gets logit -inf so it does not compete with itself.
-    Only the B x k x S sampled logits are built, never B x V.
+    Only the B x k x S sampled logits are built, never B x V. ``out_bias`` None: no bias term.
     """
     k = targets.shape[1]
     rows = torch.cat([targets.reshape(-1), negatives])
     w = F.embedding(rows, out_weight, sparse=sparse)
-    b = F.embedding(rows, out_bias, sparse=sparse)[:, 0]
     n_true = targets.numel()
     w_true, w_neg = w[:n_true].view(targets.shape[0], k, -1), w[n_true:]
-    true_logits = (h[:, None, :] * w_true).sum(-1) + b[:n_true].view_as(targets) - target_log_expected
-    neg_logits = h @ w_neg.T + b[n_true:] - negative_log_expected  # B x S
+    true_logits = (h[:, None, :] * w_true).sum(-1) - target_log_expected
+    neg_logits = h @ w_neg.T - negative_log_expected  # B x S
+    if out_bias is not None:
+        b = F.embedding(rows, out_bias, sparse=sparse)[:, 0]
+        true_logits = true_logits + b[:n_true].view_as(targets)
+        neg_logits = neg_logits + b[n_true:]
     neg_logits = neg_logits[:, None, :].expand(-1, k, -1)
     hits = negatives[None, None, :] == targets[:, :, None]
     neg_logits = neg_logits.masked_fill(hits, _MASKED)

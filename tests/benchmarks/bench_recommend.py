@@ -1,15 +1,18 @@
 """Recommendation methods side by side: training throughput and Recall@20 / NDCG@20 on one split.
 
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
-        [--dim 32] [--epochs 5] [--methods popularity,als,item2vec,softmax] [--cores 2] [--workdir DIR]
-        [--skip-udata]
+        [--dim 32] [--epochs 5] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
+        [--workdir DIR] [--skip-udata]
 
 Data: :func:`embedpipe.demo.generator.generate_watch_log` (``--users`` users x about 50 distinct
 items each, planted audience/style segments) written as CSV, and the same rows again as a
 MovieLens-format ``u.data`` (tab separated ``user item rating timestamp``, integer ids, no header).
 For each of the two files: ``embedpipe histories --holdout random`` (the same split for every
 method), then ``embedpipe train --method M`` for each method, then one ``embedpipe evaluate
---histories ... --compare ...`` over every table that trained. All jobs run in-process through
+--histories ... --compare ...`` over every table that trained. softmax also exports its output
+vectors and is scored as two towers (``evaluate --table <input vectors> --candidate-table <output
+vectors>``, dot: its own model score); its input table alone (cosine) is listed as
+``softmax (input only)``. All jobs run in-process through
 ``embedpipe.cli.main`` (one SparkSession); a method whose training fails (not built yet, a bug, a
 bad setting) is reported as "not available" with its exit status or exception, and the others go
 on. Throughput is training interactions / the train job's wall-clock seconds (Spark start-up of
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.demo.generator import generate_watch_log  # noqa: E402
+from embedpipe.jobconfig import TrainConfig  # noqa: E402
 from tests.benchmarks.common import spark_session  # noqa: E402
 
 log = logging.getLogger("bench_recommend")
@@ -57,16 +61,20 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
     return rows
 
 
-def method_arguments(method: str, dim: int, epochs: int) -> list[str]:
+def method_arguments(method: str, output: Path, args: argparse.Namespace) -> list[str]:
     if method == "popularity":
         return []
     if method == "als":
-        return ["--dim", str(dim), "--set", "als_iterations=10"]
-    return ["--dim", str(dim), "--epochs", str(epochs)]
+        return ["--dim", str(args.dim), "--set", "als_iterations=10"]
+    if method == "softmax":  # the job's own bag_* defaults unless --bag-epochs is given
+        epochs = ["--bag-epochs", str(args.bag_epochs)] if args.bag_epochs else []
+        return ["--dim", str(args.dim), *epochs, "--set", f"export_output_vectors={output}-output"]
+    return ["--dim", str(args.dim), "--epochs", str(args.epochs)]
 
 
-def passes(method: str, epochs: int) -> int:
-    return {"popularity": 1, "als": 10}.get(method, epochs)
+def passes(method: str, args: argparse.Namespace) -> int:
+    bag_epochs = args.bag_epochs or TrainConfig.__dataclass_fields__["bag_epochs"].default
+    return {"popularity": 1, "als": 10, "softmax": bag_epochs}.get(method, args.epochs)
 
 
 def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace) -> list[dict]:
@@ -85,30 +93,47 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
         started = time.perf_counter()
         try:
             code = cli(["train", "--input", str(histories), "--output", str(output), "--method", method,
-                        *method_arguments(method, args.dim, args.epochs), *QUIET])
+                        *method_arguments(method, output, args), *QUIET])
             status = "ok" if code == 0 else f"not available (exit {code})"
         except Exception as exc:  # noqa: BLE001 - a method built by someone else may not exist yet
             status = f"not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
         seconds = time.perf_counter() - started
         rows.append({"dataset": name, "method": method, "status": status, "seconds": seconds,
-                     "interactions": training, "passes": passes(method, args.epochs)})
+                     "interactions": training, "passes": passes(method, args)})
         if status == "ok":
             tables.append(str(output))
         log.info("%s %s: %s in %.1f s", name, method, status, seconds)
+    softmax = str(work / f"{name}-softmax")
+    two_tower = softmax in tables
+    if two_tower:  # first: --candidate-table pairs with --table; the input table alone comes again below
+        tables.remove(softmax)
+        tables.insert(0, softmax)
     if tables:
         report_dir = work / f"{name}-report"
-        code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables[1:])] if tables[1:] else []),
+        code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables)] if two_tower else
+                                                         ["--compare", ",".join(tables[1:])] if tables[1:] else []),
+                    *(["--candidate-table", f"{softmax}-output"] if two_tower else []),
                     "--histories", str(histories), "--output", str(report_dir), "--k-values", "10,20,50", *QUIET])
         if code != 0:
             raise SystemExit(f"evaluate failed on {name} (exit {code})")
         evaluation = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["recommendation"]
-        by_table = {entry["table"]: entry for entry in evaluation["tables"]}
-        for row in rows:
+        entries = evaluation["tables"]
+        by_table = {entry["table"]: entry for entry in (entries[1:] if two_tower else entries)}
+        for row in list(rows):
             entry = by_table.get(str(work / f"{name}-{row['method']}"))
-            if entry is not None:
-                row.update(recall=entry["metrics"]["recall@20"], ndcg=entry["metrics"]["ndcg@20"],
-                           coverage=entry["metrics"]["coverage@20"], score=entry["score"])
+            if entry is None:
+                continue
+            if row["method"] == "softmax":
+                rows.insert(rows.index(row) + 1, {**row, "method": "softmax (input only)", **_scored(entry)})
+                entry = entries[0]
+            row.update(_scored(entry))
     return rows
+
+
+def _scored(entry: dict) -> dict:
+    score = entry["score"] + (" (two towers)" if entry.get("candidate_table") else "")
+    return {"recall": entry["metrics"]["recall@20"], "ndcg": entry["metrics"]["ndcg@20"],
+            "coverage": entry["metrics"]["coverage@20"], "score": score}
 
 
 def render(rows: list[dict]) -> str:
@@ -132,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--holdout-items", type=int, default=5)
     parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5, help="item2vec (and sgns) epochs")
+    parser.add_argument("--bag-epochs", type=int, default=None, help="softmax epochs (default: the job's)")
     parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
