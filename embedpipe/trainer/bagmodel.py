@@ -43,7 +43,8 @@ from embedpipe.config import option
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer.bagnet import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 from embedpipe.trainer.bags import BagCorpus, gather_rows
-from embedpipe.trainer.model import derive_seed
+from embedpipe.trainer.config import check_declared_bounds
+from embedpipe.trainer.model import derive_seed, write_checkpoint
 from embedpipe.trainer.regression_eval import regression_metrics
 from embedpipe.trainer.regression_eval import word_effects as regression_word_effects
 from embedpipe.trainer.runtime import (
@@ -140,15 +141,7 @@ class BagModelParams:
                 raise ConfigError(f"config key '{f.name}' must be {expected.__name__}, got {value!r}")
             if expected is float and not math.isfinite(value):
                 raise ConfigError(f"config key '{f.name}' must be a finite number, got {value!r}")
-            choices = meta.get("choices")
-            if choices is not None and value not in choices:
-                raise ConfigError(f"config key '{f.name}' must be one of {', '.join(choices)}, got {value!r}")
-            low, high = meta.get("min"), meta.get("max")
-            if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):
-                relation = ">" if meta.get("min_exclusive") else ">="
-                raise ConfigError(f"config key '{f.name}' must be {relation} {low}, got {value!r}")
-            if high is not None and value > high:
-                raise ConfigError(f"config key '{f.name}' must be <= {high}, got {value!r}")
+            check_declared_bounds(f.name, value, meta)
 
     @property
     def output_dim(self) -> int:
@@ -254,13 +247,7 @@ def _to_cpu(value: Any) -> Any:
 
 def save_checkpoint(directory: str | os.PathLike[str], state: BagTrainingState, params: BagModelParams) -> Path:
     """Write ``directory/bagmodel_checkpoint.pt`` atomically (temporary file, then rename)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CHECKPOINT_NAME
-    partial = directory / (CHECKPOINT_NAME + ".partial")
-    torch.save(state.to_dict(params), partial)
-    os.replace(partial, path)
-    return path
+    return write_checkpoint(directory, CHECKPOINT_NAME, state.to_dict(params))
 
 
 def read_checkpoint(

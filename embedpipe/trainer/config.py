@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from embedpipe.config import option
 from embedpipe.errors import ConfigError
@@ -17,6 +19,19 @@ from embedpipe.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 NEGATIVE_MODES = ("target", "context", "both")
 OBJECTIVES = ("skipgram",)
+
+
+def check_declared_bounds(name: str, value: object, meta: Mapping[str, Any]) -> None:
+    """Check ``value`` against the choices/min/max an :func:`option` declared; ConfigError naming the key."""
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"config key '{name}' must be one of {', '.join(choices)}, got {value!r}")
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):  # type: ignore[operator]
+        relation = ">" if meta.get("min_exclusive") else ">="
+        raise ConfigError(f"config key '{name}' must be {relation} {low}, got {value!r}")
+    if high is not None and value > high:  # type: ignore[operator]
+        raise ConfigError(f"config key '{name}' must be <= {high}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -78,15 +93,7 @@ class SGNSParams:
                 if value is None and field.name != "threads":
                     raise ConfigError(f"config key '{field.name}' is required")
                 continue
-            choices = meta.get("choices")
-            if choices is not None and value not in choices:
-                raise ConfigError(f"config key '{field.name}' must be one of {', '.join(choices)}, got {value!r}")
-            low, high = meta.get("min"), meta.get("max")
-            if low is not None and (value < low or (meta.get("min_exclusive") and value == low)):
-                relation = ">" if meta.get("min_exclusive") else ">="
-                raise ConfigError(f"config key '{field.name}' must be {relation} {low}, got {value!r}")
-            if high is not None and value > high:
-                raise ConfigError(f"config key '{field.name}' must be <= {high}, got {value!r}")
+            check_declared_bounds(field.name, value, meta)
         for name in ("sample", "lr", "min_lr"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"config key '{name}' must be a finite number, got {getattr(self, name)!r}")

@@ -104,11 +104,19 @@ class TrainingState:
 
 def save_checkpoint(directory: str | os.PathLike[str], state: TrainingState, params: SGNSParams) -> Path:
     """Write ``directory/sgns_checkpoint.pt`` atomically (temporary file, then rename)."""
+    return write_checkpoint(directory, CHECKPOINT_NAME, state.to_dict(params))
+
+
+def write_checkpoint(directory: str | os.PathLike[str], name: str, payload: dict[str, Any]) -> Path:
+    """Save ``payload`` (tensors, numbers, strings) as ``directory/name`` atomically: temporary file, rename.
+
+    A kill mid-write leaves the previous checkpoint intact, so a resume never reads half a file.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CHECKPOINT_NAME
-    partial = directory / (CHECKPOINT_NAME + ".partial")
-    torch.save(state.to_dict(params), partial)
+    path = directory / name
+    partial = directory / (name + ".partial")
+    torch.save(payload, partial)
     os.replace(partial, path)
     return path
 
