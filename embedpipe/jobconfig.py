@@ -177,6 +177,10 @@ class TrainConfig:
         50, "item2vec: items within this many positions of each other in a user's time-ordered history are "
         "positives, all with equal weight (covers whole histories up to this length)", min=1,
     )
+    item_sample: float = option(
+        0.0, "item2vec: subsampling threshold for popular items (0 = off; sgns's 'sample' is for words: with "
+        "subsampling the context vectors favour rare items and two-tower scoring loses recall)", min=0.0,
+    )
     # softmax, regression (embedding bag inside a larger model)
     # They also use dim, seed, device, processes, averages_per_epoch and threads; epochs, step_size and
     # batch_size are sgns's (their defaults undertrain a bag model), so these methods have bag_* keys.
@@ -207,8 +211,9 @@ class TrainConfig:
         "each epoch; the trainer's 'holdout'); users with no more items than this are skipped", min=1,
     )
     export_output_vectors: str | None = option(
-        None, "softmax: also write the output item vectors (the softmax weights, dim = last hidden size or "
-        "dim) as a second table here, keys = items"
+        None, "sgns, item2vec, softmax: also write the output vectors as a second table here, same keys (sgns, "
+        "item2vec: the context vectors; softmax: the softmax weights, dim = last hidden size or dim); "
+        "evaluate --candidate-table scores against it"
     )
     validation_fraction: float = option(
         0.1, "regression: share of rows held out (seeded) for RMSE/MAE of the model, the mean predictor "
@@ -225,9 +230,10 @@ class TrainConfig:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):
             raise ConfigError("config key 'doc_output' must differ from 'output'")
         if self.export_output_vectors is not None:
-            if self.method != "softmax":
+            if self.method not in ("sgns", "item2vec", "softmax"):
                 raise ConfigError(
-                    f"config key 'export_output_vectors' is only used by method softmax, not {self.method}"
+                    f"config key 'export_output_vectors' is only used by methods sgns, item2vec and softmax, "
+                    f"not {self.method}"
                 )
             if self.export_output_vectors.rstrip("/") == self.output.rstrip("/"):
                 raise ConfigError("config key 'export_output_vectors' must differ from 'output'")

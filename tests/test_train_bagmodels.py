@@ -205,7 +205,7 @@ def test_wrong_inputs_are_one_line_errors(spark, watched, listings, tmp_path, ca
          f"train --method regression needs a label per document; file:{unlabelled}/bow has none (run embedpipe "
          "tokenize with --label-column)"),
         (["--input", str(tokens), *REGRESSION, "--set", f"export_output_vectors={tmp_path / 'x'}"],
-         "config key 'export_output_vectors' is only used by method softmax, not regression"),
+         "config key 'export_output_vectors' is only used by methods sgns, item2vec and softmax, not regression"),
         (["--input", str(histories), *SOFTMAX, "--set", "target_items=100"],
          f"file:{histories}: only 0 of 400 users watched more than target_items=100 items, fewer than "
          "processes=1 (give longer histories or lower 'target_items')"),

@@ -3,13 +3,16 @@
 The planted watch log (:func:`embedpipe.demo.generator.generate_watch_log`) gives every movie an
 audience (children/adult) and a style (blockbuster/arthouse); users mostly watch one segment. Each
 user's last 2 movies are held out before `embedpipe histories`, so Recall@20 is measured on
-movies the model never saw in that user's history.
+movies the model never saw in that user's history. The table is trained with
+``export_output_vectors``, so the context vectors are checked too: against the trainer core run
+on the same sequences, and as the second tower of a recommender.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from embedpipe.cli import main
@@ -38,17 +41,26 @@ def watched(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(watched):
-    """The item2vec table, trained twice into the same path (idempotence: identical vectors)."""
+    """The item2vec table (and its context vectors), trained twice into the same paths (idempotence)."""
     root, *_ = watched
-    out = root / "table"
-    argv = ["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC]
+    out, context = root / "table", root / "table-output"
+    argv = ["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC,
+            "--set", f"export_output_vectors={context}"]
     assert main(argv) == 0
-    first = read_embedding_table(str(out))
+    first, first_context = read_embedding_table(str(out)), read_embedding_table(str(context))
     assert main(argv) == 0
     second = read_embedding_table(str(out))
     np.testing.assert_array_equal(first.vectors, second.vectors)
+    np.testing.assert_array_equal(first_context.vectors, read_embedding_table(str(context)).vectors)
     assert first.keys == second.keys
     return second
+
+
+@pytest.fixture(scope="module")
+def context_table(trained, watched):
+    """The context (output) vectors item2vec exported next to the table."""
+    root, *_ = watched
+    return read_embedding_table(str(root / "table-output"))
 
 
 def _aligned(table, info):
@@ -64,7 +76,7 @@ def test_item2vec_table_and_manifest(trained, watched):
     assert trained.manifest["key_kind"] == "item" and trained.manifest["tokenizer"] is None
     params = trained.manifest["params"]
     assert params["window"] == 50 and params["shrink_window"] is False
-    assert params["input_kind"] == "histories" and params["sample"] == 1e-3 and params["processes"] == 1
+    assert params["input_kind"] == "histories" and params["sample"] == 0 and params["processes"] == 1
     assert set(trained.keys) == set(train_log["item"])
     counts = train_log["item"].value_counts()
     assert [int(c) for c in trained.counts] == [int(counts[k]) for k in trained.keys]
@@ -100,8 +112,8 @@ def _recall_at(k: int, scores: np.ndarray, seen: np.ndarray, held: np.ndarray) -
     return float((hits / held.sum(1)).mean())
 
 
-def test_item2vec_recall_beats_popularity(trained, watched):
-    _, _, train_log, held_log = watched
+def _split_matrices(trained, train_log, held_log) -> tuple[np.ndarray, np.ndarray]:
+    """(seen, held) users x items boolean matrices in the table's item order, users with a held-out item."""
     items = {key: i for i, key in enumerate(trained.keys)}
     users = {user: u for u, user in enumerate(sorted(train_log["user"].unique()))}
     seen = np.zeros((len(users), len(items)), dtype=bool)
@@ -110,8 +122,12 @@ def test_item2vec_recall_beats_popularity(trained, watched):
     held = np.zeros_like(seen)
     held[held_log["user"].map(users), held_log["item"].map(items)] = True
     keep = held.any(1)
-    seen, held = seen[keep], held[keep]
+    return seen[keep], held[keep]
 
+
+def test_item2vec_recall_beats_popularity(trained, watched):
+    _, _, train_log, held_log = watched
+    seen, held = _split_matrices(trained, train_log, held_log)
     unit = trained.vectors / np.linalg.norm(trained.vectors, axis=1, keepdims=True)
     profile = seen.astype(np.float64) @ unit / seen.sum(1, keepdims=True)  # mean of the training items' vectors
     profile /= np.linalg.norm(profile, axis=1, keepdims=True)
@@ -119,6 +135,58 @@ def test_item2vec_recall_beats_popularity(trained, watched):
     popularity = _recall_at(20, np.broadcast_to(np.asarray(trained.counts, dtype=np.float64), seen.shape),
                             seen, held)
     assert item2vec > popularity + 0.05, (item2vec, popularity)
+
+
+def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_table, watched):
+    """processes=1: the exported tables equal the trainer core's input and output matrices on the same input."""
+    from embedpipe.jobconfig import TrainConfig
+    from embedpipe.train.inputs import read_training_input
+    from embedpipe.train.item2vec import item2vec_params
+    from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
+
+    root, *_ = watched
+    assert context_table.keys == trained.keys and list(context_table.ids) == list(trained.ids)
+    assert list(context_table.counts) == list(trained.counts) and context_table.dim == trained.dim
+    assert context_table.manifest["method"] == "item2vec" and context_table.manifest["key_kind"] == "item"
+    assert context_table.manifest["params"]["layer"] == "output (context vectors)"
+    assert trained.manifest["params"]["layer"] == "input"
+    assert not np.allclose(context_table.vectors, trained.vectors)
+
+    data = read_training_input(spark, str(root / "hist"))
+    sequences = data.sentences().orderBy("doc_id").select("tokens").toArrow().column(0)
+    corpus = encode_sentences(sequences, pa.array(trained.keys))
+    config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8, epochs=5,
+                         device="cpu", threads=1, seed=5)
+    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), SGNSParams(**item2vec_params(config, 1)),
+                      counts_total=corpus.n_tokens)
+    np.testing.assert_allclose(trained.vectors, core.input_vectors, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(context_table.vectors, core.output_vectors, rtol=0, atol=1e-6)
+
+
+def test_item2vec_context_vectors_score_conditional_probabilities(trained, context_table, watched):
+    """SGNS learns in . out = PMI(w, c) - log k against noise ~ count^0.75, so mean(the user's input
+    vectors) . context vector + 0.75 log count ranks like log P(item | history): well above popularity.
+    The plain dot (no popularity term) favours rare items and lands near popularity here, which is why
+    cosine on the input table stays the default way to recommend with item2vec (see the README)."""
+    _, _, train_log, held_log = watched
+    seen, held = _split_matrices(trained, train_log, held_log)
+    log_counts = np.log(np.asarray(trained.counts, dtype=np.float64))
+    profile = seen.astype(np.float64) @ trained.vectors / seen.sum(1, keepdims=True)
+    conditional = _recall_at(20, profile @ context_table.vectors.T + 0.75 * log_counts, seen, held)
+    popularity = _recall_at(20, np.broadcast_to(log_counts, seen.shape), seen, held)
+    assert conditional > popularity + 0.05, (conditional, popularity)
+
+
+def test_export_output_vectors_refused_for_word2vec(watched, tmp_path, capsys):
+    root, *_ = watched
+    out, context = tmp_path / "table", tmp_path / "context"
+    capsys.readouterr()
+    assert main(["train", "--input", str(root / "hist"), "--output", str(out), "--method", "word2vec",
+                 "--export-output-vectors", str(context)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
+    assert errors == ["embedpipe train: error: config key 'export_output_vectors' is only used by methods sgns, "
+                      "item2vec and softmax, not word2vec"]
+    assert not out.exists() and not context.exists()
 
 
 def test_item2vec_refuses_a_tokenize_input(spark, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""`train --method sgns`: the PyTorch trainer run in Spark barrier tasks, 1 and 2 replicas."""
+"""`train --method sgns`: the PyTorch trainer run in Spark barrier tasks, 1 and 2 replicas (and the
+context vectors exported with ``export_output_vectors``)."""
 
 from __future__ import annotations
 
@@ -54,13 +55,20 @@ def test_sgns_one_replica_twice_is_reproducible_and_recovers_planting(spark, pla
 
 def test_sgns_two_replicas_close_to_one(spark, planted, tmp_path):
     root, info = planted
-    one, two = tmp_path / "one", tmp_path / "two"
+    one, two, context = tmp_path / "one", tmp_path / "two", tmp_path / "two-output"
     assert main(["train", "--input", str(root / "tokens"), "--output", str(one), *SGNS]) == 0
-    assert main(["train", "--input", str(root / "tokens"), "--output", str(two), *SGNS, "--processes", "2"]) == 0
+    assert main(["train", "--input", str(root / "tokens"), "--output", str(two), *SGNS, "--processes", "2",
+                 "--export-output-vectors", str(context)]) == 0
     single, double = read_embedding_table(str(one)), read_embedding_table(str(two))
     assert double.keys == single.keys and double.manifest["params"]["processes"] == 2
     assert np.isfinite(double.vectors).all()
     assert _country_purity(str(two), info) >= _country_purity(str(one), info) - 0.15
+    # the context vectors of the synced replicas: same keys, a valid table, not the input vectors
+    output = read_embedding_table(str(context))
+    assert output.keys == double.keys and list(output.counts) == list(double.counts) and output.dim == 24
+    assert output.manifest["params"]["layer"] == "output (context vectors)"
+    assert output.manifest["params"]["processes"] == 2 and output.manifest["method"] == "sgns"
+    assert np.isfinite(output.vectors).all() and not np.allclose(output.vectors, double.vectors)
 
 
 def test_sgns_bad_settings(planted, tmp_path, capsys):

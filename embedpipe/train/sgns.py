@@ -17,7 +17,12 @@ updates** since the previous round (:class:`~embedpipe.train.replicas.ReplicaGro
 plain averaging would halve it (measured at chance-level quality). Every replica starts from the
 same seeded matrices, so the updates live in one space. Task 0 then emits the input vectors as
 Arrow batches; the driver pairs them with the (already collected, vocabulary-sized) keys and
-counts and hands the rows to the pipeline, which writes the common table.
+counts and hands the rows to the pipeline, which writes the common table. With
+``export_output_vectors`` task 0 also returns the context (output) vectors, taken after the final
+replica sync like the input vectors, and the method returns them as an
+:class:`~embedpipe.train.base.ExtraTable` with the same keys: SGNS scores a (center, context) pair
+by input · output, so ``evaluate --table T --candidate-table T-output`` ranks items by the
+trained objective itself (two towers) rather than by input-input cosine.
 
 Checkpoints: with ``checkpoint_dir`` every replica ``r`` saves its state after each epoch (after
 the epoch-end sum of updates, so all replicas hold the same matrices) to
@@ -54,7 +59,7 @@ import pyarrow as pa
 from embedpipe import schema
 from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.train.base import EmbeddingRows, TrainedEmbeddings
+from embedpipe.train.base import EmbeddingRows, ExtraTable, TrainedEmbeddings
 from embedpipe.train.replicas import ReplicaGroup, join_group, task_device
 
 if TYPE_CHECKING:
@@ -65,11 +70,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Per-row id, vector and run facts (the facts repeat on every row: task 0's Arrow batches are the only output).
-#: The four clocks are task 0's wall-clock times (time.time()) at: entering the task function, torch and the
-#: trainer imported, partition read and encoded, training done — for the driver's breakdown of the stage.
+#: Per-row id, input vector, output (context) vector (null unless exported) and run facts (the facts repeat
+#: on every row: task 0's Arrow batches are the only output). The four clocks are task 0's wall-clock times
+#: (time.time()) at: entering the task function, torch and the trainer imported, partition read and encoded,
+#: training done — for the driver's breakdown of the stage.
 RESULT_SCHEMA = (
-    "id bigint, vector array<float>, loss double, tokens bigint, "
+    "id bigint, vector array<float>, output_vector array<float>, loss double, tokens bigint, "
     "entered double, imported double, encoded double, trained double"
 )
 _ROWS_PER_BATCH = 4096
@@ -145,7 +151,8 @@ def train_sequences_on_spark(
 
     The one Spark code path of every SGNS-style method: ``config`` supplies what is not a trainer
     parameter (``min_count``, ``processes``, ``averages_per_epoch``, checkpoints); the result has
-    one vector per kept vocabulary key.
+    one vector per kept vocabulary key, and with ``config.export_output_vectors`` an extra table of
+    the context vectors.
     """
     from pyspark.sql import functions as F
 
@@ -160,8 +167,9 @@ def train_sequences_on_spark(
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     processes = config.processes
     checkpoints = _prepare_checkpoints(config, params, len(keys))
+    with_output = config.export_output_vectors is not None
     broadcast = spark.sparkContext.broadcast(
-        (keys, counts, params.to_dict(), processes, config.averages_per_epoch, checkpoints)
+        (keys, counts, params.to_dict(), processes, config.averages_per_epoch, checkpoints, with_output)
     )
     log.info("%s: %d %ss, %d barrier task(s), params %s", method, len(keys), data.key_kind, processes,
              params.to_dict())
@@ -170,7 +178,9 @@ def train_sequences_on_spark(
     result = _sequences(data, processes).mapInArrow(_replica_task(broadcast), RESULT_SCHEMA, barrier=True).toArrow()
     fit_seconds = time.perf_counter() - started
     broadcast.unpersist()
-    matrix, tokens_trained, loss = _result_matrix(result, len(keys), params.dim, method)
+    order = _result_order(result, len(keys), method)
+    matrix = _result_matrix(result, "vector", order, params.dim)
+    tokens_trained, loss = int(result.column("tokens")[0].as_py()), float(result.column("loss")[0].as_py())
     epochs_run = params.epochs - checkpoints.resume_epoch
     marks = [clock, *(float(result.column(c)[0].as_py()) for c in ("entered", "imported", "encoded", "trained"))]
     split = dict(zip(("start_seconds", "import_seconds", "encode_seconds", "train_seconds"),
@@ -195,15 +205,27 @@ def train_sequences_on_spark(
         "input_kind": data.kind,
         "vocab_size": len(keys),
     }
+    extra: tuple[ExtraTable, ...] = ()
+    if with_output:
+        extra = (ExtraTable(
+            output=config.export_output_vectors,  # type: ignore[arg-type]
+            rows=EmbeddingRows(_table_rows(spark, keys, counts, _result_matrix(result, "output_vector", order,
+                                                                               params.dim)),
+                               key_kind=data.key_kind, expected_rows=len(keys)),
+            dim=params.dim,
+            params={**recorded, "layer": "output (context vectors)"},
+            summary_key="output_vectors",
+        ),)
     return TrainedEmbeddings(
         keys=EmbeddingRows(_table_rows(spark, keys, counts, matrix), key_kind=data.key_kind,
                            expected_rows=len(keys)),
         dim=params.dim,
-        params=recorded,
+        params={**recorded, "layer": "input"} if with_output else recorded,
         path=method if processes == 1 else f"{method}-{processes}-replicas",
         seed=params.seed,
         stats={"fit_seconds": round(fit_seconds, 3), **split, "tokens_trained": tokens_trained, "final_loss": loss,
                "resumed_after_epoch": checkpoints.resume_epoch},
+        extra_tables=extra,
     )
 
 
@@ -217,15 +239,19 @@ def _sequences(data: TrainingInput, processes: int) -> DataFrame:
     )
 
 
-def _result_matrix(result: pa.Table, size: int, dim: int, method: str) -> tuple[np.ndarray, int, float]:
-    """(V x dim float32 matrix ordered by id, tokens trained per epoch, final loss) from task 0's rows."""
+def _result_order(result: pa.Table, size: int, method: str) -> np.ndarray:
+    """The row order that sorts task 0's rows by id (checked to be exactly ids 0..size-1)."""
     ids = result.column("id").to_numpy()
     order = np.argsort(ids)
     if not np.array_equal(ids[order], np.arange(size)):
         raise RuntimeError(f"{method} tasks returned {len(ids)} vectors for {size} keys")
-    flat = result.column("vector").combine_chunks().take(pa.array(order)).flatten()
-    matrix = flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(size, dim)
-    return matrix, int(result.column("tokens").to_numpy()[0]), float(result.column("loss").to_numpy()[0])
+    return order
+
+
+def _result_matrix(result: pa.Table, column: str, order: np.ndarray, dim: int) -> np.ndarray:
+    """The V x dim float32 matrix of one vector column of task 0's rows, ordered by id."""
+    flat = result.column(column).combine_chunks().take(pa.array(order)).flatten()
+    return flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(order), dim)
 
 
 def _table_rows(spark: SparkSession, keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> DataFrame:
@@ -316,7 +342,7 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
         from embedpipe.trainer.model import read_checkpoint
 
         imported = time.time()
-        keys, counts, params_dict, world, averages_per_epoch, checkpoints = broadcast.value
+        keys, counts, params_dict, world, averages_per_epoch, checkpoints, with_output = broadcast.value
         context = BarrierTaskContext.get()
         rank = context.partitionId()
         parts = [encode_sentences(batch.column(0), keys) for batch in batches]
@@ -351,8 +377,9 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
         trained = time.time()
         if rank != 0:
             return
+        # both matrices are the state after the final replica sync (the same on every replica)
         vectors = np.ascontiguousarray(result.input_vectors, dtype=np.float32)
-        dim = vectors.shape[1]
+        outputs = np.ascontiguousarray(result.output_vectors, dtype=np.float32) if with_output else None
         final_loss = float(result.epoch_losses[-1]) if result.epoch_losses else float("nan")
         for start in range(0, len(vectors), _ROWS_PER_BATCH):
             block = vectors[start:start + _ROWS_PER_BATCH]
@@ -360,16 +387,25 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(np.arange(start, start + n, dtype=np.int64)),
-                    pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
-                                             pa.array(block.reshape(-1))),
+                    _vector_array(block),
+                    (pa.nulls(n, pa.list_(pa.float32())) if outputs is None
+                     else _vector_array(outputs[start:start + n])),
                     pa.array(np.full(n, final_loss)),
                     pa.array(np.full(n, int(tokens[0]), dtype=np.int64)),
                     *(pa.array(np.full(n, clock)) for clock in (entered, imported, encoded, trained)),
                 ],
-                names=["id", "vector", "loss", "tokens", "entered", "imported", "encoded", "trained"],
+                names=["id", "vector", "output_vector", "loss", "tokens", "entered", "imported", "encoded",
+                       "trained"],
             )
 
     return run
+
+
+def _vector_array(block: np.ndarray) -> pa.ListArray:
+    """An Arrow list<float> array of a (n, dim) float32 block's rows (column-wise, no per-row Python)."""
+    n, dim = block.shape
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
+                                    pa.array(np.ascontiguousarray(block).reshape(-1)))
 
 
 def _initial_matrices(state: Any, params: Any, resumed: dict[str, Any] | None) -> tuple[Any, Any]:

@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
         [--dim 32] [--epochs 5] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
+        [--item2vec-settings item_sample=0] [--item2vec-variants "epochs=10;negative=10,item_window=20"]
         [--workdir DIR] [--skip-udata]
 
 Data: :func:`embedpipe.demo.generator.generate_watch_log` (``--users`` users x about 50 distinct
@@ -9,10 +10,15 @@ items each, planted audience/style segments) written as CSV, and the same rows a
 MovieLens-format ``u.data`` (tab separated ``user item rating timestamp``, integer ids, no header).
 For each of the two files: ``embedpipe histories --holdout random`` (the same split for every
 method), then ``embedpipe train --method M`` for each method, then one ``embedpipe evaluate
---histories ... --compare ...`` over every table that trained. softmax also exports its output
-vectors and is scored as two towers (``evaluate --table <input vectors> --candidate-table <output
-vectors>``, dot: its own model score); its input table alone (cosine) is listed as
-``softmax (input only)``. All jobs run in-process through
+--histories ... --compare ...`` over every table that trained. softmax and item2vec also export
+their output vectors and are scored a second time as two towers (``evaluate --table <input vectors>
+--candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
+is the two towers and ``<method> (input only)`` its input table alone (cosine). item2vec runs with
+``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
+Recall@20 on the planted log; see the README's item2vec bullet); ``--item2vec-variants`` adds
+item2vec runs with other settings (``;`` between variants, ``,`` between ``key=value`` settings
+passed as ``--set``, e.g. ``item_sample=0.001``), each with both rows. All jobs run
+in-process through
 ``embedpipe.cli.main`` (one SparkSession); a method whose training fails (not built yet, a bug, a
 bad setting) is reported as "not available" with its exit status or exception, and the others go
 on. Throughput is training interactions / the train job's wall-clock seconds (Spark start-up of
@@ -61,20 +67,52 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
     return rows
 
 
-def method_arguments(method: str, output: Path, args: argparse.Namespace) -> list[str]:
+#: Methods whose output vectors are exported and scored against their input vectors (two towers).
+TWO_TOWERS = ("softmax", "item2vec")
+
+
+def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:
     if method == "popularity":
         return []
     if method == "als":
         return ["--dim", str(args.dim), "--set", "als_iterations=10"]
+    two_towers = ["--set", f"export_output_vectors={output}-output"] if method in TWO_TOWERS else []
+    extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
+             for arg in ("--set", f"{key}={value}")]
+    dim = ["--dim", settings.get("dim", str(args.dim))]
     if method == "softmax":  # the job's own bag_* defaults unless --bag-epochs is given
         epochs = ["--bag-epochs", str(args.bag_epochs)] if args.bag_epochs else []
-        return ["--dim", str(args.dim), *epochs, "--set", f"export_output_vectors={output}-output"]
-    return ["--dim", str(args.dim), "--epochs", str(args.epochs)]
+        return [*dim, *epochs, *two_towers, *extra]
+    return [*dim, "--epochs", settings.get("epochs", str(args.epochs)), *two_towers, *extra]
 
 
-def passes(method: str, args: argparse.Namespace) -> int:
+def passes(method: str, args: argparse.Namespace, settings: dict[str, str]) -> int:
     bag_epochs = args.bag_epochs or TrainConfig.__dataclass_fields__["bag_epochs"].default
-    return {"popularity": 1, "als": 10, "softmax": bag_epochs}.get(method, args.epochs)
+    return int(settings.get("epochs") or {"popularity": 1, "als": 10, "softmax": bag_epochs}.get(method, args.epochs))
+
+
+def runs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, str]]]:
+    """(label, method, extra settings) of every training run: the methods, then the item2vec variants."""
+    base = _settings(args.item2vec_settings)
+    planned = [(method, method, base if method == "item2vec" else {}) for method in args.methods]
+    for variant in filter(None, (v.strip() for v in args.item2vec_variants.split(";"))):
+        planned.append((f"item2vec[{variant.replace(' ', '')}]", "item2vec", _settings(variant)))
+    return planned
+
+
+def _settings(text: str) -> dict[str, str]:
+    """``key=value,key=value`` -> dict (empty text: no settings)."""
+    return dict(item.strip().split("=", 1) for item in text.split(",") if item.strip())
+
+
+def evaluate(tables: list[str], histories: Path, report_dir: Path, candidates: str | None = None) -> list[dict]:
+    """``evaluate`` of ``tables`` (the first against ``candidates`` when given): the report's table entries."""
+    code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables[1:])] if tables[1:] else []),
+                *(["--candidate-table", candidates] if candidates else []),
+                "--histories", str(histories), "--output", str(report_dir), "--k-values", "10,20,50", *QUIET])
+    if code != 0:
+        raise SystemExit(f"evaluate of {tables} failed (exit {code})")
+    return json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["recommendation"]["tables"]
 
 
 def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace) -> list[dict]:
@@ -88,46 +126,41 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
     training = report["holdout"]["training_interactions"]
     log.info("%s: histories in %.1f s: %s", name, time.perf_counter() - started, report["holdout"])
     rows, tables = [], []
-    for method in args.methods:
-        output = work / f"{name}-{method}"
+    for label, method, settings in runs(args):
+        output = work / f"{name}-{_slug(label)}"
         started = time.perf_counter()
         try:
             code = cli(["train", "--input", str(histories), "--output", str(output), "--method", method,
-                        *method_arguments(method, output, args), *QUIET])
+                        *method_arguments(method, output, args, settings), *QUIET])
             status = "ok" if code == 0 else f"not available (exit {code})"
         except Exception as exc:  # noqa: BLE001 - a method built by someone else may not exist yet
             status = f"not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
         seconds = time.perf_counter() - started
-        rows.append({"dataset": name, "method": method, "status": status, "seconds": seconds,
-                     "interactions": training, "passes": passes(method, args)})
+        rows.append({"dataset": name, "method": label, "kind": method, "table": str(output), "status": status,
+                     "seconds": seconds, "interactions": training, "passes": passes(method, args, settings)})
         if status == "ok":
             tables.append(str(output))
-        log.info("%s %s: %s in %.1f s", name, method, status, seconds)
-    softmax = str(work / f"{name}-softmax")
-    two_tower = softmax in tables
-    if two_tower:  # first: --candidate-table pairs with --table; the input table alone comes again below
-        tables.remove(softmax)
-        tables.insert(0, softmax)
-    if tables:
-        report_dir = work / f"{name}-report"
-        code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables)] if two_tower else
-                                                         ["--compare", ",".join(tables[1:])] if tables[1:] else []),
-                    *(["--candidate-table", f"{softmax}-output"] if two_tower else []),
-                    "--histories", str(histories), "--output", str(report_dir), "--k-values", "10,20,50", *QUIET])
-        if code != 0:
-            raise SystemExit(f"evaluate failed on {name} (exit {code})")
-        evaluation = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))["recommendation"]
-        entries = evaluation["tables"]
-        by_table = {entry["table"]: entry for entry in (entries[1:] if two_tower else entries)}
-        for row in list(rows):
-            entry = by_table.get(str(work / f"{name}-{row['method']}"))
-            if entry is None:
-                continue
-            if row["method"] == "softmax":
-                rows.insert(rows.index(row) + 1, {**row, "method": "softmax (input only)", **_scored(entry)})
-                entry = entries[0]
-            row.update(_scored(entry))
-    return rows
+        log.info("%s %s: %s in %.1f s", name, label, status, seconds)
+    if not tables:
+        return rows
+    by_table = {entry["table"]: entry for entry in evaluate(tables, histories, work / f"{name}-report")}
+    scored = []
+    for row in rows:
+        entry = by_table.get(row["table"])
+        if entry is None:
+            scored.append(row)
+            continue
+        if row["kind"] not in TWO_TOWERS:
+            scored.append({**row, **_scored(entry)})
+            continue
+        pair = evaluate([row["table"]], histories, Path(f"{row['table']}-report"), f"{row['table']}-output")[0]
+        # the two towers are the model's own score; the input table alone (cosine) is the secondary row
+        scored += [{**row, **_scored(pair)}, {**row, "method": f"{row['method']} (input only)", **_scored(entry)}]
+    return scored
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
 
 
 def _scored(entry: dict) -> dict:
@@ -160,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5, help="item2vec (and sgns) epochs")
     parser.add_argument("--bag-epochs", type=int, default=None, help="softmax epochs (default: the job's)")
     parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
+    parser.add_argument("--item2vec-settings", default="",
+                        help="item2vec's key=value settings (',' between them; '' for the job's defaults)")
+    parser.add_argument("--item2vec-variants", default="",
+                        help="more item2vec runs: ';' between variants, ',' between key=value settings")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None)
