@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -17,40 +15,21 @@ from embedpipe.orchestration.nightly import load_settings
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="embedpipe-airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
+from airflow_support import import_airflow, root_logging_kept
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = '{"conn_type": "spark", "host": "spark://spark-master", "port": 7077}'
 
 
-@contextlib.contextmanager
-def _root_logging_kept():
-    """Importing Airflow adds a stdout handler to the root logger and lowers its level to INFO; undo that so
-    the rest of the suite (which runs in this same process) logs exactly as without Airflow."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
 @pytest.fixture(autouse=True)
 def _root_logging_untouched():
-    with _root_logging_kept():
+    with root_logging_kept():
         yield
-
-
-def _import_airflow() -> None:
-    with _root_logging_kept():
-        pytest.importorskip("airflow", reason="the 'airflow' extra is not installed (pip install -e '.[airflow]')")
-        pytest.importorskip("airflow.providers.apache.spark",
-                            reason="apache-airflow-providers-apache-spark is not installed")
-        import embedpipe.orchestration.nightly_dag  # noqa: F401 - builds the DAG at import, as Airflow does
 
 
 @pytest.fixture(scope="module")
 def nightly_dag():
-    _import_airflow()
+    import_airflow()
     from embedpipe.orchestration import nightly_dag
 
     return nightly_dag

@@ -6,9 +6,7 @@ published; rerunning day 1 (a cleared DAG run) reproduces the same table, report
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import re
 import subprocess
@@ -28,43 +26,24 @@ from embedpipe.table import read_embedding_table
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="embedpipe-airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
+from airflow_support import import_airflow, root_logging_kept
+
 ROOT = Path(__file__).resolve().parents[1]
 DAY1, DAY2 = "2026-11-24", "2026-11-25"
 MIN_ROWS = 150
 TIMINGS: list[tuple[str, str, float]] = []  # (run_date, task, seconds): shown with pytest -s
 
 
-@contextlib.contextmanager
-def _root_logging_kept():
-    """Importing Airflow adds a stdout handler to the root logger and lowers its level to INFO; undo that so
-    the rest of the suite (which runs in this same process) logs exactly as without Airflow."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-
-
 @pytest.fixture(autouse=True)
 def _root_logging_untouched():
-    with _root_logging_kept():
+    with root_logging_kept():
         yield
-
-
-def _import_airflow() -> None:
-    with _root_logging_kept():
-        pytest.importorskip("airflow", reason="the 'airflow' extra is not installed (pip install -e '.[airflow]')")
-        pytest.importorskip("airflow.providers.apache.spark",
-                            reason="apache-airflow-providers-apache-spark is not installed")
-        import embedpipe.orchestration.nightly_dag  # noqa: F401 - builds the DAG at import, as Airflow does
 
 
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
     """Demo corpora for two days, a job config and DAG settings pointing at them, and the built DAG."""
-    _import_airflow()
+    import_airflow()
     from embedpipe.orchestration.nightly_dag import build_dag
 
     if not (Path(sys.executable).parent / "spark-submit").exists():
