@@ -44,7 +44,7 @@ from embedpipe.errors import ConfigError, EmptyResultError, InputError, Training
 from embedpipe.trainer.bagnet import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 from embedpipe.trainer.bags import BagCorpus, gather_rows
 from embedpipe.trainer.config import check_declared_bounds
-from embedpipe.trainer.model import derive_seed, write_checkpoint
+from embedpipe.trainer.model import derive_seed, read_checkpoint_file, write_checkpoint
 from embedpipe.trainer.regression_eval import regression_metrics
 from embedpipe.trainer.regression_eval import word_effects as regression_word_effects
 from embedpipe.trainer.runtime import (
@@ -255,14 +255,9 @@ def read_checkpoint(
 ) -> dict[str, Any] | None:
     """The checkpoint in ``directory`` (None if there is none), after checking it fits this run."""
     path = Path(directory) / CHECKPOINT_NAME
-    if not path.is_file():
+    data = read_checkpoint_file(path, CHECKPOINT_FORMAT, "a bag-model")
+    if data is None:
         return None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise InputError(f"checkpoint {path} cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"checkpoint {path} is not a bag-model checkpoint (expected format {CHECKPOINT_FORMAT})")
     saved = data["params"]
     for key, value in params.to_dict().items():
         if key not in RESUMABLE_CHANGES and saved.get(key) != value:

@@ -123,15 +123,22 @@ def write_checkpoint(directory: str | os.PathLike[str], name: str, payload: dict
 
 def read_checkpoint(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The raw checkpoint dict in ``directory`` (tensors on CPU), or None when there is none yet."""
-    path = Path(directory) / CHECKPOINT_NAME
+    return read_checkpoint_file(Path(directory) / CHECKPOINT_NAME, CHECKPOINT_FORMAT, "an SGNS")
+
+
+def read_checkpoint_file(path: Path, expected_format: str, kind: str) -> dict[str, Any] | None:
+    """Load ``path`` with ``weights_only=True`` (never unpickles code); None when it does not exist.
+
+    Raises InputError when it cannot be read or is not ``kind`` checkpoint (its ``format`` differs).
+    """
     if not path.is_file():
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
         raise InputError(f"checkpoint {path} cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"checkpoint {path} is not an SGNS checkpoint (expected format {CHECKPOINT_FORMAT})")
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        raise InputError(f"checkpoint {path} is not {kind} checkpoint (expected format {expected_format})")
     return data
 
 
