@@ -222,7 +222,7 @@ class TrainConfig:
     ridge_alpha: float = option(1.0, "regression: L2 penalty of the ridge baseline on bag-of-words counts",
                                 min=0.0, min_exclusive=True)
     # als, popularity (recommendation baselines)
-    als_reg: float = option(0.01, "als: regParam, L2 regularisation of the factors", min=0.0)
+    als_reg: float = option(0.1, "als: regParam, L2 regularisation of the factors (Spark's default)", min=0.0)
     als_alpha: float = option(1.0, "als: alpha, confidence = 1 + alpha * interactions (implicit feedback)", min=0.0)
     als_iterations: int = option(10, "als: maxIter, alternating least-squares sweeps", min=1)
 

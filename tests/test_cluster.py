@@ -21,6 +21,7 @@ import pytest
 from chispa import assert_df_equality
 from standalone import StandaloneCluster, java_available, spark_home
 
+from embedpipe.cli import main as cli
 from embedpipe.demo.generator import (
     generate_corpus,
     generate_watch_log,
@@ -199,17 +200,23 @@ def test_text_pipeline_on_the_cluster(cluster, wheel, demo, tmp_path):
     assert neighbors.groupby("key").size().tolist() == [3, 3]
 
 
-@pytest.mark.parametrize("method", _methods_present("item2vec", "als"))
-def test_histories_pipeline_on_the_cluster(cluster, wheel, demo, tmp_path, method):
-    """histories -> train (item methods present in this checkout) on the cluster."""
-    if method == "item2vec":
-        pytest.importorskip("torch")
-    histories = tmp_path / "histories"
+@pytest.fixture(scope="module")
+def cluster_histories(cluster, wheel, demo, tmp_path_factory) -> Path:
+    """The watch log through ``jobs/histories.py`` on the cluster, once for every item method."""
+    histories = tmp_path_factory.mktemp("cluster-histories") / "histories"
     _ok(_submit(cluster, wheel, "histories", "--input", str(demo["watch_log"]), "--output", str(histories),
                 "--time-column", "timestamp"))
     assert {p.name for p in histories.iterdir()} >= {"sequences", "vocab", "report.json"}
+    return histories
+
+
+@pytest.mark.parametrize("method", _methods_present("item2vec", "als"))
+def test_histories_pipeline_on_the_cluster(cluster, wheel, cluster_histories, tmp_path, method):
+    """histories -> train (item methods present in this checkout) on the cluster."""
+    if method == "item2vec":
+        pytest.importorskip("torch")
     extra = ["--processes", "2", "--threads", "1", "--device", "cpu"] if method == "item2vec" else []
-    _ok(_submit(cluster, wheel, "train", "--input", str(histories), "--output", str(tmp_path / "items"),
+    _ok(_submit(cluster, wheel, "train", "--input", str(cluster_histories), "--output", str(tmp_path / "items"),
                 "--method", method, "--dim", "8", "--epochs", "1", "--seed", "1", *extra))
     items = read_embedding_table(str(tmp_path / "items"))
     assert (items.manifest["method"], items.dim) == (method, 8)
@@ -255,8 +262,11 @@ def test_killing_a_worker_mid_job_changes_nothing(cluster, wheel, spark, tmp_pat
     args = ["--input", str(corpus), "--min-count", "2"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
 
+    # The uninterrupted reference runs in this process's local session (same job, same config file):
+    # its output must equal the cluster run's whatever executed it.
     started = time.monotonic()
-    _ok(_submit(cluster, wheel, "tokenize", *args, "--output", str(reference)))
+    assert cli(["tokenize", "--config", str(ROOT / "conf" / "cluster.toml"), *args, "--output", str(reference),
+                "--log-level", "WARNING"]) == 0
     reference_seconds = time.monotonic() - started
 
     victim = 1
@@ -277,7 +287,7 @@ def test_killing_a_worker_mid_job_changes_nothing(cluster, wheel, spark, tmp_pat
 
     assert process.returncode == 0, output[-4000:]
     assert "Traceback" not in output
-    print(f"reference run {reference_seconds:.1f}s; worker {victim} killed, job finished "
+    print(f"reference run (local) {reference_seconds:.1f}s; worker {victim} killed, job finished "
           f"{time.monotonic() - killed_at:.1f}s later")
     apps = {app["id"]: app for app in cluster.completed_apps()}
     assert apps[app_id]["state"] == "FINISHED"

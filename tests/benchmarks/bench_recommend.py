@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
         [--dim 32] [--epochs 5] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
-        [--item2vec-settings item_sample=0] [--item2vec-variants "epochs=10;negative=10,item_window=20"]
+        [--item2vec-settings item_sample=0] [--variants "item2vec:epochs=10;als:als_reg=1,als_alpha=40"]
         [--workdir DIR] [--skip-udata]
 
 Data: :func:`embedpipe.demo.generator.generate_watch_log` (``--users`` users x about 50 distinct
@@ -15,9 +15,10 @@ their output vectors and are scored a second time as two towers (``evaluate --ta
 --candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
 is the two towers and ``<method> (input only)`` its input table alone (cosine). item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
-Recall@20 on the planted log; see the README's item2vec bullet); ``--item2vec-variants`` adds
-item2vec runs with other settings (``;`` between variants, ``,`` between ``key=value`` settings
-passed as ``--set``, e.g. ``item_sample=0.001``), each with both rows. All jobs run
+Recall@20 on the planted log; see the README's item2vec bullet); ``--variants`` adds runs of a
+method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
+settings passed as ``--set``, e.g. ``item2vec:item_sample=0.001`` or ``als:als_alpha=10``; a
+two-tower method gets both rows), so baselines get the same tuning chances as the new models. All jobs run
 in-process through
 ``embedpipe.cli.main`` (one SparkSession); a method whose training fails (not built yet, a bug, a
 bad setting) is reported as "not available" with its exit status or exception, and the others go
@@ -74,11 +75,11 @@ TWO_TOWERS = ("softmax", "item2vec")
 def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:
     if method == "popularity":
         return []
-    if method == "als":
-        return ["--dim", str(args.dim), "--set", "als_iterations=10"]
-    two_towers = ["--set", f"export_output_vectors={output}-output"] if method in TWO_TOWERS else []
     extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
              for arg in ("--set", f"{key}={value}")]
+    if method == "als":
+        return ["--dim", str(args.dim), "--set", "als_iterations=10", *extra]
+    two_towers = ["--set", f"export_output_vectors={output}-output"] if method in TWO_TOWERS else []
     dim = ["--dim", settings.get("dim", str(args.dim))]
     if method == "softmax":  # the job's own bag_* defaults unless --bag-epochs is given
         epochs = ["--bag-epochs", str(args.bag_epochs)] if args.bag_epochs else []
@@ -88,15 +89,20 @@ def method_arguments(method: str, output: Path, args: argparse.Namespace, settin
 
 def passes(method: str, args: argparse.Namespace, settings: dict[str, str]) -> int:
     bag_epochs = args.bag_epochs or TrainConfig.__dataclass_fields__["bag_epochs"].default
-    return int(settings.get("epochs") or {"popularity": 1, "als": 10, "softmax": bag_epochs}.get(method, args.epochs))
+    fixed = {"popularity": 1, "als": int(settings.get("als_iterations", 10)),
+             "softmax": int(settings.get("bag_epochs", bag_epochs))}
+    return int(settings.get("epochs") or fixed.get(method, args.epochs))
 
 
 def runs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, str]]]:
-    """(label, method, extra settings) of every training run: the methods, then the item2vec variants."""
+    """(label, method, extra settings) of every training run: the methods, then the variants."""
     base = _settings(args.item2vec_settings)
     planned = [(method, method, base if method == "item2vec" else {}) for method in args.methods]
-    for variant in filter(None, (v.strip() for v in args.item2vec_variants.split(";"))):
-        planned.append((f"item2vec[{variant.replace(' ', '')}]", "item2vec", _settings(variant)))
+    for variant in filter(None, (v.strip() for v in args.variants.split(";"))):
+        method, _, settings = variant.partition(":")
+        if not settings:
+            raise SystemExit(f"--variants: {variant!r} is not method:key=value[,key=value]")
+        planned.append((f"{method.strip()}[{settings.replace(' ', '')}]", method.strip(), _settings(settings)))
     return planned
 
 
@@ -153,9 +159,14 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
         if row["kind"] not in TWO_TOWERS:
             scored.append({**row, **_scored(entry)})
             continue
-        pair = evaluate([row["table"]], histories, Path(f"{row['table']}-report"), f"{row['table']}-output")[0]
+        input_only = {**row, "method": f"{row['method']} (input only)", **_scored(entry)}
+        try:
+            pair = evaluate([row["table"]], histories, Path(f"{row['table']}-report"), f"{row['table']}-output")[0]
+        except SystemExit as exc:  # e.g. hidden layers: the user tower is no mean of item vectors
+            scored += [{**row, "status": f"two towers not scored ({exc})"}, input_only]
+            continue
         # the two towers are the model's own score; the input table alone (cosine) is the secondary row
-        scored += [{**row, **_scored(pair)}, {**row, "method": f"{row['method']} (input only)", **_scored(entry)}]
+        scored += [{**row, **_scored(pair)}, input_only]
     return scored
 
 
@@ -195,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
     parser.add_argument("--item2vec-settings", default="",
                         help="item2vec's key=value settings (',' between them; '' for the job's defaults)")
-    parser.add_argument("--item2vec-variants", default="",
-                        help="more item2vec runs: ';' between variants, ',' between key=value settings")
+    parser.add_argument("--variants", default="",
+                        help="more runs: ';' between variants, each method:key=value[,key=value]")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None)

@@ -1,7 +1,7 @@
 """MLlib Word2Vec and embedpipe sgns (through `embedpipe train`) vs gensim, side by side on one corpus.
 
     python tests/benchmarks/bench_word2vec.py [--epochs 5] [--demo-documents 0] [--sgns-processes 1 2]
-        [--sgns-modes lockstep hogwild] [--skip-mllib]
+        [--sgns-modes lockstep hogwild] [--gensim-modes sgns hs] [--skip-mllib]
 
     python tests/benchmarks/bench_word2vec.py --demo-documents 2000000   # adds a >= 20M-token demo corpus
 
@@ -37,7 +37,8 @@ from tests.benchmarks.common import Row, Timer, render, score, spark_session, wr
 
 
 def bench_corpus(
-    spark, corpus: Path, tokens_total: int, workdir: Path, args: argparse.Namespace, splits: list[tuple[str, dict]]
+    spark, corpus: Path, tokens_total: int, workdir: Path, args: argparse.Namespace, splits: list[tuple[str, dict]],
+    planted: tuple[Path, Path] | None = None,
 ) -> list[Row]:
     from gensim.models import Word2Vec
 
@@ -53,7 +54,7 @@ def bench_corpus(
         table = read_embedding_table(table_dir)
         seconds = summary["fit_seconds"]
         rows.append(Row(f"MLlib Word2Vec (HS), {partitions} partition(s)", seconds,
-                        tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+                        tokens_total * args.epochs / seconds, score(table.keys, table.vectors, planted=planted)))
 
     for processes in args.sgns_processes:
         threads = max(1, (os.cpu_count() or 2) // processes)
@@ -67,23 +68,25 @@ def bench_corpus(
             table = read_embedding_table(table_dir)
             seconds = summary["fit_seconds"]
             system = f"embedpipe sgns, {processes} process(es) x {threads} thread(s), {mode}"
-            rows.append(Row(system, seconds, tokens_total * args.epochs / seconds, score(table.keys, table.vectors)))
+            quality = score(table.keys, table.vectors, planted=planted)
+            rows.append(Row(system, seconds, tokens_total * args.epochs / seconds, quality))
             splits.append((system, summary))
 
     sentences = [list(t) for t in pads.dataset(tokens_dir + "/tokens").to_table(columns=["tokens"])
                  .column("tokens").to_pylist()]
     workers = os.cpu_count() or 2
-    for label, kwargs in (
-        (f"gensim SGNS, workers={workers}", {"negative": 5, "hs": 0, "sample": 1e-3}),
-        (f"gensim HS no subsampling, workers={workers}", {"negative": 0, "hs": 1, "sample": 0}),
-    ):
+    gensim_runs = {
+        "sgns": (f"gensim SGNS, workers={workers}", {"negative": 5, "hs": 0, "sample": 1e-3}),
+        "hs": (f"gensim HS no subsampling, workers={workers}", {"negative": 0, "hs": 1, "sample": 0}),
+    }
+    for label, kwargs in (gensim_runs[mode] for mode in args.gensim_modes):
         model = Word2Vec(vector_size=100, window=5, min_count=5, sg=1, workers=workers, seed=1, **kwargs)
         model.build_vocab(sentences)
         with Timer() as timer:
             model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
         keys = list(model.wv.index_to_key)
         rows.append(Row(label, timer.seconds, tokens_total * args.epochs / timer.seconds,
-                        score(keys, model.wv.vectors)))
+                        score(keys, model.wv.vectors, planted=planted)))
     return rows
 
 
@@ -94,6 +97,8 @@ def main() -> None:
     parser.add_argument("--sgns-processes", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--sgns-modes", nargs="*", choices=("lockstep", "hogwild"), default=["lockstep", "hogwild"],
                         help="embedpipe sgns CPU thread modes: lockstep (deterministic) and/or hogwild")
+    parser.add_argument("--gensim-modes", nargs="+", choices=("sgns", "hs"), default=["sgns", "hs"],
+                        help="gensim runs: SGNS (the reference for the ratios) and/or hierarchical softmax")
     parser.add_argument("--skip-mllib", action="store_true", help="leave MLlib Word2Vec out (it is the slowest)")
     parser.add_argument("--demo-documents", type=int, default=0,
                         help="also benchmark a generated demo corpus of this many documents (~12 tokens each)")
@@ -103,17 +108,21 @@ def main() -> None:
         work = Path(tmp)
         corpora = []
         wiki = work / "wiki.txt"
-        corpora.append(("Wikipedia excerpt (gensim test data)", wiki, write_wiki_corpus(wiki)))
+        corpora.append(("Wikipedia excerpt (gensim test data)", wiki, write_wiki_corpus(wiki), None))
         if args.demo_documents:
-            from embedpipe.demo.generator import generate_corpus
+            from embedpipe.demo.generator import generate_corpus, write_analogy_file, write_similarity_file
 
             info = generate_corpus(work / "demo.txt", documents=args.demo_documents, seed=7)
-            corpora.append((f"demo corpus ({args.demo_documents} documents)", Path(info.path), info.tokens))
-        for name, path, tokens in corpora:
+            planted = (write_similarity_file(work / "demo-similarity.tsv", info),
+                       write_analogy_file(work / "demo-analogies.txt", info))
+            corpora.append((f"demo corpus ({args.demo_documents:,} documents; quality on its planted pairs and "
+                            "analogies)", Path(info.path), info.tokens, planted))
+        for name, path, tokens, planted in corpora:
             splits: list[tuple[str, dict]] = []
-            rows = bench_corpus(spark, path, tokens, work / path.stem, args, splits)
+            rows = bench_corpus(spark, path, tokens, work / path.stem, args, splits, planted)
             print(f"\n### {name}: {tokens:,} tokens, {args.epochs} epochs\n")
-            print(render(rows, reference=rows[-2].system))
+            reference = next((row.system for row in rows if row.system.startswith("gensim SGNS")), rows[-1].system)
+            print(render(rows, reference=reference, similarity="planted similarity" if planted else "WS353"))
             if splits:
                 print("\nembedpipe sgns job time (s): the Spark stage (fit) split by task 0's clocks\n")
                 print("| system | fit | to task start (input stage, worker) | torch import | read + encode | train "
