@@ -78,7 +78,8 @@ def score(
     """
     index = VectorIndex.from_arrays(keys, vectors)
     if planted is not None:
-        similarity_file, analogy_file = planted
+        (similarity_file,), _ = resolve_eval_files([str(planted[0])], kind="similarity", builtin_names=())
+        (analogy_file,), _ = resolve_eval_files([str(planted[1])], kind="analogy", builtin_names=())
         spearman = evaluate_similarity(index, read_similarity_file(similarity_file))["spearman"]
         analogy = evaluate_analogies(index, read_analogy_file(analogy_file), restrict_vocab=restrict_vocab)
         return Quality(spearman, None, analogy["accuracy"], analogy["coverage"])
