@@ -77,17 +77,13 @@ def score(
     instead (its Spearman goes in the first column; the benchmark's header says so).
     """
     index = VectorIndex.from_arrays(keys, vectors)
-    if planted is not None:
-        (similarity_file,), _ = resolve_eval_files([str(planted[0])], kind="similarity", builtin_names=())
-        (analogy_file,), _ = resolve_eval_files([str(planted[1])], kind="analogy", builtin_names=())
-        spearman = evaluate_similarity(index, read_similarity_file(similarity_file))["spearman"]
-        analogy = evaluate_analogies(index, read_analogy_file(analogy_file), restrict_vocab=restrict_vocab)
-        return Quality(spearman, None, analogy["accuracy"], analogy["coverage"])
-    sims, _ = resolve_eval_files(["builtin"], kind="similarity", builtin_names=BUILTIN_SIMILARITY)
+    similarity_specs, analogy_specs = ([str(planted[0])], [str(planted[1])]) if planted else (["builtin"], ["builtin"])
+    sims, _ = resolve_eval_files(similarity_specs, kind="similarity", builtin_names=BUILTIN_SIMILARITY)
     results = {f.name: evaluate_similarity(index, read_similarity_file(f))["spearman"] for f in sims}
-    (analogy_file,), _ = resolve_eval_files(["builtin"], kind="analogy", builtin_names=BUILTIN_ANALOGIES)
+    (analogy_file,), _ = resolve_eval_files(analogy_specs, kind="analogy", builtin_names=BUILTIN_ANALOGIES)
     analogy = evaluate_analogies(index, read_analogy_file(analogy_file), restrict_vocab=restrict_vocab)
-    return Quality(results.get("wordsim353"), results.get("simlex999"), analogy["accuracy"], analogy["coverage"])
+    first = next(iter(results.values())) if planted else results.get("wordsim353")
+    return Quality(first, None if planted else results.get("simlex999"), analogy["accuracy"], analogy["coverage"])
 
 
 @dataclass
