@@ -151,7 +151,12 @@ class TrainConfig:
     negative: int = option(5, "sgns, item2vec: noise words per (center, context) pair", min=1)
     sample: float = option(1e-3, "sgns, item2vec: subsampling threshold for frequent words (0 = off)", min=0.0)
     min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)
-    batch_size: int = option(1024, "sgns, item2vec: center words per step (larger keeps a GPU busier)", min=1)
+    batch_size: int | None = option(
+        None,
+        "sgns, item2vec: center words per step (default: sgns picks from the corpus size, 1,024 to 65,536 — "
+        "big steps keep a GPU busy; item2vec 1,024); above 1,024 step_size is scaled by sqrt(batch_size / 1024)",
+        min=1,
+    )
     negative_mode: str = option(
         "target", "sgns, item2vec: noise replaces the center word (target), the context word (context) or both",
         choices=("target", "context", "both"),

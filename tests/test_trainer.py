@@ -12,12 +12,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 from embedpipe.config import build_config
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer import IdCorpus, SGNSParams, encode_sentences, keep_probabilities, noise_distribution, train_sgns
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch, window_offsets
+from embedpipe.trainer.config import auto_batch_size, lr_scale
 from embedpipe.trainer.model import CHECKPOINT_NAME
 from embedpipe.trainer.sgns import score_batch, sgns_step
 
@@ -466,3 +469,30 @@ def test_id_corpus_validates_and_concatenates():
     np.testing.assert_array_equal(joined.sentence_ids(), [0, 0, 1, 2, 4, 4])
     with pytest.raises(InputError, match="offsets must be 1-D, start at 0 and end at len"):
         IdCorpus(np.array([1, 2]), np.array([0, 1]))
+
+
+@given(st.integers(min_value=0, max_value=10**10))
+def test_auto_batch_size_is_a_power_of_two_in_range_that_grows_with_the_corpus(tokens):
+    size = auto_batch_size(tokens)
+    assert 1024 <= size <= 65536 and size & (size - 1) == 0
+    assert auto_batch_size(tokens * 2) >= size
+
+
+def test_auto_batch_size_on_the_benchmark_corpora():
+    # the two corpora the rule was measured on (config.auto_batch_size's docstring)
+    assert auto_batch_size(452_944) == 16384  # gensim's Wikipedia excerpt
+    assert auto_batch_size(24_000_181) == 65536  # the 2M-document demo corpus
+    assert auto_batch_size(3_600) == 1024  # a tiny corpus keeps CPU-sized steps
+
+
+def test_default_batch_size_follows_the_corpus_and_scales_the_learning_rate():
+    corpus = _random_corpus(sentences=3000)  # 36,000 tokens -> 1,024 windows per step
+    reports = []
+    result = train_sgns(corpus, None, _params(batch_size=None, epochs=1), progress=reports.append, log_interval=0)
+    assert result.batch_size == auto_batch_size(corpus.n_tokens) == 1024
+    assert reports[0].lr == pytest.approx(0.025, rel=0.05)  # <= 1,024 windows: lr as given
+    reports.clear()
+    result = train_sgns(corpus, None, _params(batch_size=4096, epochs=1), progress=reports.append, log_interval=0)
+    assert result.batch_size == 4096
+    assert reports[0].lr == pytest.approx(0.025 * lr_scale(4096), rel=0.05) and lr_scale(4096) == 2.0
+    assert reports[-1].lr == pytest.approx(2.0 * 1e-4, rel=0.5)  # min_lr is scaled too

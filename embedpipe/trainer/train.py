@@ -28,7 +28,7 @@ import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
-from embedpipe.trainer.config import SGNSParams
+from embedpipe.trainer.config import SGNSParams, auto_batch_size, lr_scale
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.trainer.runtime import (
@@ -60,6 +60,7 @@ class TrainResult:
     pairs: int  # (center, context) pairs trained in this run
     device: str
     params: SGNSParams = field(repr=False)
+    batch_size: int = 0  # windows per step actually used (params.batch_size, or auto_batch_size's choice)
 
 
 class _Stepper:
@@ -193,6 +194,8 @@ def train_sgns(
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
     vocab_size = len(counts)
+    # replicas size their steps from the whole corpus, so that all of them take the same steps
+    batch_size = params.batch_size or auto_batch_size(counts_total or corpus.n_tokens)
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
@@ -213,14 +216,16 @@ def train_sgns(
             NoiseSampler(noise_distribution(counts), device),
             window=params.window,
             negative=params.negative,
-            batch_size=params.batch_size,
+            batch_size=batch_size,
             negative_mode=params.negative_mode,
             device=device,
             shrink_window=params.shrink_window,
         )
         logger.info(
-            "training SGNS on %s: %d tokens in %d sentences, %d words, %d worker thread(s), params %s",
-            device, corpus.n_tokens, corpus.n_sentences, vocab_size, workers, params.to_dict(),
+            "training SGNS on %s: %d tokens in %d sentences, %d words, %d worker thread(s), %d windows per step "
+            "(learning rate x %.3g), params %s",
+            device, corpus.n_tokens, corpus.n_sentences, vocab_size, workers, batch_size, lr_scale(batch_size),
+            params.to_dict(),
         )
         stepper = _Stepper(state, params.negative_mode, workers, hogwild=not params.deterministic)
         try:
@@ -246,11 +251,13 @@ def _run_epochs(
 ) -> TrainResult:
     epochs = params.epochs
     total_words = epochs * n_tokens
+    scale = lr_scale(batcher.batch_size)
+    lr_start, lr_end = params.lr * scale, params.min_lr * scale
     bar = ProgressBar.for_stderr()
     start = time.perf_counter()
     start_words = state.words_done
     run_pairs = 0.0
-    lr = params.lr
+    lr = lr_start
 
     def report(words: int, loss: float, epoch_end: bool) -> None:
         elapsed = time.perf_counter() - start
@@ -283,7 +290,7 @@ def _run_epochs(
             last_report = time.perf_counter()
             pending: deque[torch.Tensor | Future] = deque()
             for batch in batcher.epoch(state.epoch_generator(device)):
-                lr = max(params.min_lr, params.lr - (params.lr - params.min_lr) * words / total_words)
+                lr = max(lr_end, lr_start - (lr_start - lr_end) * words / total_words)
                 pending.append(stepper.step(batch, lr))
                 while len(pending) > stepper.in_flight:
                     loss_sum += _resolve(pending.popleft())
@@ -338,4 +345,5 @@ def _run_epochs(
         pairs=int(run_pairs),
         device=str(device),
         params=params,
+        batch_size=batcher.batch_size,
     )

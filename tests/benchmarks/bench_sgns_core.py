@@ -1,19 +1,24 @@
-"""Throughput of embedpipe's SGNS core against gensim on the same corpus, side by side.
+"""embedpipe's SGNS core (no Spark) against gensim on the same corpus, side by side: speed and quality.
 
 Usage::
 
     python tests/benchmarks/bench_sgns_core.py --tokens 2000000 [--threads 2] [--epochs 1] [--repeats 3]
+    # GPU (the device machine has PyTorch and CUDA but no Spark; gensim travels as a wheel):
+    python tests/benchmarks/bench_sgns_core.py --device cuda --corpus wiki --tokens 0 --epochs 5 \
+        --batch-sizes 1024 16384 65536 --threads 16 --quality
+    python tests/benchmarks/bench_sgns_core.py --device cuda --corpus demo --demo-documents 2000000 --epochs 5 ...
 
-The corpus is gensim's Wikipedia excerpt (WikiCorpus tokenisation, ~453k tokens), repeated until
-it has ``--tokens`` tokens (``--corpus synthetic`` makes a Zipf corpus instead). Both systems get
-the same vocabulary (gensim's, min_count 5) and settings: skip-gram, dim 100, window 5,
-negative 5, sample 1e-3, ``--threads`` workers. embedpipe runs in both CPU modes: lock-step
-workers (``deterministic=True``, the default) and Hogwild workers (``deterministic=False``, the
-way gensim's workers share the matrices). Raw words/s = corpus tokens x epochs / training
-seconds; runs are interleaved and medians reported, because the machine is shared and noisy.
-WordSim-353 Spearman is printed as a sanity check that the speed does not come from skipping
-work (on a corpus this small all systems score low and noisily). Not a test: nothing is
-asserted, no wall-clock limits.
+Corpora: ``wiki`` is gensim's Wikipedia excerpt (WikiCorpus tokenisation, ~453k tokens), repeated
+until it has ``--tokens`` tokens (0: once); ``demo`` is embedpipe's generated demo corpus
+(``--demo-documents``, ~12 tokens each; quality on its planted similarity pairs and analogies);
+``synthetic`` is a Zipf corpus. Both systems get the same vocabulary (gensim's, min_count 5) and
+settings: skip-gram, dim 100, window 5, negative 5, sample 1e-3; gensim with ``--threads`` workers.
+On CPU embedpipe runs in both modes: lock-step workers (``deterministic=True``, the default) and
+Hogwild workers (``deterministic=False``, the way gensim's workers share the matrices); on CUDA one
+row per ``--batch-sizes`` entry. Raw words/s = corpus tokens x epochs / training seconds; runs are
+interleaved and medians reported, because a shared machine is noisy. ``--quality`` adds
+WordSim-353 / SimLex-999 Spearman and Google analogy accuracy (or the demo's planted files);
+without it WS353 alone is printed as a sanity check. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -22,21 +27,35 @@ import argparse
 import dataclasses
 import functools
 import logging
-import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.benchmarks.common import Row, render, score  # noqa: E402
+
 
 def wiki_sentences() -> list[list[str]]:
-    import gensim
     from gensim.corpora.wikicorpus import WikiCorpus
 
-    path = os.path.join(
-        os.path.dirname(gensim.__file__),
-        "test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
-    )
-    return list(WikiCorpus(path, dictionary={}, processes=1).get_texts())
+    from tests.benchmarks.common import WIKI_FILE, gensim_data_dir
+
+    return list(WikiCorpus(str(gensim_data_dir() / WIKI_FILE), dictionary={}, processes=1).get_texts())
+
+
+def demo_sentences(documents: int, workdir: Path) -> tuple[list[list[str]], tuple[Path, Path]]:
+    """The generated demo corpus (whitespace-separated, one document per line) and its planted eval files."""
+    from embedpipe.demo.generator import generate_corpus, write_analogy_file, write_similarity_file
+
+    info = generate_corpus(workdir / "demo.txt", documents=documents, seed=7)
+    planted = (write_similarity_file(workdir / "demo-similarity.tsv", info),
+               write_analogy_file(workdir / "demo-analogies.txt", info))
+    with (workdir / "demo.txt").open(encoding="utf-8") as handle:
+        return [line.split() for line in handle], planted
 
 
 def synthetic_sentences(tokens: int, vocab: int = 50_000, seed: int = 0) -> list[list[str]]:
@@ -48,6 +67,9 @@ def synthetic_sentences(tokens: int, vocab: int = 50_000, seed: int = 0) -> list
 
 
 def repeat_to(sentences: list[list[str]], tokens: int) -> list[list[str]]:
+    """``sentences`` repeated until they hold ``tokens`` tokens (0: as they are)."""
+    if tokens <= 0:
+        return sentences
     out, n = [], 0
     while n < tokens:
         for s in sentences:
@@ -58,39 +80,27 @@ def repeat_to(sentences: list[list[str]], tokens: int) -> list[list[str]]:
     return out
 
 
-def wordsim(vectors: np.ndarray, key_to_index: dict[str, int]) -> tuple[float, int]:
-    """Spearman correlation on gensim's WordSim-353 copy, over the pairs both words of which are known."""
-    import gensim
-    from scipy.stats import spearmanr
-
-    path = os.path.join(os.path.dirname(gensim.__file__), "test/test_data/wordsim353.tsv")
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    gold, pred = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("#"):
-                continue
-            a, b, score = line.lower().split("\t")[:3]
-            if a in key_to_index and b in key_to_index:
-                gold.append(float(score))
-                pred.append(float(unit[key_to_index[a]] @ unit[key_to_index[b]]))
-    return (float(spearmanr(gold, pred).statistic) if len(gold) > 2 else float("nan")), len(gold)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tokens", type=int, default=2_000_000)
-    parser.add_argument("--corpus", choices=("wiki", "synthetic"), default="wiki")
+    parser.add_argument("--tokens", type=int, default=2_000_000, help="repeat the corpus to this many tokens (0: once)")
+    parser.add_argument("--corpus", choices=("wiki", "demo", "synthetic"), default="wiki")
+    parser.add_argument("--demo-documents", type=int, default=2_000_000, help="--corpus demo: documents to generate")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for embedpipe, workers for gensim")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=None, help="embedpipe centers per step (default: SGNSParams)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help="embedpipe windows per step, one row each (default: the automatic choice)")
     parser.add_argument("--mode", default="target", choices=("target", "context", "both"))
+    parser.add_argument("--rows", nargs="+", default=[], metavar="KEY=VALUE,...",
+                        help="extra embedpipe rows, each SGNSParams overrides, e.g. 'batch_size=4096,lr=0.0125'")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per system; medians are reported")
     parser.add_argument("--skip-gensim", action="store_true")
     parser.add_argument(
         "--variants", default="lockstep,hogwild",
-        help="embedpipe variants: lockstep (deterministic=True) and/or hogwild (deterministic=False)",
+        help="CPU: lockstep (deterministic=True) and/or hogwild (deterministic=False)",
     )
+    parser.add_argument("--save-vectors", type=Path, default=None,
+                        help="write each embedpipe run's vectors (and the vocabulary) as .npy files here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
@@ -98,9 +108,17 @@ def main() -> None:
     from gensim.models import Word2Vec
 
     from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
+    from embedpipe.trainer.config import auto_batch_size
 
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
     t0 = time.perf_counter()
-    base = wiki_sentences() if args.corpus == "wiki" else synthetic_sentences(args.tokens)
+    planted = None
+    if args.corpus == "wiki":
+        base = wiki_sentences()
+    elif args.corpus == "demo":
+        base, planted = demo_sentences(args.demo_documents, workdir)
+    else:
+        base = synthetic_sentences(args.tokens or 2_000_000)
     sentences = repeat_to(base, args.tokens)
     n_tokens = sum(map(len, sentences))
     prepared = time.perf_counter() - t0
@@ -110,19 +128,35 @@ def main() -> None:
     model = Word2Vec(workers=args.threads, **settings)
     model.build_vocab(sentences)  # the vocabulary both systems use
     vocab = model.wv.key_to_index
-    counts = np.array([model.wv.get_vecattr(w, "count") for w in model.wv.index_to_key], dtype=np.int64)
+    keys = list(model.wv.index_to_key)
+    counts = np.array([model.wv.get_vecattr(w, "count") for w in keys], dtype=np.int64)
     print(f"vocabulary: {len(vocab)} words with count >= 5, threads/workers: {args.threads}, epochs: {args.epochs}")
 
     start = time.perf_counter()
     corpus = encode_sentences(sentences, vocab)
     encode_seconds = time.perf_counter() - start
-    extra = {"batch_size": args.batch_size} if args.batch_size else {}
-    params = SGNSParams(
-        dim=100, window=5, negative=5, sample=1e-3, epochs=args.epochs, seed=1, device="cpu",
-        threads=args.threads, negative_mode=args.mode, **extra,
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"(encode_sentences: {encode_seconds:.2f}s for {corpus.n_tokens} known tokens; torch {torch.__version__}; "
+          f"device {device_name})")
+    base_params = SGNSParams(
+        dim=100, window=5, negative=5, sample=1e-3, epochs=args.epochs, seed=1, device=args.device,
+        threads=args.threads, negative_mode=args.mode,
     )
-    variants = {"lockstep": params, "hogwild": dataclasses.replace(params, deterministic=False)}
-    print(f"(encode_sentences: {encode_seconds:.2f}s for {corpus.n_tokens} known tokens; torch {torch.__version__})")
+    variants: dict[str, SGNSParams] = {}
+    for batch_size in args.batch_sizes or [None]:
+        params = dataclasses.replace(base_params, batch_size=batch_size)
+        described = f"batch {batch_size}" if batch_size else f"auto batch {auto_batch_size(corpus.n_tokens)}"
+        if args.device == "cuda":
+            variants[f"embedpipe cuda ({args.mode}, {described})"] = params
+            continue
+        for variant in args.variants.split(","):
+            deterministic = {"lockstep": True, "hogwild": False}[variant]
+            variants[f"embedpipe {variant} ({args.mode}, {described})"] = dataclasses.replace(
+                params, deterministic=deterministic)
+
+    for row in args.rows:
+        overrides = dict(_parse_override(item) for item in row.split(","))
+        variants[f"embedpipe {args.device} ({row})"] = dataclasses.replace(base_params, **overrides)
 
     def run_gensim() -> tuple[float, np.ndarray]:
         model = Word2Vec(workers=args.threads, **settings)
@@ -135,28 +169,39 @@ def main() -> None:
         result = train_sgns(corpus, counts, params, log_interval=1e9)
         return result.seconds, result.input_vectors
 
-    # interleaved repeats, so both systems see the same (shared, noisy) machine; medians reported
+    if args.device == "cuda":  # CUDA context, kernels and allocator warm before anything is timed
+        train_sgns(corpus, counts, dataclasses.replace(base_params, epochs=1), log_interval=1e9)
+
+    # interleaved repeats, so all systems see the same (shared, noisy) machine; medians reported
     runs: dict[str, list[tuple[float, np.ndarray]]] = {}
-    systems = [] if args.skip_gensim else [("gensim 4.4 SGNS", run_gensim)]
-    for variant in args.variants.split(","):
-        name = f"embedpipe {variant} ({args.mode}, batch {params.batch_size})"
-        systems.append((name, functools.partial(run_embedpipe, variants[variant])))
+    systems = [] if args.skip_gensim else [(f"gensim SGNS, workers={args.threads}", run_gensim)]
+    systems += [(name, functools.partial(run_embedpipe, params)) for name, params in variants.items()]
     for _ in range(args.repeats):
         for name, run in systems:
             runs.setdefault(name, []).append(run())
-    results = []
+    if args.save_vectors is not None:
+        args.save_vectors.mkdir(parents=True, exist_ok=True)
+        (args.save_vectors / "keys.txt").write_text("\n".join(keys) + "\n", encoding="utf-8")
+        for i, measured in enumerate(runs.values()):
+            np.save(args.save_vectors / f"vectors-{i}.npy", measured[-1][1])
+
+    rows, spreads = [], []
     for name, measured in runs.items():
         seconds = float(np.median([m[0] for m in measured]))
-        rho, pairs = wordsim(measured[-1][1], vocab)
-        spread = ", ".join(f"{n_tokens * args.epochs / m[0]:,.0f}" for m in measured)
-        results.append((name, seconds, n_tokens * args.epochs / seconds, rho, pairs, spread))
+        rows.append(Row(name, seconds, n_tokens * args.epochs / seconds, score(keys, measured[-1][1], planted=planted)))
+        spreads.append(f"{name}: " + ", ".join(f"{n_tokens * args.epochs / m[0]:,.0f}" for m in measured))
+    print("\nwords/s of each run: " + "; ".join(spreads) + "\n")
+    print(render(rows, reference=rows[0].system, similarity="planted ρ" if planted else "WS353"))
 
-    print(f"\n{'system':42s} {'seconds':>8s} {'raw words/s':>12s} {'WS353 rho':>10s}  (each run's words/s)")
-    for name, seconds, rate, rho, pairs, spread in results:
-        print(f"{name:42s} {seconds:8.1f} {rate:12,.0f} {rho:10.3f}  ({spread}; WS353 on {pairs} pairs)")
-    if not args.skip_gensim:
-        for name, _, rate, *_ in results[1:]:
-            print(f"{name} / gensim speed: {rate / results[0][2]:.2f}x")
+
+def _parse_override(item: str) -> tuple[str, object]:
+    key, _, text = item.partition("=")
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(text)
+        except ValueError:
+            pass
+    return key.strip(), {"true": True, "false": False}.get(text.strip().lower(), text.strip())
 
 
 if __name__ == "__main__":
