@@ -106,9 +106,11 @@ def test_plans_api_and_reference_agree_for_every_combiner(spark, table_path, inp
                 "doc_id", "vector", "tokens_found", "tokens_total")
             for strategy in ("broadcast", "shuffle")
         }
-        assert_approx_df_equality(frames["broadcast"], frames["shuffle"], 1e-6, ignore_row_order=True)
+        if combiner == "mean":  # chispa once; the other combiners compare the collected rows (bit-identical)
+            assert_approx_df_equality(frames["broadcast"], frames["shuffle"], 1e-6, ignore_row_order=True)
         spark_rows = _collect(frames["broadcast"])
         shuffle_rows = _collect(frames["shuffle"])
+        assert spark_rows.keys() == shuffle_rows.keys()
         api = lookup.embed_batch([t for _, t in ROWS], combiner=combiner, oov=oov)
         for i, (doc, tokens) in enumerate(ROWS):
             expected = _reference(tokens, combiner, oov, _table_idf())

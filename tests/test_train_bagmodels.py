@@ -141,7 +141,8 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     params = first.manifest["params"]
     assert first.manifest["method"] == "softmax" and first.manifest["key_kind"] == "item"
     assert (params["objective"], params["combiner"], params["holdout"], params["processes"]) == ("softmax", "mean",
-                                                                                                 1, 1)
+                                                                                                 5, 1)
+    assert params["dropout"] == 0.2  # the softmax's default (regression's is 0)
     assert (params["epochs"], params["batch_size"], params["lr"], params["output_bias"]) == (10, 32, 0.05, False)
     assert params["layer"].startswith("input") and first_out.manifest["params"]["layer"].startswith("output")
     assert params["users_trained"] == 400
@@ -206,9 +207,9 @@ def test_wrong_inputs_are_one_line_errors(spark, watched, listings, tmp_path, ca
          "tokenize with --label-column)"),
         (["--input", str(tokens), *REGRESSION, "--set", f"export_output_vectors={tmp_path / 'x'}"],
          "config key 'export_output_vectors' is only used by methods sgns, item2vec and softmax, not regression"),
-        (["--input", str(histories), *SOFTMAX, "--set", "target_items=100"],
-         f"file:{histories}: only 0 of 400 users watched more than target_items=100 items, fewer than "
-         "processes=1 (give longer histories or lower 'target_items')"),
+        (["--input", str(histories), *SOFTMAX, "--processes", "500"],
+         f"file:{histories}: 400 of 400 users watched 2 or more items (an input and a target), fewer than "
+         "processes=500; lower 'processes' or give longer histories"),
         (["--input", str(histories), *SOFTMAX, "--epochs", "3"],
          "config key 'epochs' is not used by method softmax; set 'bag_epochs' instead (now 10)"),
         (["--input", str(tokens), *REGRESSION, "--step-size", "0.1"],

@@ -187,6 +187,31 @@ def test_sampled_softmax_over_every_item_once_equals_full_softmax():
         np.testing.assert_allclose(grad, full_grads[name], atol=1e-12, err_msg=name)
 
 
+def test_padded_targets_of_short_rows_do_not_count():
+    """A row shorter than holdout + 1 pads its targets (target_mask 0); the loss is the mean over real ones."""
+    net = make_net("softmax", "mean", (), sparse_output=True)
+    targets = torch.tensor([[1, 4], [0, 0], [3, 3]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    h = net.encode(*tensors(BAGS))
+    masked = full_softmax_loss(h, targets, net.out_weight, net.out_bias, mask)
+    real = [(0, 1), (0, 4), (1, 0), (2, 3)]
+    one_by_one = [full_softmax_loss(h[r:r + 1], torch.tensor([[t]]), net.out_weight, net.out_bias) for r, t in real]
+    assert float(masked) == pytest.approx(float(sum(one_by_one)) / len(real), rel=1e-12)
+    every = torch.arange(VOCAB)
+    zeros = torch.zeros(VOCAB, dtype=torch.float64)  # every item once, uniform Q: the sampled loss is the full one
+    sampled = sampled_softmax_loss(h, targets, net.out_weight, net.out_bias, every, zeros[targets], zeros[every],
+                                   target_mask=mask)
+    assert float(sampled) == pytest.approx(float(masked), rel=1e-12)
+
+
+def test_short_rows_hold_out_all_but_one_item():
+    held, real, kept, kept_offsets = holdout_split(np.array([0, 2, 7]), 3, np.random.default_rng(0))  # 2, 5 items
+    assert real.tolist() == [[True, False, False], [True, True, True]]
+    assert held[0, 1] == held[0, 2] == held[0, 0] and held[0, 0] in (0, 1)
+    assert kept_offsets.tolist() == [0, 1, 3] and len(kept) == 3
+    assert sorted(held[real].tolist() + kept.tolist()) == list(range(7))
+
+
 def test_sampled_softmax_gradient_approaches_the_full_one():
     """Averaged over many draws from a skewed Q, the corrected sampled gradient nears the full
     gradient, and more negatives per draw bring it closer (the estimator is consistent)."""
@@ -300,14 +325,14 @@ def test_take_and_concat():
 
 
 def test_holdout_split_picks_distinct_random_entries_per_row():
-    offsets = np.array([0, 3, 5, 9])
+    offsets = np.array([0, 3, 6, 10])
     seen = set()
     for seed in range(40):
-        held, kept, kept_offsets = holdout_split(offsets, 2, np.random.default_rng(seed))
-        assert held.shape == (3, 2) and kept_offsets.tolist() == [0, 1, 1, 3]
+        held, real, kept, kept_offsets = holdout_split(offsets, 2, np.random.default_rng(seed))
+        assert held.shape == (3, 2) and real.all() and kept_offsets.tolist() == [0, 1, 2, 4]
         rows = np.searchsorted(offsets, held, side="right") - 1
         assert (rows == np.arange(3)[:, None]).all() and (held[:, 0] != held[:, 1]).all()
-        assert sorted(held.ravel().tolist() + kept.tolist()) == list(range(9))
+        assert sorted(held.ravel().tolist() + kept.tolist()) == list(range(10))
         seen.add(tuple(held[2]))
     assert len(seen) > 6  # many different choices in the 4-item row
     first = holdout_split(offsets, 1, np.random.default_rng(3))
@@ -447,8 +472,8 @@ def test_divergence_names_the_key():
 def test_input_errors():
     with pytest.raises(EmptyResultError, match="the bag corpus has no entries"):
         train_bag_model(BagCorpus(np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64)), None)
-    with pytest.raises(EmptyResultError, match=r"no row has more than holdout=2 items.*config key 'holdout'"):
-        train_bag_model(BagCorpus(np.array([0, 1, 3]), np.array([0, 1, 2])), None, BagModelParams(holdout=2))
+    with pytest.raises(EmptyResultError, match=r"no row has 2 or more items, so none can be trained on"):
+        train_bag_model(BagCorpus(np.array([0, 1, 2]), np.array([0, 1])), None, BagModelParams(holdout=2))
     with pytest.raises(InputError, match="objective 'regression' needs a target per row"):
         train_bag_model(toy_corpus(), None, BagModelParams(objective="regression"))
     with pytest.raises(InputError, match=r"uses id 29 but counts has only 5 entries"):

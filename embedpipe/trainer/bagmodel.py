@@ -104,7 +104,9 @@ class BagModelParams:
         False, "softmax: give every item a learned logit bias; without it (default) the model's score is exactly "
         "mean(input vectors) . output vector, so the two exported tables reproduce it (two-tower retrieval)"
     )
-    holdout: int = option(1, "softmax: items held out of each user's input per epoch (the targets)", min=1)
+    holdout: int = option(
+        1, "softmax: items held out of each user's input per epoch as the targets (at most all but one)", min=1
+    )
     dropout: float = option(0.0, "dropout rate on the pooled embedding and the hidden layers", min=0.0, max=0.9)
     validation_fraction: float = option(
         0.1, "regression: share of rows held out (seeded) for RMSE/MAE (0 = none)", min=0.0, max=0.9
@@ -282,13 +284,16 @@ def read_checkpoint(
 class BagBatch:
     """One step's input on the device: bags (CSR), their weights, and the targets.
 
-    softmax: ``targets`` is B x holdout item ids (long); regression: B standardised numbers (float).
+    softmax: ``targets`` is B x holdout item ids (long), ``target_mask`` (B x holdout float) marks
+    the real ones when short rows padded their list (None: all real); regression: B standardised
+    numbers (float).
     """
 
     ids: torch.Tensor
     offsets: torch.Tensor  # B + 1
     weights: torch.Tensor
     targets: torch.Tensor
+    target_mask: torch.Tensor | None = None
 
     @property
     def rows(self) -> int:
@@ -297,24 +302,33 @@ class BagBatch:
 
 def holdout_split(
     offsets: np.ndarray, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pick ``k`` distinct random entries of every row (each row needs > k entries).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out ``min(k, length - 1)`` distinct random entries of every row (each row needs >= 2 entries).
 
-    Returns (held-out entry positions, B x k in row order; kept entry positions; the kept rows'
-    offsets). Vectorised: every entry gets a random key, entries are sorted by (row, key), and the
-    first ``k`` of each row are held out.
+    Returns (held-out entry positions, B x k in row order; which of them are real, B x k bool — a
+    row shorter than ``k + 1`` pads its list by repeating its first held entry; kept entry positions;
+    the kept rows' offsets). Holding out fewer items from a short history, rather than skipping the
+    user, keeps short histories (common in real logs) in training whatever ``k`` is. Vectorised:
+    every entry gets a random key, entries are sorted by (row, key), and the first ones of each row
+    are held out — for rows longer than ``k`` exactly as with a fixed ``k``.
     """
     n_rows = len(offsets) - 1
     lengths = np.diff(offsets)
     total = int(offsets[-1])
+    per_row = np.minimum(k, lengths - 1)
     row_of = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
     order = np.argsort(row_of + rng.random(total), kind="stable")
     rank = np.arange(total, dtype=np.int64) - offsets[row_of]  # row_of is sorted, so rank in sorted order
-    held = order[rank < k]
+    is_held = rank < per_row[row_of]
+    held = np.zeros((n_rows, k), dtype=np.int64)
+    real = np.zeros((n_rows, k), dtype=bool)
+    held[row_of[is_held], rank[is_held]] = order[is_held]
+    real[row_of[is_held], rank[is_held]] = True
+    held = np.where(real, held, held[:, :1])
     kept_mask = np.ones(total, dtype=bool)
-    kept_mask[held] = False
-    kept_offsets = offsets - k * np.arange(n_rows + 1, dtype=np.int64)
-    return held.reshape(n_rows, k), np.flatnonzero(kept_mask), kept_offsets
+    kept_mask[held[real]] = False
+    kept_offsets = offsets - np.concatenate([[0], np.cumsum(per_row)])
+    return held, real, np.flatnonzero(kept_mask), kept_offsets
 
 
 class _Batcher:
@@ -348,8 +362,9 @@ class _Batcher:
             rows = order[start:start + size]
             entries, offsets = gather_rows(self.corpus.offsets, rows)
             if self.params.objective == "softmax":
-                held, kept, offsets = holdout_split(offsets, self.params.holdout, rng)
+                held, real, kept, offsets = holdout_split(offsets, self.params.holdout, rng)
                 targets = torch.from_numpy(self.corpus.ids[entries[held]])
+                target_mask = None if real.all() else torch.from_numpy(real.astype(np.float32)).to(self.device)
                 entries = entries[kept]
                 negatives = None
                 if self.proposal_cdf is not None:
@@ -358,12 +373,13 @@ class _Batcher:
             else:
                 y = (self.corpus.targets[rows].astype(np.float64) - self.target_mean) / self.target_std
                 targets = torch.from_numpy(y.astype(np.float32))
-                negatives = None
+                negatives = target_mask = None
             batch = BagBatch(
                 ids=torch.from_numpy(self.corpus.ids[entries]).to(self.device),
                 offsets=torch.from_numpy(offsets).to(self.device),
                 weights=torch.from_numpy(self.weights[entries]).to(self.device),
                 targets=targets.to(self.device),
+                target_mask=target_mask,
             )
             yield batch, negatives, len(rows)
 
@@ -375,10 +391,12 @@ def batch_loss(model: BagNet, batch: BagBatch, negatives: torch.Tensor | None, p
     if model.objective == "regression":
         return regression_loss(model.predict(h), batch.targets)
     if negatives is None:
-        return full_softmax_loss(h, batch.targets, model.out_weight, model.out_bias)  # type: ignore[arg-type]
+        return full_softmax_loss(h, batch.targets, model.out_weight, model.out_bias,  # type: ignore[arg-type]
+                                 batch.target_mask)
     return sampled_softmax_loss(
         h, batch.targets, model.out_weight, model.out_bias, negatives,  # type: ignore[arg-type]
         proposal_log[batch.targets], proposal_log[negatives], sparse=model.sparse_output,  # type: ignore[index]
+        target_mask=batch.target_mask,
     )
 
 
@@ -462,9 +480,10 @@ def train_bag_model(
     """Train the bag model of ``params.objective`` on ``corpus`` and return the vectors.
 
     ``counts[i]`` is the frequency of id ``i``; its length is the vocabulary size (default: counted
-    from the corpus). Softmax trains on the rows with more than ``holdout`` items (the others are
-    skipped and counted in the log); its sampled-softmax proposal follows the counts. Regression
-    needs ``corpus.targets`` and holds out ``validation_fraction`` of the rows for ``metrics``.
+    from the corpus). Softmax trains on the rows with 2 or more items (a shorter one holds out all
+    but one item; rows of one item are skipped and counted in the log); its sampled-softmax
+    proposal follows the counts. Regression needs ``corpus.targets`` and holds out
+    ``validation_fraction`` of the rows for ``metrics``.
     With ``checkpoint_dir`` the state is saved after every epoch; ``resume=True`` continues from
     the checkpoint there if one exists, giving the same vectors as an uninterrupted run on CPU.
     ``progress`` gets a :class:`TrainProgress` (unit: examples = rows) about every
@@ -497,16 +516,15 @@ def train_bag_model(
             logger.info("resuming from %s after epoch %d (step %d)", checkpoint_dir, state.epoch, state.step)
         val_rows = np.zeros(0, dtype=np.int64)
         if params.objective == "softmax":
-            rows = np.flatnonzero(corpus.lengths() > params.holdout)
+            rows = np.flatnonzero(corpus.lengths() >= 2)  # one item to hold out, one left as the input
             if len(rows) == 0:
                 raise EmptyResultError(
-                    f"no row has more than holdout={params.holdout} items, so none can be trained on "
-                    "(lower config key 'holdout' or give longer histories)"
+                    "no row has 2 or more items, so none can be trained on (a softmax row needs an input item "
+                    "and a held-out target); give longer histories"
                 )
             skipped = corpus.n_rows - len(rows)
             if skipped:
-                logger.info("softmax: %d of %d rows have <= %d items and are skipped", skipped, corpus.n_rows,
-                            params.holdout)
+                logger.info("softmax: %d of %d rows have fewer than 2 items and are skipped", skipped, corpus.n_rows)
             proposal = proposal_distribution(counts, params.proposal_power) if params.sampled > 0 else None
             batcher = _Batcher(corpus, params, rows, proposal, device)
         else:

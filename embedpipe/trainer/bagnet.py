@@ -114,15 +114,22 @@ class BagNet(nn.Module):
         return self.head(h)[:, 0]  # type: ignore[misc]
 
 
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (B x k) over the entries ``mask`` marks real (all of them when None)."""
+    return values.mean() if mask is None else (values * mask).sum() / mask.sum()
+
+
 def full_softmax_loss(
-    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None
+    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
+    target_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean cross-entropy of ``targets`` (B x k item ids) under a softmax over every item (B x V logits)."""
+    """Mean cross-entropy of ``targets`` (B x k item ids, ``target_mask``'s real ones) under a softmax over
+    every item (B x V logits)."""
     logits = h @ out_weight.T
     if out_bias is not None:
         logits = logits + out_bias[:, 0]
     log_probs = torch.log_softmax(logits, dim=1)
-    return -log_probs.gather(1, targets).mean()
+    return masked_mean(-log_probs.gather(1, targets), target_mask)
 
 
 def sampled_softmax_loss(
@@ -134,6 +141,7 @@ def sampled_softmax_loss(
     target_log_expected: torch.Tensor,
     negative_log_expected: torch.Tensor,
     sparse: bool = True,
+    target_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean sampled-softmax cross-entropy with the log-Q correction and accidental hits removed.
 
@@ -142,7 +150,8 @@ def sampled_softmax_loss(
     expected number of times each id is drawn. Subtracting them from the logits makes the sampled
     loss a consistent estimate of the full softmax loss (Jean et al. 2015; Bengio & Senecal 2008);
     a negative equal to the example's target gets logit -inf so it does not compete with itself.
-    Only the B x k x S sampled logits are built, never B x V. ``out_bias`` None: no bias term.
+    Only the B x k x S sampled logits are built, never B x V. ``out_bias`` None: no bias term;
+    ``target_mask`` (B x k) as in :func:`full_softmax_loss`.
     """
     k = targets.shape[1]
     rows = torch.cat([targets.reshape(-1), negatives])
@@ -159,7 +168,7 @@ def sampled_softmax_loss(
     hits = negatives[None, None, :] == targets[:, :, None]
     neg_logits = neg_logits.masked_fill(hits, _MASKED)
     all_logits = torch.cat([true_logits[:, :, None], neg_logits], dim=2)
-    return (torch.logsumexp(all_logits, dim=2) - true_logits).mean()
+    return masked_mean(torch.logsumexp(all_logits, dim=2) - true_logits, target_mask)
 
 
 def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
