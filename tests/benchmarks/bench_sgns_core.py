@@ -107,6 +107,7 @@ def main() -> None:
     import torch
     from gensim.models import Word2Vec
 
+    from embedpipe.config import build_config, parse_overrides
     from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
     from embedpipe.trainer.config import auto_batch_size
 
@@ -154,9 +155,10 @@ def main() -> None:
             variants[f"embedpipe {variant} ({args.mode}, {described})"] = dataclasses.replace(
                 params, deterministic=deterministic)
 
-    for row in args.rows:
-        overrides = dict(_parse_override(item) for item in row.split(","))
-        variants[f"embedpipe {args.device} ({row})"] = dataclasses.replace(base_params, **overrides)
+    for row in args.rows:  # typed and validated like a job's --set key=value
+        overrides = parse_overrides(row.split(","))
+        variants[f"embedpipe {args.device} ({row})"] = build_config(
+            SGNSParams, {**base_params.to_dict(), **overrides}, from_text_keys=frozenset(overrides))
 
     def run_gensim() -> tuple[float, np.ndarray]:
         model = Word2Vec(workers=args.threads, **settings)
@@ -192,16 +194,6 @@ def main() -> None:
         spreads.append(f"{name}: " + ", ".join(f"{n_tokens * args.epochs / m[0]:,.0f}" for m in measured))
     print("\nwords/s of each run: " + "; ".join(spreads) + "\n")
     print(render(rows, reference=rows[0].system, similarity="planted ρ" if planted else "WS353"))
-
-
-def _parse_override(item: str) -> tuple[str, object]:
-    key, _, text = item.partition("=")
-    for kind in (int, float):
-        try:
-            return key.strip(), kind(text)
-        except ValueError:
-            pass
-    return key.strip(), {"true": True, "false": False}.get(text.strip().lower(), text.strip())
 
 
 if __name__ == "__main__":
