@@ -167,8 +167,12 @@ class TrainConfig:
     averages_per_epoch: int = option(10, "sgns, item2vec: how often per epoch the replicas sum their updates", min=1)
     threads: int | None = option(None, "sgns, item2vec: CPU threads per replica (default: torch's default)", min=1)
     deterministic: bool = option(
-        True, "sgns, item2vec: CPU threads in lock-step, same vectors for any thread count (true), or lock-free "
+        True, "sgns, item2vec: CPU results that do not depend on the thread count (true), or lock-free "
         "Hogwild threads as in gensim, faster but different on every run (false)",
+    )
+    cpu_kernel: str = option(
+        "auto", "sgns, item2vec: CPU step: pairwise (word2vec's per-pair SGD compiled with numba, the fastest), "
+        "batched (the GPU's step) or auto (pairwise when numba is installed)", choices=("auto", "pairwise", "batched"),
     )
     checkpoint_dir: str | None = option(
         None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ "

@@ -22,6 +22,7 @@ from embedpipe.trainer import IdCorpus, SGNSParams, encode_sentences, keep_proba
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch, window_offsets
 from embedpipe.trainer.config import auto_batch_size, lr_scale
 from embedpipe.trainer.model import CHECKPOINT_NAME
+from embedpipe.trainer.pairwise import available as pairwise_available
 from embedpipe.trainer.sgns import score_batch, sgns_step
 
 
@@ -269,6 +270,11 @@ def test_counts_total_checks_the_counts_against_all_replicas_tokens(caplog):
 # --- training loop -------------------------------------------------------------------------------
 
 
+KERNELS = [
+    "batched", pytest.param("pairwise", marks=pytest.mark.skipif(not pairwise_available(), reason="needs numba")),
+]
+
+
 def _random_corpus(seed=0, vocab=40, sentences=300, length=12):
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, vocab + 1)
@@ -277,16 +283,19 @@ def _random_corpus(seed=0, vocab=40, sentences=300, length=12):
 
 
 def _params(**overrides):
-    values = dict(dim=8, window=3, negative=3, sample=1e-2, epochs=2, batch_size=64, seed=11, device="cpu", threads=1)
+    """Tiny settings; the batched step (the one CUDA runs) unless a test asks for the pairwise kernel."""
+    values = dict(dim=8, window=3, negative=3, sample=1e-2, epochs=2, batch_size=64, seed=11, device="cpu", threads=1,
+                  cpu_kernel="batched")
     values.update(overrides)
     return SGNSParams(**values)
 
 
-def test_same_seed_gives_identical_vectors():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_same_seed_gives_identical_vectors(kernel):
     corpus = _random_corpus()
-    first = train_sgns(corpus, None, _params())
-    second = train_sgns(corpus, None, _params())
-    other = train_sgns(corpus, None, _params(seed=12))
+    first = train_sgns(corpus, None, _params(cpu_kernel=kernel))
+    second = train_sgns(corpus, None, _params(cpu_kernel=kernel))
+    other = train_sgns(corpus, None, _params(seed=12, cpu_kernel=kernel))
     np.testing.assert_array_equal(first.input_vectors, second.input_vectors)
     np.testing.assert_array_equal(first.output_vectors, second.output_vectors)
     assert first.epoch_losses == second.epoch_losses
@@ -295,22 +304,24 @@ def test_same_seed_gives_identical_vectors():
     assert first.words == 2 * corpus.n_tokens and first.pairs > 0
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("mode", ["target", "both"])
-def test_worker_threads_do_not_change_the_vectors(mode):
+def test_worker_threads_do_not_change_the_vectors(mode, kernel):
     corpus = _random_corpus(5)
-    one = train_sgns(corpus, None, _params(negative_mode=mode, threads=1))
-    two = train_sgns(corpus, None, _params(negative_mode=mode, threads=2))
-    three = train_sgns(corpus, None, _params(negative_mode=mode, threads=3))
+    one = train_sgns(corpus, None, _params(negative_mode=mode, threads=1, cpu_kernel=kernel))
+    two = train_sgns(corpus, None, _params(negative_mode=mode, threads=2, cpu_kernel=kernel))
+    three = train_sgns(corpus, None, _params(negative_mode=mode, threads=3, cpu_kernel=kernel))
     for other in (two, three):
         np.testing.assert_array_equal(one.input_vectors, other.input_vectors)
         np.testing.assert_array_equal(one.output_vectors, other.output_vectors)
         assert one.epoch_losses == other.epoch_losses
 
 
-def test_hogwild_workers_train_like_lock_step():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_hogwild_workers_train_like_lock_step(kernel):
     corpus = _random_corpus(6, sentences=600)
-    lock_step = train_sgns(corpus, None, _params(threads=2))
-    hogwild = train_sgns(corpus, None, _params(threads=2, deterministic=False))
+    lock_step = train_sgns(corpus, None, _params(threads=2, cpu_kernel=kernel))
+    hogwild = train_sgns(corpus, None, _params(threads=2, deterministic=False, cpu_kernel=kernel))
     assert np.all(np.isfinite(hogwild.input_vectors)) and hogwild.pairs == lock_step.pairs
     np.testing.assert_allclose(hogwild.epoch_losses, lock_step.epoch_losses, rtol=0.05)
 
@@ -319,20 +330,22 @@ class _Interrupted(Exception):
     pass
 
 
-def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, kernel):
     corpus = _random_corpus(1)
     counts = corpus.counts(40)
-    straight = train_sgns(corpus, counts, _params(), checkpoint_dir=tmp_path / "a")
+    straight = train_sgns(corpus, counts, _params(cpu_kernel=kernel), checkpoint_dir=tmp_path / "a")
 
     def stop_after_first_epoch(report):
         if report.epoch_end and report.epoch == 1:
             raise _Interrupted
 
     with pytest.raises(_Interrupted):
-        train_sgns(corpus, counts, _params(), checkpoint_dir=tmp_path / "b", progress=stop_after_first_epoch)
+        train_sgns(corpus, counts, _params(cpu_kernel=kernel), checkpoint_dir=tmp_path / "b",
+                   progress=stop_after_first_epoch)
     saved = torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=True)
     assert saved["epoch"] == 1 and set(saved) >= {"w_in", "w_out", "params", "step", "epoch_losses"}
-    resumed = train_sgns(corpus, counts, _params(), checkpoint_dir=tmp_path / "b", resume=True)
+    resumed = train_sgns(corpus, counts, _params(cpu_kernel=kernel), checkpoint_dir=tmp_path / "b", resume=True)
     np.testing.assert_array_equal(straight.input_vectors, resumed.input_vectors)
     np.testing.assert_array_equal(straight.output_vectors, resumed.output_vectors)
     assert resumed.epoch_losses == straight.epoch_losses

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from embedpipe.trainer import IdCorpus, SGNSParams, train_sgns
+from embedpipe.trainer.pairwise import available as pairwise_available
 
 GROUP_TARGETS = 8
 GROUP_CONTEXTS = 12
@@ -57,13 +58,18 @@ def _two_threads():
     torch.set_num_threads(before)
 
 
+PAIRWISE = pytest.param("pairwise", marks=pytest.mark.skipif(not pairwise_available(), reason="needs numba"))
+
+
+@pytest.mark.parametrize("kernel", ["batched", PAIRWISE])
 @pytest.mark.parametrize(
     ("mode", "threads", "deterministic"),
     [("target", 1, True), ("context", 1, True), ("both", 1, True), ("target", 2, False)],
 )
-def test_planted_groups_are_recovered(mode, threads, deterministic):
+def test_planted_groups_are_recovered(mode, threads, deterministic, kernel):
     corpus, group = planted_corpus()
-    result = train_sgns(corpus, None, _params(negative_mode=mode, threads=threads, deterministic=deterministic))
+    params = _params(negative_mode=mode, threads=threads, deterministic=deterministic, cpu_kernel=kernel)
+    result = train_sgns(corpus, None, params)
     n_targets = len(group)
     nearest = nearest_targets(result.input_vectors, n_targets)
     assert np.array_equal(group[nearest], group), (mode, group[nearest])
@@ -82,7 +88,7 @@ def test_planted_groups_are_recovered(mode, threads, deterministic):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_and_cuda_agree_on_a_small_run():
     corpus, group = planted_corpus()
-    cpu = train_sgns(corpus, None, _params(device="cpu"))
+    cpu = train_sgns(corpus, None, _params(device="cpu", cpu_kernel="batched"))  # the step CUDA runs
     gpu = train_sgns(corpus, None, _params(device="cuda"))
     assert gpu.device.startswith("cuda") and cpu.device == "cpu"
     # different random streams per device, same model: loss curves close, same neighbourhoods

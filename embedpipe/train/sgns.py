@@ -99,6 +99,7 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "negative_mode": config.negative_mode,
         "threads": config.threads,
         "deterministic": config.deterministic,
+        "cpu_kernel": config.cpu_kernel,
     }
     values.update(overrides)
     return values

@@ -32,7 +32,8 @@ class WindowBatch:
     ``contexts[i, j]`` is valid where ``mask[i, j] == 1`` (columns past a sentence end are padding:
     they hold a real id, so they can be gathered, and get zero weight). Columns are ordered by
     distance: -1, +1, -2, +2, ... ``noise_targets`` (``B x negative``) replace the center word of
-    every pair in the window; ``noise_contexts`` replace its context word. ``words_done`` is the
+    every pair in the window; ``noise_contexts`` replace its context word (or, for the pairwise
+    kernel, ``noise_seed`` seeds its own per-pair draws). ``words_done`` is the
     epoch's raw-token position reached by the batch, which drives the learning-rate decay.
     """
 
@@ -42,6 +43,7 @@ class WindowBatch:
     noise_targets: torch.Tensor | None = None
     noise_contexts: torch.Tensor | None = None
     words_done: int = 0
+    noise_seed: int | None = None  # instead of noise tensors: the seed of the step's own per-pair draws
 
     @property
     def size(self) -> int:
@@ -62,7 +64,7 @@ class WindowBatch:
 
         columns = (self.centers, self.contexts, self.mask, self.noise_targets, self.noise_contexts)
         return [
-            WindowBatch(c, x, m, nt, nc, words_done=self.words_done)  # type: ignore[arg-type]
+            WindowBatch(c, x, m, nt, nc, words_done=self.words_done, noise_seed=self.noise_seed)  # type: ignore[arg-type]
             for c, x, m, nt, nc in zip(*(pieces(t) for t in columns), strict=True)
         ]
 
@@ -142,7 +144,9 @@ class SkipGramBatcher:
 
     The corpus is copied to the device once; each epoch subsamples it (word2vec's keep
     probabilities), draws a shrunk window per center (uniform in 1..window, as word2vec.c) and
-    ``negative`` noise words per window for each side ``negative_mode`` asks for.
+    ``negative`` noise words per window for each side ``negative_mode`` asks for — or, with
+    ``step_draws_noise``, no noise words but a seed per batch: the pairwise CPU kernel
+    (:mod:`embedpipe.trainer.pairwise`) draws ``negative`` noise words per pair itself, as word2vec does.
 
     Windows are grouped by their shrunk width: a run of ``batch_size * window`` consecutive kept
     centers is cut into one batch per width ``b`` (``2b`` context columns), so a batch has about
@@ -164,6 +168,7 @@ class SkipGramBatcher:
         device: torch.device | str = "cpu",
         chunk_tokens: int = CHUNK_TOKENS,
         shrink_window: bool = True,
+        step_draws_noise: bool = False,
     ):
         self.device = torch.device(device)
         self.tokens = torch.as_tensor(corpus.tokens, dtype=torch.int64, device=self.device)
@@ -176,6 +181,7 @@ class SkipGramBatcher:
         self.batch_size = batch_size
         self.negative_mode = negative_mode
         self.shrink_window = shrink_window
+        self.step_draws_noise = step_draws_noise
         self.chunks = sentence_chunks(corpus.offsets, chunk_tokens)
         self.offsets = torch.as_tensor(window_offsets(window), device=self.device)
         self.n_tokens = corpus.n_tokens
@@ -219,10 +225,14 @@ class SkipGramBatcher:
         else:
             shrink = torch.full((n,), self.window, dtype=torch.int64, device=self.device)
         noise_targets = noise_contexts = None
-        if self.negative_mode in ("target", "both"):
-            noise_targets = self.noise.sample((n, self.negative), generator)
-        if self.negative_mode in ("context", "both"):
-            noise_contexts = self.noise.sample((n, self.negative), generator)
+        seeds = [None] * (self.window + 1)
+        if self.step_draws_noise:  # one seed per batch (width) for the step's own noise draws
+            seeds = torch.randint(0, 1 << 32, (self.window + 1,), generator=generator, device=self.device).tolist()
+        else:
+            if self.negative_mode in ("target", "both"):
+                noise_targets = self.noise.sample((n, self.negative), generator)
+            if self.negative_mode in ("context", "both"):
+                noise_contexts = self.noise.sample((n, self.negative), generator)
         order = torch.argsort(shrink, stable=True)
         sizes = torch.bincount(shrink, minlength=self.window + 1).tolist()
         first = 0
@@ -242,4 +252,5 @@ class SkipGramBatcher:
                 noise_targets=None if noise_targets is None else noise_targets[members],
                 noise_contexts=None if noise_contexts is None else noise_contexts[members],
                 words_done=words_done,
+                noise_seed=seeds[width],
             )

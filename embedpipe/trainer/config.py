@@ -18,6 +18,7 @@ from embedpipe.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
 NEGATIVE_MODES = ("target", "context", "both")
+CPU_KERNELS = ("auto", "pairwise", "batched")
 OBJECTIVES = ("skipgram",)
 #: Settings whose None means "choose for me" (threads: torch's default; batch_size: auto_batch_size).
 OPTIONAL = ("threads", "batch_size")
@@ -93,8 +94,15 @@ class SGNSParams:
     threads: int | None = option(None, "CPU worker threads (default: torch.get_num_threads())", min=1)
     deterministic: bool = option(
         True,
-        "CPU with threads > 1: lock-step workers whose results do not depend on the thread count (true), "
-        "or Hogwild workers as in word2vec/gensim, faster but different on every run (false)",
+        "CPU with threads > 1: results that do not depend on the thread count (true; the pairwise kernel then "
+        "trains on one core while another prepares batches), or Hogwild workers as in word2vec/gensim, faster "
+        "but different on every run (false)",
+    )
+    cpu_kernel: str = option(
+        "auto",
+        "CPU step: pairwise (word2vec's per-pair SGD compiled with numba, per-pair noise; the fastest on CPU), "
+        "batched (the GPU's window-block step) or auto (pairwise when numba is installed); CUDA is always batched",
+        choices=CPU_KERNELS,
     )
 
     def __post_init__(self) -> None:

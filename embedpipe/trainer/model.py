@@ -31,7 +31,7 @@ CHECKPOINT_FORMAT = "embedpipe.sgns.checkpoint.v1"
 CHECKPOINT_NAME = "sgns_checkpoint.pt"
 #: Params that may change between a checkpoint and its resumption (they do not alter the maths,
 #: or, for ``epochs``, extend or shorten the schedule on purpose).
-RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs"})
+RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel"})
 
 
 def derive_seed(seed: int, *stream: int) -> int:

@@ -28,9 +28,10 @@ import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
-from embedpipe.trainer.config import SGNSParams, auto_batch_size, lr_scale
+from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
+from embedpipe.trainer.pairwise import PairwiseStep, resolve_kernel
 from embedpipe.trainer.runtime import (
     ProgressBar,
     ReplicaSync,
@@ -82,13 +83,27 @@ class _Stepper:
     :meth:`step` returns the batch's summed loss, or a future of it while a Hogwild worker is busy.
     """
 
-    def __init__(self, state: TrainingState, negative_mode: str, workers: int, hogwild: bool = False):
+    def __init__(
+        self,
+        state: TrainingState,
+        negative_mode: str,
+        workers: int,
+        hogwild: bool = False,
+        pairwise: PairwiseStep | None = None,
+        batch_size: int = REFERENCE_BATCH,
+    ):
         self.state = state
+        self.batch_size = batch_size
         self.negative_mode = negative_mode
         self.workers = workers
         self.hogwild = hogwild and workers > 1
-        # lock-step: the calling thread is one of the workers; Hogwild: it prepares the next batches
-        pool_size = workers if hogwild else workers - 1
+        self.pairwise = pairwise
+        # lock-step: the calling thread is one of the workers; Hogwild: it prepares the next batches;
+        # pairwise and deterministic: one worker trains the batches in order while the caller prepares the next
+        if pairwise is not None and not self.hogwild:
+            pool_size = 1
+        else:
+            pool_size = workers if hogwild else workers - 1
         self.pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sgns-step") if workers > 1 else None
         self.buffers = (state.w_in.new_zeros(state.vocab_size), state.w_out.new_zeros(state.vocab_size))
         self.local = threading.local()  # Hogwild: per-worker scratch buffers
@@ -96,10 +111,22 @@ class _Stepper:
     @property
     def in_flight(self) -> int:
         """Batches the caller may keep pending before collecting the oldest loss."""
+        if self.pool is not None and self.pairwise is not None and not self.hogwild:
+            return 1
         return self.workers if self.hogwild else 0
+
+    @property
+    def lr_factor(self) -> float:
+        """The factor on the learning rate: the batched step sums a batch's gradients (see lr_scale);
+        the pairwise kernel applies them one at a time, so word2vec's rate needs none."""
+        return 1.0 if self.pairwise is not None else lr_scale(self.batch_size)
 
     def step(self, batch: WindowBatch, lr: float) -> torch.Tensor | Future:
         w_in, w_out, mode = self.state.w_in, self.state.w_out, self.negative_mode
+        if self.pairwise is not None:
+            if self.pool is None:
+                return self.pairwise(w_in, w_out, batch, lr)
+            return self.pool.submit(self.pairwise, w_in, w_out, batch, lr)
         if self.pool is None:
             return sgns_step(w_in, w_out, batch, lr, mode, self.buffers)
         if self.hogwild:
@@ -194,8 +221,11 @@ def train_sgns(
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
     vocab_size = len(counts)
-    # replicas size their steps from the whole corpus, so that all of them take the same steps
-    batch_size = params.batch_size or auto_batch_size(counts_total or corpus.n_tokens)
+    kernel = resolve_kernel(params.cpu_kernel, device)
+    # replicas size their steps from the whole corpus, so that all of them take the same steps; the
+    # pairwise kernel updates pair by pair, so its batch is only the unit of work per hand-off
+    auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(counts_total or corpus.n_tokens)
+    batch_size = params.batch_size or auto
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
@@ -210,24 +240,32 @@ def train_sgns(
                 logger.info("resuming from %s after epoch %d (step %d)", checkpoint_dir, state.epoch, state.step)
         if state is None:
             state = TrainingState.initial(vocab_size, params, device)
+        noise = NoiseSampler(noise_distribution(counts), device)
+        pairwise = None
+        if kernel == "pairwise":
+            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode)
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),
-            NoiseSampler(noise_distribution(counts), device),
+            noise,
             window=params.window,
             negative=params.negative,
             batch_size=batch_size,
             negative_mode=params.negative_mode,
             device=device,
             shrink_window=params.shrink_window,
+            step_draws_noise=pairwise is not None,
+        )
+        stepper = _Stepper(
+            state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
+            batch_size=batch_size,
         )
         logger.info(
-            "training SGNS on %s: %d tokens in %d sentences, %d words, %d worker thread(s), %d windows per step "
-            "(learning rate x %.3g), params %s",
-            device, corpus.n_tokens, corpus.n_sentences, vocab_size, workers, batch_size, lr_scale(batch_size),
-            params.to_dict(),
+            "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
+            "per step (learning rate x %.3g), params %s",
+            device, corpus.n_tokens, corpus.n_sentences, vocab_size, kernel, workers, batch_size,
+            stepper.lr_factor, params.to_dict(),
         )
-        stepper = _Stepper(state, params.negative_mode, workers, hogwild=not params.deterministic)
         try:
             return _run_epochs(
                 state, batcher, stepper, corpus.n_tokens, params, device, checkpoint_dir, progress, log_interval,
@@ -251,7 +289,7 @@ def _run_epochs(
 ) -> TrainResult:
     epochs = params.epochs
     total_words = epochs * n_tokens
-    scale = lr_scale(batcher.batch_size)
+    scale = stepper.lr_factor
     lr_start, lr_end = params.lr * scale, params.min_lr * scale
     bar = ProgressBar.for_stderr()
     start = time.perf_counter()

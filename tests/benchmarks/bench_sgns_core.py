@@ -109,7 +109,8 @@ def main() -> None:
 
     from embedpipe.config import build_config, parse_overrides
     from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
-    from embedpipe.trainer.config import auto_batch_size
+    from embedpipe.trainer.config import REFERENCE_BATCH, auto_batch_size
+    from embedpipe.trainer.pairwise import resolve_kernel
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
     t0 = time.perf_counter()
@@ -146,7 +147,9 @@ def main() -> None:
     variants: dict[str, SGNSParams] = {}
     for batch_size in args.batch_sizes or [None]:
         params = dataclasses.replace(base_params, batch_size=batch_size)
-        described = f"batch {batch_size}" if batch_size else f"auto batch {auto_batch_size(corpus.n_tokens)}"
+        kernel = resolve_kernel("auto", torch.device(args.device))
+        auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(corpus.n_tokens)
+        described = f"{kernel}, batch {batch_size}" if batch_size else f"{kernel}, auto batch {auto}"
         if args.device == "cuda":
             variants[f"embedpipe cuda ({args.mode}, {described})"] = params
             continue

@@ -1,0 +1,172 @@
+"""The pairwise CPU kernel (word2vec's per-pair SGD, compiled): against a plain NumPy loop and
+autograd, its per-pair noise batches, and how the training loop uses it. No Spark; tiny inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from embedpipe.errors import ConfigError, TrainingDivergedError
+from embedpipe.trainer import IdCorpus, SGNSParams, pairwise, train_sgns
+from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
+
+pytestmark = pytest.mark.skipif(not pairwise.available(), reason="the pairwise kernel needs numba")
+
+
+def reference_windows(w_in, w_out, centers, contexts, mask, noise, negative, mode, lr):
+    """Pair after pair in window order, in float64, consuming ``noise`` in order: for each valid
+    (center, context) the target side (input: the context, positive: the center) and/or the context
+    side (input: the center, positive: the context), each with the next ``negative`` noise words.
+    SGD on -log sigmoid(u.v) for the positive and -log sigmoid(-u.v) per noise word (a noise word
+    equal to the positive is skipped); every score of a pair is taken before any of its rows move,
+    then each output row moves by its term and the input row by the sum of its terms. Returns the
+    new matrices and the summed loss."""
+    w_in, w_out = w_in.astype(np.float64), w_out.astype(np.float64)
+    draws = iter(noise.tolist())
+    loss = 0.0
+    for i in range(len(centers)):
+        for j in range(contexts.shape[1]):
+            if mask[i, j] == 0:
+                continue
+            sides = []
+            if mode in ("target", "both"):
+                sides.append((contexts[i, j], centers[i]))
+            if mode in ("context", "both"):
+                sides.append((centers[i], contexts[i, j]))
+            for row, positive in sides:
+                u = w_in[row].copy()
+                change = np.zeros_like(u)
+                words = [next(draws) for _ in range(negative)]
+                terms = [(positive, 1.0)] + [(n, 0.0) for n in words if n != positive]
+                scores = [u @ w_out[out] for out, _ in terms]  # all from the rows as the pair found them
+                for (out, label), score in zip(terms, scores, strict=True):
+                    probability = 1.0 / (1.0 + np.exp(-score))
+                    loss -= mask[i, j] * (np.log(probability) if label else np.log(1.0 - probability))
+                    gradient = mask[i, j] * lr * (label - probability)
+                    change += gradient * w_out[out]
+                    w_out[out] += gradient * u
+                w_in[row] += change
+    return w_in, w_out, loss
+
+
+def _noise_tables(vocab: int, seed: int = 0):
+    probabilities = np.random.default_rng(seed).random(vocab) + 0.05
+    sampler = NoiseSampler(probabilities / probabilities.sum())
+    return sampler, probabilities / probabilities.sum()
+
+
+def _random_windows(seed: int, vocab: int = 7, dim: int = 5, windows: int = 12, width: int = 4):
+    rng = np.random.default_rng(seed)
+    w_in = torch.tensor(rng.normal(0, 0.5, (vocab, dim)), dtype=torch.float32)
+    w_out = torch.tensor(rng.normal(0, 0.5, (vocab, dim)), dtype=torch.float32)
+    mask = torch.tensor(rng.random((windows, width)) > 0.2, dtype=torch.float32)  # padding pairs: weight 0
+    batch = WindowBatch(torch.tensor(rng.integers(0, vocab, windows)),
+                        torch.tensor(rng.integers(0, vocab, (windows, width))), mask, noise_seed=seed + 100)
+    return w_in, w_out, batch
+
+
+@pytest.mark.parametrize("mode", ["target", "context", "both"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_step_matches_the_numpy_loop(mode, seed):
+    w_in, w_out, batch = _random_windows(seed)
+    sampler, _ = _noise_tables(7)
+    step = pairwise.PairwiseStep(sampler.accept, sampler.alias, 3, mode)
+    pairs = int(batch.mask.sum()) * (2 if mode == "both" else 1)
+    noise = pairwise.noise_words(step.accept, step.alias, pairs * 3, batch.noise_seed)
+    assert np.any(noise[None, :] == batch.centers.numpy()[:, None])  # some noise hits a positive: skipped
+    expected_in, expected_out, expected_loss = reference_windows(
+        w_in.numpy(), w_out.numpy(), batch.centers.numpy(), batch.contexts.numpy(), batch.mask.numpy(), noise, 3,
+        mode, 0.3,
+    )
+    loss = step(w_in, w_out, batch, 0.3)  # updates in place
+    np.testing.assert_allclose(w_in.numpy(), expected_in, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(w_out.numpy(), expected_out, rtol=1e-4, atol=1e-5)
+    assert loss.item() == pytest.approx(expected_loss, rel=1e-5)
+
+
+def test_one_pair_moves_down_the_autograd_gradient():
+    w_in, w_out, _ = _random_windows(5, vocab=50)
+    sampler, _ = _noise_tables(50)
+    step = pairwise.PairwiseStep(sampler.accept, sampler.alias, 3, "target")
+    batch = WindowBatch(torch.tensor([4]), torch.tensor([[2]]), torch.ones(1, 1), noise_seed=9)
+    noise = pairwise.noise_words(step.accept, step.alias, 3, 9).tolist()
+    assert len(set(noise)) == 3 and 4 not in noise  # three distinct noise rows: one snapshot suffices
+    rows = [4] + noise
+    u = torch.tensor(w_in[2].numpy(), dtype=torch.float64, requires_grad=True)
+    v = torch.tensor(w_out[rows].numpy(), dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64)
+    loss = -torch.nn.functional.logsigmoid(labels * (v @ u)).sum()
+    loss.backward()
+    lr = 1e-3
+    before_in, before_out = w_in.clone(), w_out.clone()
+    returned = step(w_in, w_out, batch, lr)
+    assert returned.item() == pytest.approx(loss.item(), rel=1e-5)
+    np.testing.assert_allclose((w_in[2] - before_in[2]).numpy(), -lr * u.grad.numpy(), rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose((w_out[rows] - before_out[rows]).numpy(), -lr * v.grad.numpy(), rtol=1e-3, atol=1e-9)
+
+
+def test_the_steps_noise_follows_the_noise_distribution():
+    sampler, probabilities = _noise_tables(30, seed=2)
+    draws = pairwise.noise_words(sampler.accept.numpy(), sampler.alias.numpy(), 200_000, 7)
+    observed = np.bincount(draws, minlength=30)
+    assert stats.chisquare(observed, probabilities * len(draws)).pvalue > 1e-3
+    again = pairwise.noise_words(sampler.accept.numpy(), sampler.alias.numpy(), 1000, 7)
+    np.testing.assert_array_equal(again, draws[:1000])  # a seed gives the same draws
+
+
+def test_batches_for_the_kernel_carry_a_seed_instead_of_noise():
+    rng = np.random.default_rng(3)
+    corpus = IdCorpus(rng.integers(0, 9, 60), np.array([0, 25, 60]))
+    counts = corpus.counts(9).astype(np.float64)
+    batcher = SkipGramBatcher(corpus, np.ones(9), NoiseSampler(counts / counts.sum()), window=3, negative=2,
+                              batch_size=64, negative_mode="both", step_draws_noise=True)
+    batches = list(batcher.epoch(torch.Generator().manual_seed(1)))
+    assert all(b.noise_targets is None and b.noise_contexts is None for b in batches)
+    seeds = [b.noise_seed for b in batches]
+    assert all(0 <= seed < 1 << 32 for seed in seeds) and len(set(seeds)) == len(seeds)
+    again = list(batcher.epoch(torch.Generator().manual_seed(1)))
+    assert [b.noise_seed for b in again] == seeds
+
+
+def test_step_refuses_a_batch_without_a_seed():
+    sampler, _ = _noise_tables(4)
+    step = pairwise.PairwiseStep(sampler.accept, sampler.alias, 1, "target")
+    batch = WindowBatch(torch.tensor([0]), torch.tensor([[1, 2]]), torch.ones(1, 2), noise_targets=torch.tensor([[3]]))
+    with pytest.raises(ValueError, match="draws its own noise"):
+        step(torch.zeros(4, 2), torch.zeros(4, 2), batch, 0.1)
+
+
+def _corpus() -> IdCorpus:
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, 41)
+    tokens = rng.choice(40, size=3600, p=p / p.sum())
+    return IdCorpus(tokens, np.arange(0, 3601, 12))
+
+
+def test_pairwise_uses_word2vecs_learning_rate_at_any_batch_size():
+    reports = []
+    params = SGNSParams(dim=8, window=3, epochs=1, batch_size=4096, device="cpu", threads=1, cpu_kernel="pairwise")
+    result = train_sgns(_corpus(), None, params, progress=reports.append, log_interval=0)
+    assert result.batch_size == 4096
+    assert reports[0].lr == pytest.approx(0.025, rel=0.05)  # no sqrt(batch) scaling: updates are per pair
+    default = train_sgns(_corpus(), None, SGNSParams(dim=8, epochs=1, device="cpu", cpu_kernel="pairwise"))
+    assert default.batch_size == 1024  # a unit of work, not a step size
+
+
+def test_a_diverging_pairwise_run_stops_with_a_clear_error():
+    # the pairwise kernel has no step cap (word2vec's sequential updates need none at sane rates)
+    params = SGNSParams(dim=8, window=3, epochs=2, lr=1e30, device="cpu", threads=1, cpu_kernel="pairwise")
+    with pytest.raises(TrainingDivergedError, match="config key 'lr'"):
+        train_sgns(_corpus(), None, params)
+
+
+def test_kernel_choice_per_device(monkeypatch):
+    assert pairwise.resolve_kernel("auto", torch.device("cpu")) == "pairwise"
+    assert pairwise.resolve_kernel("batched", torch.device("cpu")) == "batched"
+    assert pairwise.resolve_kernel("pairwise", torch.device("cuda")) == "batched"  # CUDA runs the batched step
+    monkeypatch.setattr(pairwise, "numba", None)
+    assert pairwise.resolve_kernel("auto", torch.device("cpu")) == "batched"
+    with pytest.raises(ConfigError, match="config key 'cpu_kernel' is 'pairwise' but numba is not installed"):
+        pairwise.resolve_kernel("pairwise", torch.device("cpu"))
