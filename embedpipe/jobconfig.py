@@ -153,8 +153,9 @@ class TrainConfig:
     min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)
     batch_size: int | None = option(
         None,
-        "sgns, item2vec: center words per step (default: sgns picks from the corpus size, 1,024 to 65,536 — "
-        "big steps keep a GPU busy; item2vec 1,024); above 1,024 step_size is scaled by sqrt(batch_size / 1024)",
+        "sgns, item2vec: center words per step (default: sgns's batched step picks from the corpus size, 1,024 "
+        "to 65,536 — big steps keep a GPU busy; the pairwise CPU kernel and item2vec 1,024); above 1,024 the "
+        "batched step scales step_size by sqrt(batch_size / 1024) (the pairwise kernel uses it as is)",
         min=1,
     )
     negative_mode: str = option(
@@ -183,8 +184,8 @@ class TrainConfig:
     )
     # item2vec (sgns over item histories)
     item_window: int = option(
-        50, "item2vec: items within this many positions of each other in a user's time-ordered history are "
-        "positives, all with equal weight (covers whole histories up to this length)", min=1,
+        5, "item2vec: items within this many positions of each other in a user's time-ordered history are "
+        "positives, all with equal weight (a history up to this length + 1 is a set: all its pairs)", min=1,
     )
     item_sample: float = option(
         0.0, "item2vec: subsampling threshold for popular items (0 = off; sgns's 'sample' is for words: with "
@@ -208,8 +209,8 @@ class TrainConfig:
         choices=("auto", "mean", "sqrtn", "sum"),
     )
     dropout: float | None = option(
-        None, "softmax, regression: dropout on the pooled vector and hidden layers (default: 0.2 for softmax, "
-        "which raised Recall@20 at 100k-1M users, 0 for regression)", min=0.0, max=0.9,
+        None, "softmax, regression: dropout on the pooled vector and hidden layers (default: 0.3 for softmax, "
+        "which raised Recall@20 at 6k-1M users, 0 for regression)", min=0.0, max=0.9,
     )
     sampled: int = option(
         0, "softmax: 0 = full softmax over the catalogue; else negatives shared by each batch for a sampled "
@@ -218,7 +219,7 @@ class TrainConfig:
     proposal_power: float = option(0.75, "softmax: sampled negatives drawn with probability count^power",
                                    min=0.0, max=1.0)
     target_items: int = option(
-        5, "softmax: items held out of each user's input every epoch as the targets to predict (resampled "
+        20, "softmax: items held out of each user's input every epoch as the targets to predict (resampled "
         "each epoch; the trainer's 'holdout'); a user with no more items holds out all but one", min=1,
     )
     export_output_vectors: str | None = option(

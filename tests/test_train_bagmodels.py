@@ -141,8 +141,8 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     params = first.manifest["params"]
     assert first.manifest["method"] == "softmax" and first.manifest["key_kind"] == "item"
     assert (params["objective"], params["combiner"], params["holdout"], params["processes"]) == ("softmax", "mean",
-                                                                                                 5, 1)
-    assert params["dropout"] == 0.2  # the softmax's default (regression's is 0)
+                                                                                                 20, 1)
+    assert params["dropout"] == 0.3  # the softmax's default (regression's is 0)
     assert (params["epochs"], params["batch_size"], params["lr"], params["output_bias"]) == (10, 32, 0.05, False)
     assert params["layer"].startswith("input") and first_out.manifest["params"]["layer"].startswith("output")
     assert params["users_trained"] == 400

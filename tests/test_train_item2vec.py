@@ -75,7 +75,7 @@ def test_item2vec_table_and_manifest(trained, watched):
     assert trained.manifest["method"] == "item2vec" and trained.dim == 8
     assert trained.manifest["key_kind"] == "item" and trained.manifest["tokenizer"] is None
     params = trained.manifest["params"]
-    assert params["window"] == 50 and params["shrink_window"] is False
+    assert params["window"] == 5 and params["shrink_window"] is False
     assert params["input_kind"] == "histories" and params["sample"] == 0 and params["processes"] == 1
     assert set(trained.keys) == set(train_log["item"])
     counts = train_log["item"].value_counts()

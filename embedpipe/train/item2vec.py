@@ -4,7 +4,7 @@ item2vec (Barkan & Koenigstein, 2016) is SGNS with a user's history as the "sent
 on exactly the sgns machinery (:func:`embedpipe.train.sgns.train_sequences_on_spark`, the PyTorch
 core, barrier tasks, replicas, checkpoints); only the params differ:
 
-* **window**: ``item_window`` (default 50) with ``shrink_window=False`` — every pair of items within
+* **window**: ``item_window`` (default 5) with ``shrink_window=False`` — every pair of items within
   ``item_window`` positions of each other in the time-ordered history is a positive of equal
   weight. Histories up to ``item_window + 1`` items are treated as sets (all pairs); longer ones are
   windowed over time order, so a ten-year history does not tie its first film to its last.

@@ -3,10 +3,15 @@
 ``train_sgns`` takes plain arrays (an :class:`~embedpipe.trainer.corpus.IdCorpus` and the word
 counts) and runs on CPU or CUDA with the same code; the Spark layer only has to build those arrays.
 
+The step: on CUDA (and on CPU with ``cpu_kernel="batched"``) the batched step of
+:mod:`embedpipe.trainer.sgns`; on CPU by default the pairwise kernel of
+:mod:`embedpipe.trainer.pairwise` (word2vec's per-pair SGD, compiled), fed the same batches.
+
 Reproducibility: on CPU, the same corpus, counts and params give bit-identical vectors, whatever
 ``threads`` is: every random number comes from seeded :class:`torch.Generator` objects (see
-:mod:`embedpipe.trainer.model`), each worker runs one-thread torch ops, and every sum over a batch
-runs in a fixed order (see :class:`_Stepper`). The same holds across machines only as far as their
+:mod:`embedpipe.trainer.model`; the pairwise kernel's noise from a seed each batch carries), each
+worker runs one-thread torch ops, and every sum over a batch runs in a fixed order (see
+:class:`_Stepper`). The same holds across machines only as far as their
 BLAS kernels round alike. On CUDA, ``index_add_`` accumulates with atomics, so runs agree only up
 to float rounding.
 """
@@ -79,6 +84,8 @@ class _Stepper:
     * Hogwild (``deterministic=False``): each worker trains whole batches on the shared matrices
       without locks, as word2vec.c and gensim do (about 1.7x on 2 cores); concurrent updates of a
       row may overwrite each other, so results vary from run to run.
+    * The pairwise kernel: deterministic runs one worker that trains the batches in order while the
+      caller prepares the next (the kernel releases the GIL); Hogwild runs ``workers`` of them.
 
     :meth:`step` returns the batch's summed loss, or a future of it while a Hogwild worker is busy.
     """
