@@ -170,3 +170,34 @@ def test_kernel_choice_per_device(monkeypatch):
     assert pairwise.resolve_kernel("auto", torch.device("cpu")) == "batched"
     with pytest.raises(ConfigError, match="config key 'cpu_kernel' is 'pairwise' but numba is not installed"):
         pairwise.resolve_kernel("pairwise", torch.device("cpu"))
+
+
+def test_kernel_compiles_when_embedpipe_is_shipped_as_a_wheel(tmp_path):
+    # spark-submit --py-files puts the wheel itself on executors' sys.path: numba finds no cache
+    # directory for a module inside it and must compile without one instead of failing
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    package = Path(pairwise.__file__).parents[1]
+    wheel = tmp_path / "embedpipe-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path in package.rglob("*.py"):
+            archive.write(path, path.relative_to(package.parent))
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import numpy as np, torch\n"
+        "from embedpipe.trainer import pairwise\n"
+        "from embedpipe.trainer.batching import NoiseSampler, WindowBatch\n"
+        "assert pairwise.__file__.startswith(sys.argv[1])\n"
+        "noise = NoiseSampler(np.ones(10) / 10)\n"
+        "step = pairwise.PairwiseStep(noise.accept, noise.alias, 5, 'target')\n"
+        "batch = WindowBatch(torch.tensor([0]), torch.tensor([[1, 2]]), torch.ones(1, 2), noise_seed=1)\n"
+        "print(float(step(torch.zeros(10, 8), torch.zeros(10, 8), batch, 0.1)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(wheel)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    noise = NoiseSampler(np.ones(10) / 10)
+    step = pairwise.PairwiseStep(noise.accept, noise.alias, 5, "target")
+    batch = WindowBatch(torch.tensor([0]), torch.tensor([[1, 2]]), torch.ones(1, 2), noise_seed=1)
+    assert float(done.stdout) == pytest.approx(float(step(torch.zeros(10, 8), torch.zeros(10, 8), batch, 0.1)))

@@ -188,8 +188,20 @@ def _train_windows_py(
 #: loss must survive to the training loop's divergence check
 FAST_MATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
+
+
+def _jit(function):
+    """Compile ``function`` with numba, cached on disk where numba finds a place for it (next to the
+    module or in its user-wide cache); a module shipped inside a zip or wheel (``spark-submit
+    --py-files``) has none, and then compiles once per process (about 1.5 s)."""
+    options = {"nogil": True, "fastmath": FAST_MATH, "error_model": "numpy"}
+    try:
+        return numba.njit(cache=True, **options)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
+        return numba.njit(**options)(function)
+
+
 if numba is not None:
-    _jit = numba.njit(nogil=True, fastmath=FAST_MATH, cache=True, error_model="numpy")
     _seed = _jit(_seed_py)
     _draw = _jit(_draw_py)
     _noise = _jit(_noise_py)
