@@ -7,21 +7,24 @@ memory: on two cores it reached 0.3-0.6x gensim's words/s. It also has to share 
 within a window to form those blocks, which cost quality at CPU-sized batches (planted similarity
 0.48 against gensim's 0.61 on the demo corpus; per-pair noise in the batched step recovered 0.53
 but ran 3x slower). This kernel does what word2vec.c and gensim do instead: for each (input,
-observed output) pair, draw-by-draw plain SGD on the observed output and its own ``negative``
-noise words, updating the rows in place while they are in cache; no gathers, no snapshots, no
-per-row cap (sequential updates damp themselves through the sigmoid).
+observed output) pair, plain SGD on the observed output and its own ``negative`` noise words,
+updating the rows in place while they are in cache; no gathers, no batch-wide snapshot, no per-row
+cap (sequential updates damp themselves through the sigmoid). A pair's scores are all taken before
+its rows move (see :func:`_train_pair_py`).
 
 Everything around it stays the same tensor code on both devices: subsampling, shrunk windows,
-noise draws (here one set per pair: ``noise_per_pair`` in :class:`~embedpipe.trainer.batching.SkipGramBatcher`),
-learning-rate decay, checkpoints and progress. The kernel only consumes the batch's tensors, so
-no Python runs per pair. It releases the GIL, so the training loop prepares the next batch while
-it runs (bit-identical results for any thread count), or several batches train at once, lock-free,
-as in gensim (Hogwild, ``deterministic=False``).
+learning-rate decay, checkpoints and progress. The noise words are drawn inside the kernel (alias
+method, xorshift64*) from a seed each batch carries (``step_draws_noise`` in
+:class:`~embedpipe.trainer.batching.SkipGramBatcher`), so they cost no tensors and stay
+reproducible. The kernel only consumes the batch's tensors, so no Python runs per pair. It releases
+the GIL, so the training loop prepares the next batch while it runs (bit-identical results for any
+thread count), or several batches train at once, lock-free, as in gensim (Hogwild,
+``deterministic=False``).
 
 Orientation per ``negative_mode`` is that of :mod:`embedpipe.trainer.sgns`: ``target`` trains
 ``W_in[context]`` against ``W_out[center]`` and noise targets; ``context`` trains ``W_in[center]``
-against ``W_out[context]`` and noise contexts; ``both`` runs the ``target`` pairs of the batch and
-then its ``context`` pairs. As in word2vec, a noise word equal to the pair's observed output is skipped.
+against ``W_out[context]`` and noise contexts; ``both`` trains each pair's ``target`` side, then its
+``context`` side. As in word2vec, a noise word equal to the pair's observed output is skipped.
 """
 
 from __future__ import annotations
@@ -187,7 +190,6 @@ def _train_windows_py(
 #: fastmath without "nnan"/"ninf": the dot products may be reordered (vectorised), but a NaN or infinite
 #: loss must survive to the training loop's divergence check
 FAST_MATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
-
 
 
 def _jit(function):
