@@ -126,7 +126,11 @@ class TrainConfig:
         1, "word2vec: also drop vocabulary words counted fewer than this many times (the table keeps exactly the "
         "remaining vocabulary; MLlib's own minCount is always 1)", min=1,
     )
-    epochs: int = option(1, "word2vec, sgns, item2vec: passes over the corpus (MLlib maxIter)", min=1)
+    epochs: int | None = option(
+        None, "word2vec, sgns, item2vec: passes over the corpus (MLlib maxIter); default 1; item2vec: enough passes "
+        "to train on about 20M interactions in all (1 pass from 20M training interactions up, 5 at 4M, at most "
+        "30), so a small log is not undertrained", min=1,
+    )
     partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
     step_size: float = option(0.025, "word2vec, sgns, item2vec: initial learning rate", min=0.0, min_exclusive=True)
     max_sentence_length: int = option(
@@ -237,6 +241,10 @@ class TrainConfig:
     als_reg: float = option(0.1, "als: regParam, L2 regularisation of the factors (Spark's default)", min=0.0)
     als_alpha: float = option(1.0, "als: alpha, confidence = 1 + alpha * interactions (implicit feedback)", min=0.0)
     als_iterations: int = option(10, "als: maxIter, alternating least-squares sweeps", min=1)
+
+    def resolved_epochs(self, default: int = 1) -> int:
+        """``epochs`` where the job sets it, else ``default`` (item2vec passes one scaled to its log)."""
+        return default if self.epochs is None else self.epochs
 
     def validate(self) -> None:
         if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):

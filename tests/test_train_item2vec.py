@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from embedpipe.cli import main
 from embedpipe.demo.generator import generate_watch_log
@@ -157,7 +159,7 @@ def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_
     corpus = encode_sentences(sequences, pa.array(trained.keys))
     config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8, epochs=5,
                          device="cpu", threads=1, seed=5)
-    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), SGNSParams(**item2vec_params(config, 1)),
+    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens)),
                       counts_total=corpus.n_tokens)
     np.testing.assert_allclose(trained.vectors, core.input_vectors, rtol=0, atol=1e-6)
     np.testing.assert_allclose(context_table.vectors, core.output_vectors, rtol=0, atol=1e-6)
@@ -175,6 +177,35 @@ def test_item2vec_context_vectors_score_conditional_probabilities(trained, conte
     conditional = _recall_at(20, profile @ context_table.vectors.T + 0.75 * log_counts, seen, held)
     popularity = _recall_at(20, np.broadcast_to(log_counts, seen.shape), seen, held)
     assert conditional > popularity + 0.05, (conditional, popularity)
+
+
+@given(st.integers(min_value=0, max_value=10**11), st.integers(min_value=0, max_value=10**11))
+def test_default_epochs_reach_the_budget_and_shrink_with_the_log(small, large):
+    from embedpipe.train.item2vec import MAX_DEFAULT_EPOCHS, TARGET_INTERACTIONS, default_epochs
+
+    small, large = sorted((small, large))
+    epochs = default_epochs(small)
+    assert 1 <= epochs <= MAX_DEFAULT_EPOCHS
+    assert default_epochs(large) <= epochs  # a bigger log never gets more passes
+    if small > 0 and epochs < MAX_DEFAULT_EPOCHS:
+        assert small * epochs >= TARGET_INTERACTIONS  # enough passes to reach the budget ...
+        assert epochs == 1 or small * (epochs - 1) < TARGET_INTERACTIONS  # ... and not one more
+
+
+def test_item2vec_epochs_default_to_the_budget_and_a_set_value_wins(watched, trained, tmp_path, capsys):
+    """Without --epochs the pass count follows the log's size (recorded in the manifest); --epochs overrides it."""
+    from embedpipe.train.item2vec import default_epochs
+
+    root, _, train_log, _ = watched
+    assert trained.manifest["params"]["epochs"] == 5  # the fixture's --epochs 5
+    at = ITEM2VEC.index("--epochs")
+    argv = ITEM2VEC[:at] + ITEM2VEC[at + 2:]
+    capsys.readouterr()
+    assert main(["train", "--input", str(root / "hist"), "--output", str(tmp_path / "auto"), *argv]) == 0
+    expected = default_epochs(len(train_log))
+    assert expected > 5  # a small log: more passes than the fixture's
+    assert read_embedding_table(str(tmp_path / "auto")).manifest["params"]["epochs"] == expected
+    assert f"{expected} pass(es) over {len(train_log)} training interactions" in capsys.readouterr().err
 
 
 def test_export_output_vectors_refused_for_word2vec(watched, tmp_path, capsys):

@@ -25,8 +25,10 @@ table alone ranks better (0.26); the README's item2vec bullet has the measuremen
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING
 
+from embedpipe import schema
 from embedpipe.errors import ConfigError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.train.base import TrainedEmbeddings
@@ -41,15 +43,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def item2vec_params(config: TrainConfig, threads: int | None = None) -> dict[str, object]:
-    """SGNS params for item2vec: the job's sgns settings with the full ``item_window``."""
+#: Interactions an item2vec run should see in all, unless ``epochs`` is set: a small log gets more passes.
+TARGET_INTERACTIONS = 20_000_000
+#: The most passes :func:`default_epochs` gives, however small the log.
+MAX_DEFAULT_EPOCHS = 30
+
+
+def default_epochs(interactions: int) -> int:
+    """Passes over ``interactions`` training interactions that reach about ``TARGET_INTERACTIONS`` updates.
+
+    Why a budget, not a fixed count: one pass over a 1M-user log (45M interactions) already meets
+    ALS's Recall@20, while a 6,040-user log (270k) needs 20+ passes to; a fixed count either
+    undertrains small logs or wastes hours on large ones. The budget costs ~30 s on one core.
+    """
+    return max(1, min(MAX_DEFAULT_EPOCHS, math.ceil(TARGET_INTERACTIONS / max(interactions, 1))))
+
+
+def item2vec_params(config: TrainConfig, threads: int | None = None, *, interactions: int) -> dict[str, object]:
+    """SGNS params for item2vec: the job's sgns settings with the full ``item_window``.
+
+    ``interactions`` (the training interactions of the kept items) sets the epochs unless the job does.
+    """
     # the automatic batch size was tuned on text; item2vec's defaults were measured at 1,024 windows
     return sgns_params(config, window=config.item_window, shrink_window=False, sample=config.item_sample,
-                       threads=threads or config.threads, batch_size=config.batch_size or REFERENCE_BATCH)
+                       threads=threads or config.threads, batch_size=config.batch_size or REFERENCE_BATCH,
+                       epochs=config.resolved_epochs(default_epochs(interactions)))
 
 
 def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
     """Item vectors from SGNS over every user's history (every pair within ``item_window`` is a positive)."""
+    from pyspark.sql import functions as F
+
     from embedpipe.trainer import SGNSParams
 
     if data.kind != "histories":
@@ -57,5 +81,10 @@ def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
             f"method item2vec needs a histories output as input (sequences/ of items), but {data.path} is a "
             f"{data.kind} output; run `embedpipe histories` on the interaction log, or use method sgns for text"
         )
-    params = SGNSParams(**item2vec_params(config, task_threads(spark, config)))
+    kept = data.vocab.where(F.col(schema.COUNT) >= config.min_count)
+    interactions = int(kept.agg(F.sum(schema.COUNT)).first()[0] or 0)  # one row: the vocabulary's total
+    params = SGNSParams(**item2vec_params(config, task_threads(spark, config), interactions=interactions))
+    if config.epochs is None:
+        log.info("item2vec: epochs not set: %d pass(es) over %d training interactions (about %d in all)",
+                 params.epochs, interactions, TARGET_INTERACTIONS)
     return train_sequences_on_spark(spark, config, data, params, method="item2vec")

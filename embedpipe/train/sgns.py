@@ -92,7 +92,7 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "sample": config.sample,
         "lr": config.step_size,
         "min_lr": config.min_lr,
-        "epochs": config.epochs,
+        "epochs": config.resolved_epochs(),
         "batch_size": config.batch_size,
         "seed": config.seed,
         "device": config.device,
