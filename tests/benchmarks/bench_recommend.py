@@ -1,7 +1,7 @@
 """Recommendation methods side by side: training throughput and Recall@20 / NDCG@20 on one split.
 
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
-        [--dim 32] [--epochs 5] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
+        [--dim 32] [--epochs N] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
         [--item2vec-settings item_sample=0] [--variants "item2vec:epochs=10;als:als_reg=1,als_alpha=40"]
         [--workdir DIR] [--skip-udata]
 
@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.demo.generator import generate_watch_log  # noqa: E402
 from embedpipe.jobconfig import TrainConfig  # noqa: E402
+from embedpipe.table import MANIFEST_FILE  # noqa: E402
 from tests.benchmarks.common import spark_session  # noqa: E402
 
 log = logging.getLogger("bench_recommend")
@@ -84,14 +85,21 @@ def method_arguments(method: str, output: Path, args: argparse.Namespace, settin
     if method == "softmax":  # the job's own bag_* defaults unless --bag-epochs is given
         epochs = ["--bag-epochs", str(args.bag_epochs)] if args.bag_epochs else []
         return [*dim, *epochs, *two_towers, *extra]
-    return [*dim, "--epochs", settings.get("epochs", str(args.epochs)), *two_towers, *extra]
+    epochs = settings.get("epochs") or (str(args.epochs) if args.epochs else None)  # else the job's default
+    return [*dim, *(["--epochs", epochs] if epochs else []), *two_towers, *extra]
 
 
-def passes(method: str, args: argparse.Namespace, settings: dict[str, str]) -> int:
+def passes(method: str, args: argparse.Namespace, settings: dict[str, str], table: Path) -> int:
+    """Sweeps over the training interactions: the epochs the table's manifest records, else the settings'."""
+    manifest = table / MANIFEST_FILE
+    if manifest.exists():
+        recorded = json.loads(manifest.read_text(encoding="utf-8")).get("params", {}).get("epochs")
+        if recorded:
+            return int(recorded)
     bag_epochs = args.bag_epochs or TrainConfig.__dataclass_fields__["bag_epochs"].default
     fixed = {"popularity": 1, "als": int(settings.get("als_iterations", 10)),
              "softmax": int(settings.get("bag_epochs", bag_epochs))}
-    return int(settings.get("epochs") or fixed.get(method, args.epochs))
+    return int(settings.get("epochs") or fixed.get(method, args.epochs or 1))
 
 
 def runs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, str]]]:
@@ -143,7 +151,7 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
             status = f"not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
         seconds = time.perf_counter() - started
         rows.append({"dataset": name, "method": label, "kind": method, "table": str(output), "status": status,
-                     "seconds": seconds, "interactions": training, "passes": passes(method, args, settings)})
+                     "seconds": seconds, "interactions": training, "passes": passes(method, args, settings, output)})
         if status == "ok":
             tables.append(str(output))
         log.info("%s %s: %s in %.1f s", name, label, status, seconds)
@@ -201,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--holdout-items", type=int, default=5)
     parser.add_argument("--dim", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=5, help="item2vec (and sgns) epochs")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="item2vec epochs (default: the job's, scaled to the training interactions)")
     parser.add_argument("--bag-epochs", type=int, default=None, help="softmax epochs (default: the job's)")
     parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
     parser.add_argument("--item2vec-settings", default="",
