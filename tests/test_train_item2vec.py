@@ -159,7 +159,8 @@ def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_
     corpus = encode_sentences(sequences, pa.array(trained.keys))
     config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8, epochs=5,
                          device="cpu", threads=1, seed=5)
-    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens)),
+    params = SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens))
+    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), params,
                       counts_total=corpus.n_tokens)
     np.testing.assert_allclose(trained.vectors, core.input_vectors, rtol=0, atol=1e-6)
     np.testing.assert_allclose(context_table.vectors, core.output_vectors, rtol=0, atol=1e-6)
