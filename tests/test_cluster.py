@@ -31,7 +31,7 @@ from embedpipe.demo.generator import (
 from embedpipe.table import read_embedding_table, read_manifest
 from embedpipe.train.pipeline import METHODS
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the wheel is built from: the files pyproject.toml packages (copied so the build never writes

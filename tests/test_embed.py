@@ -96,34 +96,49 @@ def _collect(frame) -> dict[str, tuple]:
     return {r["doc_id"]: (r["vector"], r["tokens_found"], r["tokens_total"]) for r in frame.collect()}
 
 
+COMBINERS = ("mean", "sum", "weighted_sum", "tfidf", "sqrtn")
+
+
 @pytest.mark.parametrize("oov", ["skip", "zero"])
 def test_plans_api_and_reference_agree_for_every_combiner(spark, table_path, input_path, oov):
+    from pyspark.sql import functions as F
+
     lookup = open_table(table_path)
-    for combiner in ("mean", "sum", "weighted_sum", "tfidf", "sqrtn"):
-        frames = {
-            strategy: plan_embed(spark, _config(table_path, input_path, combiner=combiner, oov=oov,
-                                                strategy=strategy)).result.select(
-                "doc_id", "vector", "tokens_found", "tokens_total")
-            for strategy in ("broadcast", "shuffle")
-        }
-        if combiner == "mean":  # chispa once; the other combiners compare the collected rows (bit-identical)
-            assert_approx_df_equality(frames["broadcast"], frames["shuffle"], 1e-6, ignore_row_order=True)
-        spark_rows = _collect(frames["broadcast"])
-        shuffle_rows = _collect(frames["shuffle"])
-        assert spark_rows.keys() == shuffle_rows.keys()
+    # One Spark job per strategy: every combiner's plan, tagged and unioned (tiny data; jobs cost more than rows).
+    frames = {
+        strategy: _union([
+            plan_embed(spark, _config(table_path, input_path, combiner=combiner, oov=oov, strategy=strategy))
+            .result.select(F.lit(combiner).alias("combiner"), "doc_id", "vector", "tokens_found", "tokens_total")
+            for combiner in COMBINERS
+        ])
+        for strategy in ("broadcast", "shuffle")
+    }
+    assert_approx_df_equality(frames["broadcast"], frames["shuffle"], 1e-6, ignore_row_order=True)
+    spark_rows, shuffle_rows = ({(r["combiner"], r["doc_id"]): (r["vector"], r["tokens_found"], r["tokens_total"])
+                                 for r in frames[strategy].collect()} for strategy in ("broadcast", "shuffle"))
+    assert spark_rows.keys() == shuffle_rows.keys() == {(c, d) for c in COMBINERS for d, _ in ROWS}
+    for combiner in COMBINERS:
         api = lookup.embed_batch([t for _, t in ROWS], combiner=combiner, oov=oov)
         for i, (doc, tokens) in enumerate(ROWS):
             expected = _reference(tokens, combiner, oov, _table_idf())
-            vector, found, total = spark_rows[doc]
+            vector, found, total = spark_rows[combiner, doc]
             # The two Spark plans sum in the same order: bit-identical, not just close.
-            assert shuffle_rows[doc] == spark_rows[doc], (combiner, doc)
+            assert shuffle_rows[combiner, doc] == spark_rows[combiner, doc], (combiner, doc)
             if expected is None:
                 assert vector is None and not api.has_vector[i], (combiner, oov, doc)
             else:
                 np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6, err_msg=f"{combiner} {doc}")
                 np.testing.assert_array_equal(np.asarray(vector, np.float32), api.vectors[i])
             assert (found, total) == (int(api.found[i]), int(api.total[i]))
-        assert spark_rows["d1"][1:] == (2, 4) and spark_rows["d3"][1:] == (0, 0) and spark_rows["d5"][1:] == (2, 2)
+        counts = {doc: spark_rows[combiner, doc][1:] for doc in ("d1", "d3", "d5")}
+        assert counts == {"d1": (2, 4), "d3": (0, 0), "d5": (2, 2)}, combiner
+
+
+def _union(frames):
+    first, *rest = frames
+    for frame in rest:
+        first = first.unionByName(frame)
+    return first
 
 
 def test_text_sparse_normalize_and_input_idf(spark, table_path, input_path):

@@ -31,6 +31,7 @@ from airflow_support import import_airflow, root_logging_kept
 ROOT = Path(__file__).resolve().parents[1]
 DAY1, DAY2 = "2026-11-24", "2026-11-25"
 MIN_ROWS = 150
+pytestmark = pytest.mark.slow  # twelve spark-submit runs: in `pytest -m slow` and CI, not the default run
 TIMINGS: list[tuple[str, str, float]] = []  # (run_date, task, seconds): shown with pytest -s
 
 
