@@ -2,7 +2,7 @@
 
 Usage::
 
-    python tests/benchmarks/bench_sgns_core.py --tokens 2000000 [--threads 2] [--epochs 1] [--repeats 3]
+    python tests/benchmarks/bench_sgns_core.py --tokens 2000000 [--threads 2] [--epochs 1] [--repeats 3 [--vary-seed]]
     # GPU (the device machine has PyTorch and CUDA but no Spark; gensim travels as a wheel):
     python tests/benchmarks/bench_sgns_core.py --device cuda --corpus wiki --tokens 0 --epochs 5 \
         --batch-sizes 1024 16384 65536 --threads 16 --quality
@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.benchmarks.common import Row, render, score  # noqa: E402
+from tests.benchmarks.common import Row, mean_quality, render, score  # noqa: E402
 
 
 def wiki_sentences() -> list[list[str]]:
@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=[], metavar="KEY=VALUE,...",
                         help="extra embedpipe rows, each SGNSParams overrides, e.g. 'batch_size=4096,lr=0.0125'")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per system; medians are reported")
+    parser.add_argument("--vary-seed", action="store_true",
+                        help="repeat i runs every system with seed 1 + i, and quality is the mean over the repeats "
+                             "(each run's scores are printed): a spread for the quality comparison")
     parser.add_argument("--skip-gensim", action="store_true")
     parser.add_argument(
         "--variants", default="lockstep,hogwild",
@@ -163,15 +166,15 @@ def main() -> None:
         variants[f"embedpipe {args.device} ({row})"] = build_config(
             SGNSParams, {**base_params.to_dict(), **overrides}, from_text_keys=frozenset(overrides))
 
-    def run_gensim() -> tuple[float, np.ndarray]:
-        model = Word2Vec(workers=args.threads, **settings)
+    def run_gensim(seed: int) -> tuple[float, np.ndarray]:
+        model = Word2Vec(workers=args.threads, **{**settings, "seed": seed})
         model.build_vocab(sentences)
         start = time.perf_counter()
         model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
         return time.perf_counter() - start, model.wv.vectors
 
-    def run_embedpipe(params: SGNSParams) -> tuple[float, np.ndarray]:
-        result = train_sgns(corpus, counts, params, log_interval=1e9)
+    def run_embedpipe(params: SGNSParams, seed: int) -> tuple[float, np.ndarray]:
+        result = train_sgns(corpus, counts, dataclasses.replace(params, seed=seed), log_interval=1e9)
         return result.seconds, result.input_vectors
 
     if args.device == "cuda":  # CUDA context, kernels and allocator warm before anything is timed
@@ -181,21 +184,25 @@ def main() -> None:
     runs: dict[str, list[tuple[float, np.ndarray]]] = {}
     systems = [] if args.skip_gensim else [(f"gensim SGNS, workers={args.threads}", run_gensim)]
     systems += [(name, functools.partial(run_embedpipe, params)) for name, params in variants.items()]
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for name, run in systems:
-            runs.setdefault(name, []).append(run())
+            runs.setdefault(name, []).append(run(1 + repeat if args.vary_seed else 1))
     if args.save_vectors is not None:
         args.save_vectors.mkdir(parents=True, exist_ok=True)
         (args.save_vectors / "keys.txt").write_text("\n".join(keys) + "\n", encoding="utf-8")
         for i, measured in enumerate(runs.values()):
             np.save(args.save_vectors / f"vectors-{i}.npy", measured[-1][1])
 
-    rows, spreads = [], []
+    rows, spreads, qualities = [], [], []
     for name, measured in runs.items():
         seconds = float(np.median([m[0] for m in measured]))
-        rows.append(Row(name, seconds, n_tokens * args.epochs / seconds, score(keys, measured[-1][1], planted=planted)))
+        scored = [score(keys, m[1], planted=planted) for m in (measured if args.vary_seed else measured[-1:])]
+        rows.append(Row(name, seconds, n_tokens * args.epochs / seconds, mean_quality(scored)))
         spreads.append(f"{name}: " + ", ".join(f"{n_tokens * args.epochs / m[0]:,.0f}" for m in measured))
+        qualities.append(f"{name}: " + ", ".join(f"{q.wordsim353:.3f}/{q.analogy:.3f}" for q in scored))
     print("\nwords/s of each run: " + "; ".join(spreads) + "\n")
+    if args.vary_seed:
+        print("similarity/analogy of each run (seeds 1..): " + "; ".join(qualities) + "\n")
     print(render(rows, reference=rows[0].system, similarity="planted ρ" if planted else "WS353"))
 
 

@@ -6,7 +6,7 @@ import bz2
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,15 @@ class Quality:
     simlex999: float | None
     analogy: float | None
     analogy_coverage: float | None
+
+
+def mean_quality(scores: list[Quality]) -> Quality:
+    """Each field's mean over runs (None where a run has none)."""
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    return Quality(*(mean([getattr(q, f.name) for q in scores]) for f in fields(Quality)))
 
 
 def score(
