@@ -10,7 +10,9 @@ core, barrier tasks, replicas, checkpoints); only the params differ:
   windowed over time order, so a ten-year history does not tie its first film to its last.
 * **subsampling** (``item_sample``, default off) can thin popular items, as word2vec thins frequent
   words (sgns's ``sample`` is not used: it is tuned for text);
-* **noise** is drawn from item frequency^0.75 (the histories' vocabulary counts).
+* **noise** is drawn from item frequency^0.75 (the histories' vocabulary counts);
+* **epochs**, unless the job sets them, come from the log's size (:func:`default_epochs`): a
+  small log needs many passes to match ALS, a large one a single pass.
 
 The input must be a ``histories`` output (``sequences/`` ordered by time when the log had a time
 column); a tokenize output is refused with a one-line ConfigError.
