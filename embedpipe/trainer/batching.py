@@ -153,6 +153,10 @@ class SkipGramBatcher:
     ``batch_size`` windows and almost no padding — a window of width 1 does not pay for 10 columns.
     Only sentence ends still leave padded (masked) columns. With ``shrink_window=False`` (item2vec)
     every window has the full width and a run is one batch of ``batch_size`` windows.
+
+    With ``step_draws_noise`` (the pairwise kernel, which walks a window's columns one by one and
+    skips masked ones) windows are not grouped: a batch is ``batch_size`` consecutive centers in
+    corpus order, each masked to its own width, so pairs are trained in text order as in word2vec.
     """
 
     def __init__(
@@ -189,7 +193,8 @@ class SkipGramBatcher:
     def epoch(self, generator: torch.Generator) -> Generator[WindowBatch, None, None]:
         """Yield the batches of one epoch; the generator alone decides every random choice."""
         # shrunk windows: a run is cut into one batch per width, about batch_size windows each
-        run = self.batch_size * self.window if self.shrink_window else self.batch_size
+        grouped = self.shrink_window and not self.step_draws_noise
+        run = self.batch_size * self.window if grouped else self.batch_size
         for start, end in self.chunks:
             tokens = self.tokens[start:end]
             sentences = self.sentence_ids[start:end]
@@ -233,6 +238,17 @@ class SkipGramBatcher:
                 noise_targets = self.noise.sample((n, self.negative), generator)
             if self.negative_mode in ("context", "both"):
                 noise_contexts = self.noise.sample((n, self.negative), generator)
+        if self.step_draws_noise:  # corpus order, each window masked to its own width (see the class docstring)
+            center_pos = torch.arange(a, b, device=self.device)
+            pos = center_pos[:, None] + self.offsets[None, :]
+            columns = torch.arange(2 * self.window, device=self.device)
+            valid = (pos >= lo[center_pos, None]) & (pos < hi[center_pos, None]) & (columns < 2 * shrink[:, None])
+            pos.clamp_(0, tokens.shape[0] - 1)
+            # one seed per width is drawn either way, so the generator's stream is the same as when grouped
+            yield WindowBatch(centers=tokens[center_pos], contexts=tokens[pos], mask=valid.to(torch.float32),
+                              noise_targets=None, noise_contexts=None, words_done=words_done,
+                              noise_seed=seeds[self.window])
+            return
         order = torch.argsort(shrink, stable=True)
         sizes = torch.bincount(shrink, minlength=self.window + 1).tolist()
         first = 0
