@@ -10,7 +10,7 @@ from scipy import stats
 
 from embedpipe.errors import ConfigError, TrainingDivergedError
 from embedpipe.trainer import IdCorpus, SGNSParams, pairwise, train_sgns
-from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch, window_offsets
+from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
 
 pytestmark = pytest.mark.skipif(not pairwise.available(), reason="the pairwise kernel needs numba")
 
@@ -128,36 +128,6 @@ def test_batches_for_the_kernel_carry_a_seed_instead_of_noise():
     assert all(0 <= seed < 1 << 32 for seed in seeds) and len(set(seeds)) == len(seeds)
     again = list(batcher.epoch(torch.Generator().manual_seed(1)))
     assert [b.noise_seed for b in again] == seeds
-
-
-def test_batches_for_the_kernel_keep_corpus_order_with_each_windows_own_width():
-    """As word2vec: consecutive centers, each window a symmetric prefix of its offsets (width 1..window)."""
-    rng = np.random.default_rng(4)
-    offsets = np.array([0, 700, 1500, 3000])
-    corpus = IdCorpus(rng.integers(0, 20, offsets[-1]), offsets)
-    counts = corpus.counts(20).astype(np.float64)
-    window, batch_size = 4, 256
-    batcher = SkipGramBatcher(corpus, np.ones(20), NoiseSampler(counts / counts.sum()), window=window, negative=2,
-                              batch_size=batch_size, step_draws_noise=True)
-    batches = list(batcher.epoch(torch.Generator().manual_seed(5)))
-    assert all(b.centers.numel() <= batch_size for b in batches)
-    centers = torch.cat([b.centers for b in batches]).numpy()
-    np.testing.assert_array_equal(centers, corpus.tokens)  # no subsampling: every token once, in order
-    mask = torch.cat([b.mask for b in batches]).numpy().astype(bool)
-    contexts = torch.cat([b.contexts for b in batches]).numpy()
-    position = np.arange(len(centers))
-    sentence = np.searchsorted(offsets, position, side="right") - 1
-    columns = position[:, None] + window_offsets(window)[None, :]
-    inside = (columns >= offsets[sentence][:, None]) & (columns < offsets[sentence + 1][:, None])
-    interior = inside.all(1)
-    widths = mask[interior].sum(1) // 2
-    for width in range(1, window + 1):  # an interior window's mask is exactly its first 2 * width columns
-        rows = mask[interior][widths == width]
-        assert (rows[:, : 2 * width].all() and not rows[:, 2 * width:].any()), width
-    assert np.all(mask <= inside)  # never across a sentence end
-    np.testing.assert_array_equal(contexts[mask], corpus.tokens[columns[mask]])
-    shares = np.bincount(widths, minlength=window + 1)[1:] / interior.sum()
-    assert np.all(np.abs(shares - 1 / window) < 0.05), shares  # widths uniform in 1..window, as word2vec.c
 
 
 def test_step_refuses_a_batch_without_a_seed():
