@@ -85,6 +85,12 @@ class TrainingInput:
             return None
         return self.report.get("tokenizer")
 
+    def kept_vocabulary(self, min_count: int) -> DataFrame:
+        """The vocabulary rows counted at least ``min_count`` times: ids 0..k-1, as ids go by count."""
+        from pyspark.sql import functions as F
+
+        return self.vocab.where(F.col(schema.COUNT) >= min_count)
+
     def sentences(self) -> DataFrame:
         """``doc_id`` string, ``tokens`` array<string>: every sequence, in order, all tokens."""
         layout = self.layout

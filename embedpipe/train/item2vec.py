@@ -83,7 +83,7 @@ def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
             f"method item2vec needs a histories output as input (sequences/ of items), but {data.path} is a "
             f"{data.kind} output; run `embedpipe histories` on the interaction log, or use method sgns for text"
         )
-    kept = data.vocab.where(F.col(schema.COUNT) >= config.min_count)
+    kept = data.kept_vocabulary(config.min_count)
     interactions = int(kept.agg(F.sum(schema.COUNT)).first()[0] or 0)  # one row: the vocabulary's total
     params = SGNSParams(**item2vec_params(config, task_threads(spark, config), interactions=interactions))
     if config.epochs is None:

@@ -39,9 +39,8 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
     """Fit MLlib Word2Vec on the input's sequences; one vector per (kept) vocabulary key."""
     from pyspark.ml.feature import Word2Vec
     from pyspark.ml.functions import vector_to_array
-    from pyspark.sql import functions as F
 
-    vocab = data.vocab.where(F.col(schema.COUNT) >= config.min_count)
+    vocab = data.kept_vocabulary(config.min_count)
     keys = vocab.select(schema.TOKEN).toArrow().column(0).combine_chunks()  # vocabulary-sized
     if len(keys) == 0:
         raise EmptyResultError(
