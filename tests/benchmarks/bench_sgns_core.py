@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--skip-gensim", action="store_true")
     parser.add_argument(
         "--variants", default="lockstep,hogwild",
-        help="CPU: lockstep (deterministic=True) and/or hogwild (deterministic=False)",
+        help="CPU: lockstep (deterministic=True) and/or hogwild (deterministic=False) rows of the default "
+             "settings; 'none' runs only the --rows",
     )
     parser.add_argument("--save-vectors", type=Path, default=None,
                         help="write each embedpipe run's vectors (and the vocabulary) as .npy files here")
@@ -156,7 +157,7 @@ def main() -> None:
         if args.device == "cuda":
             variants[f"embedpipe cuda ({args.mode}, {described})"] = params
             continue
-        for variant in args.variants.split(","):
+        for variant in [] if args.variants == "none" else args.variants.split(","):
             deterministic = {"lockstep": True, "hogwild": False}[variant]
             variants[f"embedpipe {variant} ({args.mode}, {described})"] = dataclasses.replace(
                 params, deterministic=deterministic)
