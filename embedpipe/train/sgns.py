@@ -76,8 +76,11 @@ log = logging.getLogger(__name__)
 #: training done — for the driver's breakdown of the stage.
 RESULT_SCHEMA = (
     "id bigint, vector array<float>, output_vector array<float>, loss double, tokens bigint, "
-    "entered double, imported double, encoded double, trained double"
+    "entered double, imported double, encoded double, trained double, "
+    "step string, negative_mode string, batch_size bigint, trained_on string"
 )
+#: What rank 0 reports of the settings its trainer resolved ('auto' values), for the manifest.
+_RESOLVED = ("step", "negative_mode", "batch_size", "trained_on")
 _ROWS_PER_BATCH = 4096
 #: SGNSParams names that the job config spells differently (for one-line errors naming the job's key).
 CONFIG_KEYS = {"lr": "step_size"}
@@ -197,6 +200,8 @@ def train_sequences_on_spark(
 
     recorded = {
         **params.to_dict(),
+        # what the trainer made of 'auto' settings on rank 0's device
+        **{name: result.column(name)[0].as_py() for name in _RESOLVED},
         "min_count": config.min_count,
         "processes": processes,
         "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
@@ -381,6 +386,7 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
         vectors = np.ascontiguousarray(result.input_vectors, dtype=np.float32)
         outputs = np.ascontiguousarray(result.output_vectors, dtype=np.float32) if with_output else None
         final_loss = float(result.epoch_losses[-1]) if result.epoch_losses else float("nan")
+        resolved = (result.kernel, result.negative_mode, result.batch_size, result.device)
         for start in range(0, len(vectors), _ROWS_PER_BATCH):
             block = vectors[start:start + _ROWS_PER_BATCH]
             n = len(block)
@@ -393,9 +399,10 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
                     pa.array(np.full(n, final_loss)),
                     pa.array(np.full(n, int(tokens[0]), dtype=np.int64)),
                     *(pa.array(np.full(n, clock)) for clock in (entered, imported, encoded, trained)),
+                    *(pa.array([value] * n) for value in resolved),
                 ],
                 names=["id", "vector", "output_vector", "loss", "tokens", "entered", "imported", "encoded",
-                       "trained"],
+                       "trained", *_RESOLVED],
             )
 
     return run

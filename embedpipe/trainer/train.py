@@ -33,7 +33,7 @@ import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
-from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
+from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale, resolve_negative_mode
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.trainer.pairwise import PairwiseStep, resolve_kernel
@@ -67,6 +67,8 @@ class TrainResult:
     device: str
     params: SGNSParams = field(repr=False)
     batch_size: int = 0  # windows per step actually used (params.batch_size, or auto_batch_size's choice)
+    kernel: str = ""  # the step that ran: 'pairwise' or 'batched'
+    negative_mode: str = ""  # the negatives trained (params.negative_mode, or what 'auto' resolved to)
 
 
 class _Stepper:
@@ -114,6 +116,10 @@ class _Stepper:
         self.pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sgns-step") if workers > 1 else None
         self.buffers = (state.w_in.new_zeros(state.vocab_size), state.w_out.new_zeros(state.vocab_size))
         self.local = threading.local()  # Hogwild: per-worker scratch buffers
+
+    @property
+    def kernel(self) -> str:
+        return "batched" if self.pairwise is None else "pairwise"
 
     @property
     def in_flight(self) -> int:
@@ -233,6 +239,7 @@ def train_sgns(
     # pairwise kernel updates pair by pair, so its batch is only the unit of work per hand-off
     auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(counts_total or corpus.n_tokens)
     batch_size = params.batch_size or auto
+    negative_mode = resolve_negative_mode(params.negative_mode, kernel, batch_size)
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
@@ -250,7 +257,7 @@ def train_sgns(
         noise = NoiseSampler(noise_distribution(counts), device)
         pairwise = None
         if kernel == "pairwise":
-            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode)
+            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, negative_mode)
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),
@@ -258,20 +265,20 @@ def train_sgns(
             window=params.window,
             negative=params.negative,
             batch_size=batch_size,
-            negative_mode=params.negative_mode,
+            negative_mode=negative_mode,
             device=device,
             shrink_window=params.shrink_window,
             step_draws_noise=pairwise is not None,
         )
         stepper = _Stepper(
-            state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
+            state, negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
             batch_size=batch_size,
         )
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
-            "per step (learning rate x %.3g), params %s",
+            "per step (learning rate x %.3g), negatives %s, params %s",
             device, corpus.n_tokens, corpus.n_sentences, vocab_size, kernel, workers, batch_size,
-            stepper.lr_factor, params.to_dict(),
+            stepper.lr_factor, negative_mode, params.to_dict(),
         )
         try:
             return _run_epochs(
@@ -391,4 +398,6 @@ def _run_epochs(
         device=str(device),
         params=params,
         batch_size=batcher.batch_size,
+        kernel=stepper.kernel,
+        negative_mode=stepper.negative_mode,
     )
