@@ -189,7 +189,9 @@ def main() -> None:
     systems += [(name, functools.partial(run_embedpipe, params)) for name, params in variants.items()]
     for repeat in range(args.repeats):
         for name, run in systems:
-            runs.setdefault(name, []).append(run(1 + repeat if args.vary_seed else 1))
+            seed = 1 + repeat if args.vary_seed else 1
+            runs.setdefault(name, []).append(run(seed))
+            print(f"  ran {name}, seed {seed}: {runs[name][-1][0]:.1f} s", flush=True)  # progress of long runs
     if args.save_vectors is not None:
         args.save_vectors.mkdir(parents=True, exist_ok=True)
         (args.save_vectors / "keys.txt").write_text("\n".join(keys) + "\n", encoding="utf-8")
