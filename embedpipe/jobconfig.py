@@ -163,9 +163,8 @@ class TrainConfig:
         min=1,
     )
     negative_mode: str = option(
-        "auto", "sgns, item2vec: noise replaces the center word (target), the context word (context) or both; "
-        "auto: both for the batched step above 1,024 windows (the GPU's big steps), target otherwise",
-        choices=("auto", "target", "context", "both"),
+        "target", "sgns, item2vec: noise replaces the center word (target), the context word (context) or both",
+        choices=("target", "context", "both"),
     )
     device: str = option("auto", "sgns, item2vec: auto (cuda if a GPU is assigned or visible), cpu or cuda",
                          choices=("auto", "cpu", "cuda"))

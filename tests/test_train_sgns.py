@@ -48,8 +48,8 @@ def test_sgns_one_replica_twice_is_reproducible_and_recovers_planting(spark, pla
     assert first.manifest["method"] == "sgns" and first.dim == 24
     assert first.manifest["params"]["negative"] == 5 and first.manifest["params"]["processes"] == 1
     # 'auto' settings are recorded as the trainer resolved them
-    assert {k: first.manifest["params"][k] for k in ("step", "negative_mode", "batch_size", "trained_on")} == {
-        "step": "pairwise", "negative_mode": "target", "batch_size": 1024, "trained_on": "cpu"}
+    assert {k: first.manifest["params"][k] for k in ("step", "batch_size", "trained_on")} == {
+        "step": "pairwise", "batch_size": 1024, "trained_on": "cpu"}
     assert first.manifest["tokenizer"]["lowercase"] is True
     vocab = spark.read.parquet(str(root / "tokens" / "vocab")).orderBy("id").toPandas()
     assert first.keys == list(vocab["token"]) and list(first.ids) == list(vocab["id"])

@@ -20,7 +20,7 @@ from embedpipe.config import build_config
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer import IdCorpus, SGNSParams, encode_sentences, keep_probabilities, noise_distribution, train_sgns
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch, window_offsets
-from embedpipe.trainer.config import auto_batch_size, lr_scale, resolve_negative_mode
+from embedpipe.trainer.config import auto_batch_size, lr_scale
 from embedpipe.trainer.model import CHECKPOINT_NAME
 from embedpipe.trainer.pairwise import available as pairwise_available
 from embedpipe.trainer.sgns import score_batch, sgns_step
@@ -429,7 +429,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
 def test_bad_inputs_and_params_are_named():
     with pytest.raises(ConfigError, match="config key 'dim' must be >= 1, got 0"):
         SGNSParams(dim=0)
-    with pytest.raises(ConfigError, match="config key 'negative_mode' must be one of auto, target, context, both"):
+    with pytest.raises(ConfigError, match="config key 'negative_mode' must be one of target, context, both"):
         SGNSParams(negative_mode="center")
     with pytest.raises(ConfigError, match="config key 'min_lr' must be <= lr"):
         SGNSParams(lr=0.01, min_lr=0.1)
@@ -502,30 +502,10 @@ def test_default_batch_size_follows_the_corpus_and_scales_the_learning_rate():
     corpus = _random_corpus(sentences=3000)  # 36,000 tokens -> 1,024 windows per step
     reports = []
     result = train_sgns(corpus, None, _params(batch_size=None, epochs=1), progress=reports.append, log_interval=0)
-    assert result.batch_size == auto_batch_size(corpus.n_tokens) == 1024
+    assert result.batch_size == auto_batch_size(corpus.n_tokens) == 1024 and result.kernel == "batched"
     assert reports[0].lr == pytest.approx(0.025, rel=0.05)  # <= 1,024 windows: lr as given
     reports.clear()
     result = train_sgns(corpus, None, _params(batch_size=4096, epochs=1), progress=reports.append, log_interval=0)
     assert result.batch_size == 4096
     assert reports[0].lr == pytest.approx(0.025 * lr_scale(4096), rel=0.05) and lr_scale(4096) == 2.0
     assert reports[-1].lr == pytest.approx(2.0 * 1e-4, rel=0.5)  # min_lr is scaled too
-
-
-def test_auto_negative_mode_is_both_only_for_big_batched_steps():
-    assert resolve_negative_mode("auto", "batched", 65536) == "both"
-    assert resolve_negative_mode("auto", "batched", 1025) == "both"
-    assert resolve_negative_mode("auto", "batched", 1024) == "target"  # close to per-pair SGD, as gensim
-    assert resolve_negative_mode("auto", "pairwise", 65536) == "target"
-    for mode in ("target", "context", "both"):  # a stated mode is never overridden
-        assert resolve_negative_mode(mode, "batched", 65536) == resolve_negative_mode(mode, "pairwise", 64) == mode
-    assert SGNSParams().negative_mode == "auto"
-
-
-@pytest.mark.parametrize(("batch_size", "trained"), [(2048, "both"), (1024, "target")])
-def test_auto_negative_mode_trains_what_it_resolves_to_and_reports_it(batch_size, trained):
-    corpus = _random_corpus(sentences=400)
-    auto = train_sgns(corpus, None, _params(batch_size=batch_size, epochs=1))
-    stated = train_sgns(corpus, None, _params(batch_size=batch_size, epochs=1, negative_mode=trained))
-    assert (auto.kernel, auto.negative_mode, auto.params.negative_mode) == ("batched", trained, "auto")
-    np.testing.assert_array_equal(auto.input_vectors, stated.input_vectors)
-    np.testing.assert_array_equal(auto.output_vectors, stated.output_vectors)

@@ -77,10 +77,10 @@ log = logging.getLogger(__name__)
 RESULT_SCHEMA = (
     "id bigint, vector array<float>, output_vector array<float>, loss double, tokens bigint, "
     "entered double, imported double, encoded double, trained double, "
-    "step string, negative_mode string, batch_size bigint, trained_on string"
+    "step string, batch_size bigint, trained_on string"
 )
 #: What rank 0 reports of the settings its trainer resolved ('auto' values), for the manifest.
-_RESOLVED = ("step", "negative_mode", "batch_size", "trained_on")
+_RESOLVED = ("step", "batch_size", "trained_on")
 _ROWS_PER_BATCH = 4096
 #: SGNSParams names that the job config spells differently (for one-line errors naming the job's key).
 CONFIG_KEYS = {"lr": "step_size"}
@@ -386,7 +386,7 @@ def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow func
         vectors = np.ascontiguousarray(result.input_vectors, dtype=np.float32)
         outputs = np.ascontiguousarray(result.output_vectors, dtype=np.float32) if with_output else None
         final_loss = float(result.epoch_losses[-1]) if result.epoch_losses else float("nan")
-        resolved = (result.kernel, result.negative_mode, result.batch_size, result.device)
+        resolved = (result.kernel, result.batch_size, result.device)
         for start in range(0, len(vectors), _ROWS_PER_BATCH):
             block = vectors[start:start + _ROWS_PER_BATCH]
             n = len(block)

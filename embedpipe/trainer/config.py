@@ -17,7 +17,7 @@ from embedpipe.config import option
 from embedpipe.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
-NEGATIVE_MODES = ("auto", "target", "context", "both")
+NEGATIVE_MODES = ("target", "context", "both")
 CPU_KERNELS = ("auto", "pairwise", "batched")
 OBJECTIVES = ("skipgram",)
 #: Settings whose None means "choose for me" (threads: torch's default; batch_size: auto_batch_size).
@@ -52,8 +52,7 @@ class SGNSParams:
       center word's output vector against ``negative`` noise *targets*;
     * ``context`` (the formulation of Mikolov et al. 2013): the center word's input vector is trained
       to predict each context word's output vector against ``negative`` noise *contexts*;
-    * ``both``: the sum of the two losses;
-    * ``auto`` (the default): see :func:`resolve_negative_mode`.
+    * ``both``: the sum of the two losses.
 
     ``shrink_window=False`` makes every pair within ``window`` positions a positive, as item2vec
     treats a user's history: with a window as long as the history, all pairs of its items.
@@ -89,10 +88,7 @@ class SGNSParams:
     seed: int = option(1, "random seed (initialisation, subsampling, windows, noise)", min=0)
     device: str = option("auto", "where to train: auto (cuda if available), cpu or cuda", choices=DEVICES)
     negative_mode: str = option(
-        "auto",
-        "noise replaces the center word (target), the context word (context) or both; auto: both for the batched "
-        "step above 1,024 windows (the GPU's big steps), target otherwise",
-        choices=NEGATIVE_MODES,
+        "target", "noise replaces the center word (target), the context word (context) or both", choices=NEGATIVE_MODES
     )
     objective: str = option("skipgram", "training objective", choices=OBJECTIVES)
     threads: int | None = option(None, "CPU worker threads (default: torch.get_num_threads())", min=1)
@@ -159,20 +155,3 @@ def lr_scale(batch_size: int) -> float:
     one-pair-at-a-time SGD, which uses it unscaled.
     """
     return max(1.0, math.sqrt(batch_size / REFERENCE_BATCH))
-
-
-def resolve_negative_mode(negative_mode: str, kernel: str, batch_size: int) -> str:
-    """The negative mode a run trains: ``negative_mode`` itself unless it is ``auto``.
-
-    ``auto`` is ``both`` for the batched step above :data:`REFERENCE_BATCH` windows, ``target``
-    otherwise. Why: per-pair SGD (the pairwise kernel, and batched steps of 1,024 windows, which
-    are close to it) with ``target`` matches gensim, whose formulation it is. A big batched step
-    sums many updates per row, and there ``target`` lost word similarity: the 24M-token demo
-    corpus at 65,536 windows per step scored planted similarity 0.590 against gensim's 0.61, and
-    ``both``, which gives every window a second set of noise words, reached 0.600 on an H100 (at
-    16.3M instead of 27.8M words/s, still above the 10M target); on the Wikipedia excerpt at 16,384
-    windows ``both`` also raised WordSim-353. README, Performance, has the seed spreads.
-    """
-    if negative_mode != "auto":
-        return negative_mode
-    return "both" if kernel == "batched" and batch_size > REFERENCE_BATCH else "target"

@@ -33,7 +33,7 @@ import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
 from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatch
-from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale, resolve_negative_mode
+from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.trainer.pairwise import PairwiseStep, resolve_kernel
@@ -67,8 +67,7 @@ class TrainResult:
     device: str
     params: SGNSParams = field(repr=False)
     batch_size: int = 0  # windows per step actually used (params.batch_size, or auto_batch_size's choice)
-    kernel: str = ""  # the step that ran: 'pairwise' or 'batched'
-    negative_mode: str = ""  # the negatives trained (params.negative_mode, or what 'auto' resolved to)
+    kernel: str = ""  # the step that ran: 'pairwise' or 'batched' (params.cpu_kernel resolved on the device)
 
 
 class _Stepper:
@@ -239,7 +238,6 @@ def train_sgns(
     # pairwise kernel updates pair by pair, so its batch is only the unit of work per hand-off
     auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(counts_total or corpus.n_tokens)
     batch_size = params.batch_size or auto
-    negative_mode = resolve_negative_mode(params.negative_mode, kernel, batch_size)
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
@@ -257,7 +255,7 @@ def train_sgns(
         noise = NoiseSampler(noise_distribution(counts), device)
         pairwise = None
         if kernel == "pairwise":
-            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, negative_mode)
+            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode)
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),
@@ -265,20 +263,20 @@ def train_sgns(
             window=params.window,
             negative=params.negative,
             batch_size=batch_size,
-            negative_mode=negative_mode,
+            negative_mode=params.negative_mode,
             device=device,
             shrink_window=params.shrink_window,
             step_draws_noise=pairwise is not None,
         )
         stepper = _Stepper(
-            state, negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
+            state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
             batch_size=batch_size,
         )
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
-            "per step (learning rate x %.3g), negatives %s, params %s",
+            "per step (learning rate x %.3g), params %s",
             device, corpus.n_tokens, corpus.n_sentences, vocab_size, kernel, workers, batch_size,
-            stepper.lr_factor, negative_mode, params.to_dict(),
+            stepper.lr_factor, params.to_dict(),
         )
         try:
             return _run_epochs(
@@ -399,5 +397,4 @@ def _run_epochs(
         params=params,
         batch_size=batcher.batch_size,
         kernel=stepper.kernel,
-        negative_mode=stepper.negative_mode,
     )

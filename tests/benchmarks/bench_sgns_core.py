@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="embedpipe windows per step, one row each (default: the automatic choice)")
-    parser.add_argument("--mode", default="auto", choices=("auto", "target", "context", "both"),
+    parser.add_argument("--mode", default="target", choices=("target", "context", "both"),
                         help="negative_mode of the default rows")
     parser.add_argument("--rows", nargs="+", default=[], metavar="KEY=VALUE,...",
                         help="extra embedpipe rows, each SGNSParams overrides, e.g. 'batch_size=4096,lr=0.0125'")
@@ -114,7 +114,7 @@ def main() -> None:
 
     from embedpipe.config import build_config, parse_overrides
     from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
-    from embedpipe.trainer.config import REFERENCE_BATCH, auto_batch_size, resolve_negative_mode
+    from embedpipe.trainer.config import REFERENCE_BATCH, auto_batch_size
     from embedpipe.trainer.pairwise import resolve_kernel
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
@@ -155,13 +155,12 @@ def main() -> None:
         kernel = resolve_kernel("auto", torch.device(args.device))
         auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(corpus.n_tokens)
         described = f"{kernel}, batch {batch_size}" if batch_size else f"{kernel}, auto batch {auto}"
-        described = f"{resolve_negative_mode(args.mode, kernel, batch_size or auto)}, {described}"
         if args.device == "cuda":
-            variants[f"embedpipe cuda ({described})"] = params
+            variants[f"embedpipe cuda ({args.mode}, {described})"] = params
             continue
         for variant in [] if args.variants == "none" else args.variants.split(","):
             deterministic = {"lockstep": True, "hogwild": False}[variant]
-            variants[f"embedpipe {variant} ({described})"] = dataclasses.replace(
+            variants[f"embedpipe {variant} ({args.mode}, {described})"] = dataclasses.replace(
                 params, deterministic=deterministic)
 
     for row in args.rows:  # typed and validated like a job's --set key=value
