@@ -158,7 +158,6 @@ def train_sequences_on_spark(
     one vector per kept vocabulary key, and with ``config.export_output_vectors`` an extra table of
     the context vectors.
     """
-
     vocab = data.kept_vocabulary(config.min_count)
     # Ids are assigned by count desc, so the kept vocabulary is exactly ids 0..k-1 (vocabulary-sized).
     vocab_table = vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
