@@ -155,6 +155,10 @@ class TrainConfig:
     negative: int = option(5, "sgns, item2vec: noise words per (center, context) pair", min=1)
     sample: float = option(1e-3, "sgns, item2vec: subsampling threshold for frequent words (0 = off)", min=0.0)
     min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)
+    max_exp: float = option(
+        6.0, "sgns, item2vec: skip the update of a term whose score u.v is at least this far from 0, as gensim "
+        "does (word2vec's MAX_EXP); 0 updates every term", min=0.0,
+    )
     batch_size: int | None = option(
         None,
         "sgns, item2vec: center words per step (default: sgns's batched step picks from the corpus size, 1,024 "

@@ -48,17 +48,18 @@ def _bound_curvature(z: float) -> float:
     return bound
 
 
-def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode):
+def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp=0.0):
     """One SGNS step, pair by pair, all gradients from the same snapshot (float64).
 
     Each row's summed update is divided by max(1, lr * H), H summing the bound curvature times the
-    squared norm of the other vector over the row's pairs. Returns the new matrices, the loss and
-    the largest lr * H (<= 1 means the step was plain SGD).
+    squared norm of the other vector over the row's pairs; a term scored ``max_exp`` or more away
+    from 0 adds to neither (``max_exp`` > 0). Returns the new matrices, the loss, the largest lr * H
+    (<= 1 means the step was plain SGD) and the fraction of terms skipped.
     """
     w_in0, w_out0 = w_in.astype(np.float64), w_out.astype(np.float64)
     d_in, d_out = np.zeros_like(w_in0), np.zeros_like(w_out0)
     h_in, h_out = np.zeros(len(w_in0)), np.zeros(len(w_out0))
-    loss = 0.0
+    loss, skipped, terms = 0.0, 0, 0
     for i in range(len(centers)):
         for j in range(contexts.shape[1]):
             if not mask[i, j]:
@@ -74,6 +75,10 @@ def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_co
                     s = w_in0[inp] @ w_out0[out]
                     p = _sigmoid(s)
                     loss -= np.log(p) if label else np.log(1.0 - p)
+                    terms += 1
+                    if max_exp and abs(s) >= max_exp:
+                        skipped += 1
+                        continue
                     g = lr * (label - p)
                     d_in[inp] += g * w_out0[out]
                     d_out[out] += g * w_in0[inp]
@@ -82,12 +87,13 @@ def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_co
                     h_out[out] += curvature * w_in0[inp] @ w_in0[inp]
     new_in = w_in0 + d_in / np.maximum(1.0, lr * h_in)[:, None]
     new_out = w_out0 + d_out / np.maximum(1.0, lr * h_out)[:, None]
-    return new_in, new_out, loss, max((lr * h_in).max(), (lr * h_out).max())
+    return new_in, new_out, loss, max((lr * h_in).max(), (lr * h_out).max()), skipped / terms
 
 
+@pytest.mark.parametrize("max_exp", [0.0, 0.3])
 @pytest.mark.parametrize("lr", [0.1, 3.0])
 @pytest.mark.parametrize("mode", ["target", "context", "both"])
-def test_step_matches_numpy_reference(mode, lr):
+def test_step_matches_numpy_reference(mode, lr, max_exp):
     rng = np.random.default_rng(3)
     vocab, dim, window = 7, 4, 2
     w_in = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
@@ -98,10 +104,11 @@ def test_step_matches_numpy_reference(mode, lr):
     mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float32)
     noise_targets = np.array([[6, 2, 2], [0, 3, 1], [5, 5, 4]])
     noise_contexts = np.array([[3, 3, 0], [4, 6, 2], [1, 0, 6]])
-    expected_in, expected_out, expected_loss, largest_step = reference_step(
-        w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode
+    expected_in, expected_out, expected_loss, largest_step, skipped = reference_step(
+        w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp
     )
     assert (largest_step > 1.0) == (lr > 1.0)  # lr 0.1 is plain SGD; lr 3 exercises the step cap
+    assert (skipped == 0) == (max_exp == 0.0) and skipped < 0.8  # 0.3 skips some saturated terms, not all
     assert contexts.shape[1] == 2 * window
     t_in, t_out = torch.from_numpy(w_in.copy()), torch.from_numpy(w_out.copy())
     batch = WindowBatch(
@@ -111,7 +118,7 @@ def test_step_matches_numpy_reference(mode, lr):
         noise_targets=torch.from_numpy(noise_targets),
         noise_contexts=torch.from_numpy(noise_contexts),
     )
-    loss = sgns_step(t_in, t_out, batch, lr, mode)
+    loss = sgns_step(t_in, t_out, batch, lr, mode, max_exp=max_exp)
     np.testing.assert_allclose(t_in.numpy(), expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(t_out.numpy(), expected_out, rtol=1e-5, atol=1e-6)
     assert float(loss) == pytest.approx(expected_loss, rel=1e-5)
@@ -378,11 +385,11 @@ def test_nan_during_training_raises_training_diverged(monkeypatch):
 
     calls = []
 
-    def poisoned_score_batch(w_in, w_out, batch, lr, mode):
+    def poisoned_score_batch(w_in, w_out, batch, lr, mode, max_exp=0.0):
         calls.append(1)
         if len(calls) == 20:
             w_in[batch.contexts[0, 0]] = float("nan")
-        return score_batch(w_in, w_out, batch, lr, mode)
+        return score_batch(w_in, w_out, batch, lr, mode, max_exp)
 
     monkeypatch.setattr(train_module, "score_batch", poisoned_score_batch)
     threads_before = threading.active_count()

@@ -15,17 +15,18 @@ from embedpipe.trainer.batching import NoiseSampler, SkipGramBatcher, WindowBatc
 pytestmark = pytest.mark.skipif(not pairwise.available(), reason="the pairwise kernel needs numba")
 
 
-def reference_windows(w_in, w_out, centers, contexts, mask, noise, negative, mode, lr):
+def reference_windows(w_in, w_out, centers, contexts, mask, noise, negative, mode, lr, max_exp=0.0):
     """Pair after pair in window order, in float64, consuming ``noise`` in order: for each valid
     (center, context) the target side (input: the context, positive: the center) and/or the context
     side (input: the center, positive: the context), each with the next ``negative`` noise words.
     SGD on -log sigmoid(u.v) for the positive and -log sigmoid(-u.v) per noise word (a noise word
     equal to the positive is skipped); every score of a pair is taken before any of its rows move,
-    then each output row moves by its term and the input row by the sum of its terms. Returns the
-    new matrices and the summed loss."""
+    then each output row moves by its term and the input row by the sum of its terms; a term scored
+    ``max_exp`` or more away from 0 moves nothing (``max_exp`` > 0). Returns the new matrices, the
+    summed loss and the fraction of terms skipped."""
     w_in, w_out = w_in.astype(np.float64), w_out.astype(np.float64)
     draws = iter(noise.tolist())
-    loss = 0.0
+    loss, skipped, terms_seen = 0.0, 0, 0
     for i in range(len(centers)):
         for j in range(contexts.shape[1]):
             if mask[i, j] == 0:
@@ -44,11 +45,15 @@ def reference_windows(w_in, w_out, centers, contexts, mask, noise, negative, mod
                 for (out, label), score in zip(terms, scores, strict=True):
                     probability = 1.0 / (1.0 + np.exp(-score))
                     loss -= mask[i, j] * (np.log(probability) if label else np.log(1.0 - probability))
+                    terms_seen += 1
+                    if max_exp and abs(score) >= max_exp:
+                        skipped += 1
+                        continue
                     gradient = mask[i, j] * lr * (label - probability)
                     change += gradient * w_out[out]
                     w_out[out] += gradient * u
                 w_in[row] += change
-    return w_in, w_out, loss
+    return w_in, w_out, loss, skipped / max(terms_seen, 1)
 
 
 def _noise_tables(vocab: int, seed: int = 0):
@@ -67,19 +72,22 @@ def _random_windows(seed: int, vocab: int = 7, dim: int = 5, windows: int = 12, 
     return w_in, w_out, batch
 
 
+@pytest.mark.parametrize("max_exp", [0.0, 0.4])
 @pytest.mark.parametrize("mode", ["target", "context", "both"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_step_matches_the_numpy_loop(mode, seed):
+def test_step_matches_the_numpy_loop(mode, seed, max_exp):
     w_in, w_out, batch = _random_windows(seed)
     sampler, _ = _noise_tables(7)
-    step = pairwise.PairwiseStep(sampler.accept, sampler.alias, 3, mode)
+    step = pairwise.PairwiseStep(sampler.accept, sampler.alias, 3, mode, max_exp)
     pairs = int(batch.mask.sum()) * (2 if mode == "both" else 1)
     noise = pairwise.noise_words(step.accept, step.alias, pairs * 3, batch.noise_seed)
     assert np.any(noise[None, :] == batch.centers.numpy()[:, None])  # some noise hits a positive: skipped
-    expected_in, expected_out, expected_loss = reference_windows(
+    expected_in, expected_out, expected_loss, skipped = reference_windows(
         w_in.numpy(), w_out.numpy(), batch.centers.numpy(), batch.contexts.numpy(), batch.mask.numpy(), noise, 3,
-        mode, 0.3,
+        mode, 0.3, max_exp,
     )
+    # 0.4 skips some terms of these small random vectors (|u.v| about 0.5), not all
+    assert (skipped == 0) == (max_exp == 0.0) and skipped < 0.8
     loss = step(w_in, w_out, batch, 0.3)  # updates in place
     np.testing.assert_allclose(w_in.numpy(), expected_in, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(w_out.numpy(), expected_out, rtol=1e-4, atol=1e-5)

@@ -95,6 +95,7 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "sample": config.sample,
         "lr": config.step_size,
         "min_lr": config.min_lr,
+        "max_exp": config.max_exp,
         "epochs": config.resolved_epochs(),
         "batch_size": config.batch_size,
         "seed": config.seed,

@@ -79,6 +79,12 @@ class SGNSParams:
         1e-4, "learning rate reached at the end (linear decay over all words; scaled with lr)", min=0.0
     )
     epochs: int = option(5, "passes over the corpus", min=1)
+    max_exp: float = option(
+        6.0,
+        "skip the update of a (pair or noise) term whose score u.v is at least this far from 0, as gensim does "
+        "(word2vec's MAX_EXP; its loss still counts); 0 updates every term",
+        min=0.0,
+    )
     batch_size: int | None = option(
         None,
         "windows (center words) per SGD step (default: the power of two nearest to corpus tokens / 32, "
@@ -118,7 +124,7 @@ class SGNSParams:
                     raise ConfigError(f"config key '{field.name}' is required")
                 continue
             check_declared_bounds(field.name, value, meta)
-        for name in ("sample", "lr", "min_lr"):
+        for name in ("sample", "lr", "min_lr", "max_exp"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"config key '{name}' must be a finite number, got {getattr(self, name)!r}")
         if self.min_lr > self.lr:

@@ -109,7 +109,7 @@ def _noise_py(accept: np.ndarray, alias: np.ndarray, count: int, seed: int) -> n
 def _train_pair_py(
     w_in: np.ndarray, w_out: np.ndarray, row: int, positive: int, weight: float, lr: float,
     accept: np.ndarray, alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray,
-    outputs: np.ndarray, scores: np.ndarray,
+    outputs: np.ndarray, scores: np.ndarray, max_exp: float,
 ) -> float:
     """SGD on one pair: ``w_in[row]`` scores ``w_out[positive]`` high and ``negative`` fresh noise words low.
 
@@ -117,8 +117,10 @@ def _train_pair_py(
     row reads are independent, so the CPU overlaps their cache misses (the kernel is bound by memory
     latency, not arithmetic). Then each output row moves by its own term, and the input row once, by
     the sum of its terms' gradients (word2vec's ``neu1e``). A noise word equal to ``positive`` is
-    skipped. Returns the pair's weighted loss before its update. ``update``, ``outputs`` and
-    ``scores`` are scratch arrays (dim, negative + 1, negative + 1).
+    skipped, and so is the update of a term whose score is ``max_exp`` or more away from 0 (gensim's
+    rule; its loss still counts; ``max_exp`` 0 trains every term). Returns the pair's weighted loss
+    before its update. ``update``, ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1,
+    negative + 1).
     """
     dim = w_in.shape[1]
     terms = 1
@@ -146,6 +148,8 @@ def _train_pair_py(
         tail = np.exp(-np.abs(z))  # float32 math
         linear += max(-z, np.float32(0.0))
         product *= 1.0 + np.float64(tail)
+        if max_exp > 0.0 and np.abs(z) >= max_exp:
+            continue  # saturated: gensim skips the term (see SGNSParams.max_exp)
         miss = tail / (np.float32(1.0) + tail) if z >= 0.0 else np.float32(1.0) / (np.float32(1.0) + tail)
         gradient = step * miss if t == 0 else -step * miss  # lr * weight * (label - sigmoid(score))
         for x in range(dim):
@@ -158,7 +162,7 @@ def _train_pair_py(
 
 def _train_windows_py(
     w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray, contexts: np.ndarray, mask: np.ndarray,
-    accept: np.ndarray, alias: np.ndarray, negative: int, mode: int, lr: float, seed: int,
+    accept: np.ndarray, alias: np.ndarray, negative: int, mode: int, lr: float, seed: int, max_exp: float,
 ) -> float:
     """Train every valid (center, context) pair of the windows in order; returns the summed loss.
 
@@ -180,10 +184,10 @@ def _train_windows_py(
             context = contexts[i, j]
             if mode != CONTEXT:
                 loss += _train_pair(w_in, w_out, context, center, weight, lr, accept, alias, negative, update, state,
-                                    outputs, scores)
+                                    outputs, scores, max_exp)
             if mode != TARGET:
                 loss += _train_pair(w_in, w_out, center, context, weight, lr, accept, alias, negative, update, state,
-                                    outputs, scores)
+                                    outputs, scores, max_exp)
     return loss
 
 
@@ -216,7 +220,9 @@ else:  # pragma: no cover
 class PairwiseStep:
     """The step the training loop calls: the noise tables as arrays, then :func:`_train_windows` per batch."""
 
-    def __init__(self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str):
+    def __init__(
+        self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str, max_exp: float = 0.0
+    ):
         if _train_windows is None:
             raise ConfigError("the pairwise CPU kernel needs numba (pip install numba)")
         if negative_mode not in MODES:
@@ -225,6 +231,7 @@ class PairwiseStep:
         self.alias = alias.cpu().numpy()
         self.negative = negative
         self.mode = MODES[negative_mode]
+        self.max_exp = float(max_exp)
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` pair by pair on the CPU matrices in place; returns the summed loss (float64).
@@ -236,6 +243,7 @@ class PairwiseStep:
         loss = _train_windows(
             w_in.numpy(), w_out.numpy(), batch.centers.numpy(), batch.contexts.numpy(), batch.mask.numpy(),
             self.accept, self.alias, self.negative, self.mode, float(lr), batch.noise_seed,
+            self.max_exp,
         )
         return torch.tensor(loss, dtype=torch.float64)
 

@@ -6,6 +6,8 @@ pair, 0 for noise), the loss is ``-log sigmoid(s)`` with ``s = u.v`` for ``y = 1
 computes every gradient of the batch from the same snapshot of the two matrices (like word2vec's
 threads racing on one window, HogBatch-style) and adds ``lr * (y - sigmoid(s)) * other_vector`` to
 the touched rows with ``index_add_`` — no dense gradient of a V x d table is ever formed.
+With ``max_exp > 0`` a term whose score is at least ``max_exp`` away from 0 moves nothing (its loss
+still counts), as in gensim; see ``SGNSParams.max_exp``.
 
 Orientation per ``negative_mode`` (``c`` center, ``o`` context, ``n`` noise). Both are one kernel:
 per window, inputs ``(I x d)`` times outputs ``(J x d)`` give an ``I x J`` block of scores.
@@ -70,6 +72,7 @@ def _score(
     positives: int,
     weight: torch.Tensor,
     lr: float,
+    max_exp: float,
 ) -> ScoredSide:
     """Scores of ``n`` windows' ``I x J`` blocks; output columns ``< positives`` are observed pairs."""
     n, i, j = shape
@@ -79,6 +82,8 @@ def _score(
     z = torch.bmm(inputs, outputs.transpose(1, 2))  # n x I x J scores s
     z[:, :, positives:].neg_()  # z = +s for observed pairs, -s for noise: the loss is -logsigmoid(z)
     loss = -(F.logsigmoid(z) * weight).sum((1, 2))
+    if max_exp > 0:  # saturated terms train nothing (gensim); NaN scores stay in, for the divergence check
+        weight = weight * (z.abs() < max_exp).logical_or_(z.isnan())
     residual = torch.sigmoid(-z)  # |y - sigmoid(s)|
     # min(1/4, 1/(2|z|)) >= tanh(z/2)/(2z), the curvature of the tightest quadratic upper bound of
     # -logsigmoid around z (Jaakkola & Jordan); unlike sigmoid'(z) it does not vanish where z saturates
@@ -93,9 +98,15 @@ def _score(
 
 
 def score_batch(
-    w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float, negative_mode: str = "target"
+    w_in: torch.Tensor,
+    w_out: torch.Tensor,
+    batch: WindowBatch,
+    lr: float,
+    negative_mode: str = "target",
+    max_exp: float = 0.0,
 ) -> list[ScoredSide]:
-    """The forward pass of ``batch``: one :class:`ScoredSide` per side ``negative_mode`` trains."""
+    """The forward pass of ``batch``: one :class:`ScoredSide` per side ``negative_mode`` trains
+    (terms scored ``max_exp`` or more away from 0 get no update; 0 trains every term)."""
     n, width = batch.contexts.shape
     sides = []
     if negative_mode in ("target", "both"):
@@ -104,7 +115,7 @@ def score_batch(
         k = batch.noise_targets.shape[1]
         out_ids = torch.cat([batch.centers[:, None], batch.noise_targets], dim=1).reshape(-1)
         weight = batch.mask[:, :, None]  # each valid context is one pair with its center and k noise words
-        sides.append(_score(batch.contexts.reshape(-1), out_ids, w_in, w_out, (n, width, 1 + k), 1, weight, lr))
+        sides.append(_score(batch.contexts.reshape(-1), out_ids, w_in, w_out, (n, width, 1 + k), 1, weight, lr, max_exp))
     if negative_mode in ("context", "both"):
         if batch.noise_contexts is None:
             raise ValueError("negative_mode 'context' needs batch.noise_contexts")
@@ -112,7 +123,7 @@ def score_batch(
         out_ids = torch.cat([batch.contexts, batch.noise_contexts], dim=1).reshape(-1)
         # each noise context stands in for one noise pair per valid context of the window
         weight = torch.cat([batch.mask, batch.mask.sum(1, keepdim=True).expand(n, k)], dim=1)[:, None, :]
-        sides.append(_score(batch.centers, out_ids, w_in, w_out, (n, 1, width + k), width, weight, lr))
+        sides.append(_score(batch.centers, out_ids, w_in, w_out, (n, 1, width + k), width, weight, lr, max_exp))
     if not sides:
         raise ValueError(f"unknown negative_mode {negative_mode!r}")
     return sides
@@ -172,17 +183,18 @@ def sgns_step(
     lr: float,
     negative_mode: str = "target",
     buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_exp: float = 0.0,
 ) -> torch.Tensor:
     """One SGD step on ``batch``; updates ``w_in``/``w_out`` in place and returns the summed loss.
 
     The loss is a 0-dim tensor on the device (no host sync): the sum over the batch's valid pairs
     of the pair loss (observed term plus its noise terms) before the update. ``buffers`` are the
     zero-filled scratch vectors of :func:`update_inputs` / :func:`update_outputs` (allocated per
-    call when omitted).
+    call when omitted). ``max_exp``: see :func:`score_batch`.
     """
     if buffers is None:
         buffers = (w_in.new_zeros(w_in.shape[0]), w_out.new_zeros(w_out.shape[0]))
-    parts = [score_batch(w_in, w_out, batch, lr, negative_mode)]  # all gradients from this snapshot
+    parts = [score_batch(w_in, w_out, batch, lr, negative_mode, max_exp)]  # all gradients from this snapshot
     update_inputs(w_in, buffers[0], parts, lr)
     update_outputs(w_out, buffers[1], parts, lr)
     return batch_loss(parts)

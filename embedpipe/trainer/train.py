@@ -99,8 +99,10 @@ class _Stepper:
         hogwild: bool = False,
         pairwise: PairwiseStep | None = None,
         batch_size: int = REFERENCE_BATCH,
+        max_exp: float = 0.0,
     ):
         self.state = state
+        self.max_exp = max_exp
         self.batch_size = batch_size
         self.negative_mode = negative_mode
         self.workers = workers
@@ -140,12 +142,12 @@ class _Stepper:
                 return self.pairwise(w_in, w_out, batch, lr)
             return self.pool.submit(self.pairwise, w_in, w_out, batch, lr)
         if self.pool is None:
-            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers)
+            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers, self.max_exp)
         if self.hogwild:
             return self.pool.submit(self._hogwild_step, batch, lr)
         first, *others = batch.split(self.workers)  # this thread scores the first part itself
-        futures = [self.pool.submit(score_batch, w_in, w_out, part, lr, mode) for part in others]
-        parts = [score_batch(w_in, w_out, first, lr, mode)] + [future.result() for future in futures]
+        futures = [self.pool.submit(score_batch, w_in, w_out, part, lr, mode, self.max_exp) for part in others]
+        parts = [score_batch(w_in, w_out, first, lr, mode, self.max_exp)] + [future.result() for future in futures]
         pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr)
         update_outputs(w_out, self.buffers[1], parts, lr)
         pending.result()
@@ -155,7 +157,7 @@ class _Stepper:
         buffers = getattr(self.local, "buffers", None)
         if buffers is None:
             buffers = self.local.buffers = (torch.zeros_like(self.buffers[0]), torch.zeros_like(self.buffers[1]))
-        return sgns_step(self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers)
+        return sgns_step(self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers, self.max_exp)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -255,7 +257,7 @@ def train_sgns(
         noise = NoiseSampler(noise_distribution(counts), device)
         pairwise = None
         if kernel == "pairwise":
-            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode)
+            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode, params.max_exp)
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),
@@ -270,7 +272,7 @@ def train_sgns(
         )
         stepper = _Stepper(
             state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
-            batch_size=batch_size,
+            batch_size=batch_size, max_exp=params.max_exp,
         )
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
