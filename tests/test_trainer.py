@@ -366,6 +366,19 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
         train_sgns(corpus, None, _params(window=4), checkpoint_dir=tmp_path, resume=True)
 
 
+def test_a_checkpoint_from_before_max_exp_resumes_only_with_every_term_trained(tmp_path):
+    corpus = _random_corpus(2)
+    train_sgns(corpus, None, _params(epochs=1, max_exp=0.0), checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    saved = torch.load(path, weights_only=True)
+    del saved["params"]["max_exp"]  # as written before the key existed, when every term was trained
+    torch.save(saved, path)
+    with pytest.raises(ConfigError, match="config key 'max_exp' is 6.0 but checkpoint .* was trained with 0.0"):
+        train_sgns(corpus, None, _params(epochs=2), checkpoint_dir=tmp_path, resume=True)
+    resumed = train_sgns(corpus, None, _params(epochs=2, max_exp=0.0), checkpoint_dir=tmp_path, resume=True)
+    assert len(resumed.epoch_losses) == 2
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     corpus = _random_corpus(3)
     fresh = train_sgns(corpus, None, _params(epochs=1))
@@ -442,6 +455,10 @@ def test_bad_inputs_and_params_are_named():
         SGNSParams(lr=0.01, min_lr=0.1)
     with pytest.raises(ConfigError, match="config key 'lr' must be a finite number, got inf"):
         SGNSParams(lr=float("inf"))
+    with pytest.raises(ConfigError, match="config key 'max_exp' must be >= 0.0, got -1"):
+        SGNSParams(max_exp=-1.0)
+    with pytest.raises(ConfigError, match="config key 'max_exp' must be a finite number, got inf"):
+        SGNSParams(max_exp=float("inf"))
     # the params are a regular embedpipe config section: text values from --set are typed and checked
     keys = {"dim": "16", "deterministic": "false", "threads": "2"}
     assert build_config(SGNSParams, keys, from_text_keys=frozenset(keys)) == SGNSParams(

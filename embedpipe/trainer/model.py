@@ -31,6 +31,9 @@ CHECKPOINT_FORMAT = "embedpipe.sgns.checkpoint.v1"
 CHECKPOINT_NAME = "sgns_checkpoint.pt"
 #: Params that may change between a checkpoint and its resumption (they do not alter the maths,
 #: or, for ``epochs``, extend or shorten the schedule on purpose).
+#: What training did before a key existed, where that differs from the key's default now: a checkpoint
+#: written then resumes only with this value (max_exp: every term was trained until 2026-11-26).
+BEFORE_THE_KEY: dict[str, object] = {"max_exp": 0.0}
 RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel"})
 
 
@@ -153,11 +156,12 @@ def check_checkpoint(
 ) -> None:
     """Raise ConfigError/InputError unless the checkpoint ``data`` can be resumed with ``params``.
 
-    A key the checkpoint does not record (written before the key existed) counts as its default;
+    A key the checkpoint does not record (written before the key existed) counts as its default, or
+    as :data:`BEFORE_THE_KEY` says where training differed then;
     ``names`` maps params to the caller's config keys for the message (e.g. ``lr`` -> ``step_size``).
     """
     saved = data["params"]
-    defaults = SGNSParams().to_dict()
+    defaults = {**SGNSParams().to_dict(), **BEFORE_THE_KEY}
     for key, value in params.to_dict().items():
         before = saved.get(key, defaults[key])
         if key not in RESUMABLE_CHANGES and before != value:

@@ -83,7 +83,7 @@ def _score(
     z[:, :, positives:].neg_()  # z = +s for observed pairs, -s for noise: the loss is -logsigmoid(z)
     loss = -(F.logsigmoid(z) * weight).sum((1, 2))
     if max_exp > 0:  # saturated terms train nothing (gensim); NaN scores stay in, for the divergence check
-        weight = weight * (z.abs() < max_exp).logical_or_(z.isnan())
+        weight = weight * (z.abs() >= max_exp).logical_not_()
     residual = torch.sigmoid(-z)  # |y - sigmoid(s)|
     # min(1/4, 1/(2|z|)) >= tanh(z/2)/(2z), the curvature of the tightest quadratic upper bound of
     # -logsigmoid around z (Jaakkola & Jordan); unlike sigmoid'(z) it does not vanish where z saturates
