@@ -29,11 +29,11 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "embedpipe.sgns.checkpoint.v1"
 CHECKPOINT_NAME = "sgns_checkpoint.pt"
-#: Params that may change between a checkpoint and its resumption (they do not alter the maths,
-#: or, for ``epochs``, extend or shorten the schedule on purpose).
 #: What training did before a key existed, where that differs from the key's default now: a checkpoint
 #: written then resumes only with this value (max_exp: every term was trained until 2026-11-26).
 BEFORE_THE_KEY: dict[str, object] = {"max_exp": 0.0}
+#: Params that may change between a checkpoint and its resumption (they do not alter the maths,
+#: or, for ``epochs``, extend or shorten the schedule on purpose).
 RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel"})
 
 

@@ -115,7 +115,8 @@ def score_batch(
         k = batch.noise_targets.shape[1]
         out_ids = torch.cat([batch.centers[:, None], batch.noise_targets], dim=1).reshape(-1)
         weight = batch.mask[:, :, None]  # each valid context is one pair with its center and k noise words
-        sides.append(_score(batch.contexts.reshape(-1), out_ids, w_in, w_out, (n, width, 1 + k), 1, weight, lr, max_exp))
+        inputs = batch.contexts.reshape(-1)
+        sides.append(_score(inputs, out_ids, w_in, w_out, (n, width, 1 + k), 1, weight, lr, max_exp))
     if negative_mode in ("context", "both"):
         if batch.noise_contexts is None:
             raise ValueError("negative_mode 'context' needs batch.noise_contexts")
