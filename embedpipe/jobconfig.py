@@ -159,6 +159,11 @@ class TrainConfig:
         6.0, "sgns, item2vec: skip the update of a term whose score u.v is at least this far from 0, as gensim "
         "does (word2vec's MAX_EXP); 0 updates every term", min=0.0,
     )
+    step_cap: str = option(
+        "row", "sgns, item2vec: the batched step's bound on a row's move (see SGNSParams.step_cap): 'row' "
+        "(conservative; the best on big corpora) or 'line' (along the summed gradient; the best on small ones)",
+        choices=("row", "line"),
+    )
     batch_size: int | None = option(
         None,
         "sgns, item2vec: center words per step (default: sgns's batched step picks from the corpus size, 1,024 "

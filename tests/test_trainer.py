@@ -48,17 +48,38 @@ def _bound_curvature(z: float) -> float:
     return bound
 
 
-def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp=0.0):
+def _capped(table, terms, lr, step_cap):
+    """Apply one matrix's terms (row, other vector, y - sigmoid(s), bound curvature) with the step cap.
+
+    ``row``: each row's summed update g times min(lr, 1 / H), H = sum of curvature * |other|^2.
+    ``line``: g times min(lr, |g|^2 / q), q = sum of curvature * (other . g)^2, the curvature of the
+    bound along g. Returns the new table and the largest lr / rate (<= 1: plain SGD).
+    """
+    grad = np.zeros_like(table)
+    for row, other, residual, _ in terms:
+        grad[row] += residual * other
+    bound = np.zeros(len(table))
+    for row, other, _, curvature in terms:
+        bound[row] += curvature * (other @ other if step_cap == "row" else (other @ grad[row]) ** 2)
+    new, largest = table.copy(), 0.0
+    for row in {t[0] for t in terms}:
+        along = 1.0 if step_cap == "row" else grad[row] @ grad[row]
+        rate = min(lr, along / bound[row]) if bound[row] > 0 else lr
+        new[row] += rate * grad[row]
+        largest = max(largest, lr / rate)
+    return new, largest
+
+
+def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp=0.0,
+                   step_cap="line"):
     """One SGNS step, pair by pair, all gradients from the same snapshot (float64).
 
-    Each row's summed update is divided by max(1, lr * H), H summing the bound curvature times the
-    squared norm of the other vector over the row's pairs; a term scored ``max_exp`` or more away
-    from 0 adds to neither (``max_exp`` > 0). Returns the new matrices, the loss, the largest lr * H
-    (<= 1 means the step was plain SGD) and the fraction of terms skipped.
+    Each row's summed update is capped as :func:`_capped` says; a term scored ``max_exp`` or more
+    away from 0 adds to neither (``max_exp`` > 0). Returns the new matrices, the loss, the largest
+    lr / rate (1 means the step was plain SGD) and the fraction of terms skipped.
     """
     w_in0, w_out0 = w_in.astype(np.float64), w_out.astype(np.float64)
-    d_in, d_out = np.zeros_like(w_in0), np.zeros_like(w_out0)
-    h_in, h_out = np.zeros(len(w_in0)), np.zeros(len(w_out0))
+    in_terms, out_terms = [], []
     loss, skipped, terms = 0.0, 0, 0
     for i in range(len(centers)):
         for j in range(contexts.shape[1]):
@@ -79,21 +100,19 @@ def reference_step(w_in, w_out, centers, contexts, mask, noise_targets, noise_co
                     if max_exp and abs(s) >= max_exp:
                         skipped += 1
                         continue
-                    g = lr * (label - p)
-                    d_in[inp] += g * w_out0[out]
-                    d_out[out] += g * w_in0[inp]
                     curvature = _bound_curvature(s if label else -s)
-                    h_in[inp] += curvature * w_out0[out] @ w_out0[out]
-                    h_out[out] += curvature * w_in0[inp] @ w_in0[inp]
-    new_in = w_in0 + d_in / np.maximum(1.0, lr * h_in)[:, None]
-    new_out = w_out0 + d_out / np.maximum(1.0, lr * h_out)[:, None]
-    return new_in, new_out, loss, max((lr * h_in).max(), (lr * h_out).max()), skipped / terms
+                    in_terms.append((inp, w_out0[out], label - p, curvature))
+                    out_terms.append((out, w_in0[inp], label - p, curvature))
+    new_in, largest_in = _capped(w_in0, in_terms, lr, step_cap)
+    new_out, largest_out = _capped(w_out0, out_terms, lr, step_cap)
+    return new_in, new_out, loss, max(largest_in, largest_out), skipped / terms
 
 
+@pytest.mark.parametrize("step_cap", ["line", "row"])
 @pytest.mark.parametrize("max_exp", [0.0, 0.3])
 @pytest.mark.parametrize("lr", [0.1, 3.0])
 @pytest.mark.parametrize("mode", ["target", "context", "both"])
-def test_step_matches_numpy_reference(mode, lr, max_exp):
+def test_step_matches_numpy_reference(mode, lr, max_exp, step_cap):
     rng = np.random.default_rng(3)
     vocab, dim, window = 7, 4, 2
     w_in = rng.normal(0, 0.5, (vocab, dim)).astype(np.float32)
@@ -105,7 +124,7 @@ def test_step_matches_numpy_reference(mode, lr, max_exp):
     noise_targets = np.array([[6, 2, 2], [0, 3, 1], [5, 5, 4]])
     noise_contexts = np.array([[3, 3, 0], [4, 6, 2], [1, 0, 6]])
     expected_in, expected_out, expected_loss, largest_step, skipped = reference_step(
-        w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp
+        w_in, w_out, centers, contexts, mask, noise_targets, noise_contexts, lr, mode, max_exp, step_cap
     )
     assert (largest_step > 1.0) == (lr > 1.0)  # lr 0.1 is plain SGD; lr 3 exercises the step cap
     assert (skipped == 0) == (max_exp == 0.0) and skipped < 0.8  # 0.3 skips some saturated terms, not all
@@ -118,11 +137,35 @@ def test_step_matches_numpy_reference(mode, lr, max_exp):
         noise_targets=torch.from_numpy(noise_targets),
         noise_contexts=torch.from_numpy(noise_contexts),
     )
-    loss = sgns_step(t_in, t_out, batch, lr, mode, max_exp=max_exp)
+    loss = sgns_step(t_in, t_out, batch, lr, mode, max_exp=max_exp, step_cap=step_cap)
     np.testing.assert_allclose(t_in.numpy(), expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(t_out.numpy(), expected_out, rtol=1e-5, atol=1e-6)
     assert float(loss) == pytest.approx(expected_loss, rel=1e-5)
     assert not np.allclose(expected_in, w_in) and not np.allclose(expected_out, w_out)  # the step did something
+
+
+@pytest.mark.parametrize("mode", ["target", "context", "both"])
+def test_line_cap_moves_rows_at_least_as_far_as_the_row_cap_and_both_are_sgd_at_small_steps(mode):
+    rng = np.random.default_rng(5)
+    vocab, dim, n, width, k = 12, 6, 40, 4, 3
+    w_in = torch.from_numpy(rng.normal(0, 0.7, (vocab, dim)).astype(np.float32))
+    w_out = torch.from_numpy(rng.normal(0, 0.7, (vocab, dim)).astype(np.float32))
+    batch = WindowBatch(  # 40 windows on 12 words: every row has many contributions, as frequent words do
+        centers=torch.from_numpy(rng.integers(0, vocab, n)),
+        contexts=torch.from_numpy(rng.integers(0, vocab, (n, width))),
+        mask=torch.ones(n, width),
+        noise_targets=torch.from_numpy(rng.integers(0, vocab, (n, k))),
+        noise_contexts=torch.from_numpy(rng.integers(0, vocab, (n, k))),
+    )
+
+    def moves(lr, step_cap):
+        t_in, t_out = w_in.clone(), w_out.clone()
+        sgns_step(t_in, t_out, batch, lr, mode, step_cap=step_cap)
+        return torch.cat([(t_in - w_in).norm(dim=1), (t_out - w_out).norm(dim=1)])
+
+    row, line = moves(2.0, "row"), moves(2.0, "line")
+    assert torch.all(line >= row * (1 - 1e-5)) and torch.any(line > row * 1.5)  # capped rows move further
+    torch.testing.assert_close(moves(1e-4, "row"), moves(1e-4, "line"))  # uncapped: both are plain SGD
 
 
 # --- sampling statistics -------------------------------------------------------------------------
@@ -379,6 +422,20 @@ def test_a_checkpoint_from_before_max_exp_resumes_only_with_every_term_trained(t
     assert len(resumed.epoch_losses) == 2
 
 
+def test_a_checkpoint_from_before_step_cap_resumes_with_the_row_cap_only(tmp_path):
+    corpus = _random_corpus(2)
+    train_sgns(corpus, None, _params(epochs=1, cpu_kernel="batched"), checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    saved = torch.load(path, weights_only=True)
+    del saved["params"]["step_cap"]  # as written before the key existed, when every step used the row cap
+    torch.save(saved, path)
+    with pytest.raises(ConfigError, match="config key 'step_cap' is 'line' but checkpoint .* was trained with 'row'"):
+        train_sgns(corpus, None, _params(epochs=2, cpu_kernel="batched", step_cap="line"),
+                   checkpoint_dir=tmp_path, resume=True)
+    resumed = train_sgns(corpus, None, _params(epochs=2, cpu_kernel="batched"), checkpoint_dir=tmp_path, resume=True)
+    assert len(resumed.epoch_losses) == 2
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     corpus = _random_corpus(3)
     fresh = train_sgns(corpus, None, _params(epochs=1))
@@ -386,9 +443,10 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path):
     np.testing.assert_array_equal(fresh.input_vectors, resumed.input_vectors)
 
 
-def test_huge_learning_rate_is_capped_not_divergent():
-    # the step cap bounds every row's step by a Newton step of the batch loss, whatever lr is
-    result = train_sgns(_random_corpus(), None, _params(lr=1e30))
+@pytest.mark.parametrize("step_cap", ["row", "line"])
+def test_huge_learning_rate_is_capped_not_divergent(step_cap):
+    # the step cap bounds every row's step by the minimum of a quadratic bound of the batch loss, whatever lr is
+    result = train_sgns(_random_corpus(), None, _params(lr=1e30, step_cap=step_cap))
     assert np.all(np.isfinite(result.input_vectors)) and np.all(np.isfinite(result.output_vectors))
     assert np.all(np.isfinite(result.epoch_losses))
 
@@ -398,11 +456,11 @@ def test_nan_during_training_raises_training_diverged(monkeypatch):
 
     calls = []
 
-    def poisoned_score_batch(w_in, w_out, batch, lr, mode, max_exp=0.0):
+    def poisoned_score_batch(w_in, w_out, batch, mode, max_exp=0.0):
         calls.append(1)
         if len(calls) == 20:
             w_in[batch.contexts[0, 0]] = float("nan")
-        return score_batch(w_in, w_out, batch, lr, mode, max_exp)
+        return score_batch(w_in, w_out, batch, mode, max_exp)
 
     monkeypatch.setattr(train_module, "score_batch", poisoned_score_batch)
     threads_before = threading.active_count()
@@ -459,6 +517,8 @@ def test_bad_inputs_and_params_are_named():
         SGNSParams(max_exp=-1.0)
     with pytest.raises(ConfigError, match="config key 'max_exp' must be a finite number, got inf"):
         SGNSParams(max_exp=float("inf"))
+    with pytest.raises(ConfigError, match="config key 'step_cap' must be one of line, row, got 'newton'"):
+        SGNSParams(step_cap="newton")
     # the params are a regular embedpipe config section: text values from --set are typed and checked
     keys = {"dim": "16", "deterministic": "false", "threads": "2"}
     assert build_config(SGNSParams, keys, from_text_keys=frozenset(keys)) == SGNSParams(

@@ -96,6 +96,7 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "lr": config.step_size,
         "min_lr": config.min_lr,
         "max_exp": config.max_exp,
+        "step_cap": config.step_cap,
         "epochs": config.resolved_epochs(),
         "batch_size": config.batch_size,
         "seed": config.seed,

@@ -100,9 +100,11 @@ class _Stepper:
         pairwise: PairwiseStep | None = None,
         batch_size: int = REFERENCE_BATCH,
         max_exp: float = 0.0,
+        step_cap: str = "line",
     ):
         self.state = state
         self.max_exp = max_exp
+        self.step_cap = step_cap
         self.batch_size = batch_size
         self.negative_mode = negative_mode
         self.workers = workers
@@ -142,14 +144,14 @@ class _Stepper:
                 return self.pairwise(w_in, w_out, batch, lr)
             return self.pool.submit(self.pairwise, w_in, w_out, batch, lr)
         if self.pool is None:
-            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers, self.max_exp)
+            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers, self.max_exp, self.step_cap)
         if self.hogwild:
             return self.pool.submit(self._hogwild_step, batch, lr)
         first, *others = batch.split(self.workers)  # this thread scores the first part itself
-        futures = [self.pool.submit(score_batch, w_in, w_out, part, lr, mode, self.max_exp) for part in others]
-        parts = [score_batch(w_in, w_out, first, lr, mode, self.max_exp)] + [future.result() for future in futures]
-        pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr)
-        update_outputs(w_out, self.buffers[1], parts, lr)
+        futures = [self.pool.submit(score_batch, w_in, w_out, part, mode, self.max_exp) for part in others]
+        parts = [score_batch(w_in, w_out, first, mode, self.max_exp)] + [future.result() for future in futures]
+        pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr, self.step_cap)
+        update_outputs(w_out, self.buffers[1], parts, lr, self.step_cap)
         pending.result()
         return batch_loss(parts)
 
@@ -157,7 +159,9 @@ class _Stepper:
         buffers = getattr(self.local, "buffers", None)
         if buffers is None:
             buffers = self.local.buffers = (torch.zeros_like(self.buffers[0]), torch.zeros_like(self.buffers[1]))
-        return sgns_step(self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers, self.max_exp)
+        return sgns_step(
+            self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers, self.max_exp, self.step_cap
+        )
 
     def close(self) -> None:
         if self.pool is not None:
@@ -272,7 +276,7 @@ def train_sgns(
         )
         stepper = _Stepper(
             state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
-            batch_size=batch_size, max_exp=params.max_exp,
+            batch_size=batch_size, max_exp=params.max_exp, step_cap=params.step_cap,
         )
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
