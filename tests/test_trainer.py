@@ -367,6 +367,13 @@ def test_worker_threads_do_not_change_the_vectors(mode, kernel):
         assert one.epoch_losses == other.epoch_losses
 
 
+def test_worker_threads_do_not_change_the_vectors_with_the_line_cap():
+    corpus = _random_corpus(5)
+    runs = [train_sgns(corpus, None, _params(threads=t, cpu_kernel="batched", step_cap="line")) for t in (1, 3)]
+    np.testing.assert_array_equal(runs[0].input_vectors, runs[1].input_vectors)
+    np.testing.assert_array_equal(runs[0].output_vectors, runs[1].output_vectors)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_hogwild_workers_train_like_lock_step(kernel):
     corpus = _random_corpus(6, sentences=600)

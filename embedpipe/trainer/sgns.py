@@ -209,7 +209,7 @@ def _update(table: torch.Tensor, buffer: torch.Tensor, terms: list[_Contribution
 
 
 def update_inputs(
-    w_in: torch.Tensor, buffer: torch.Tensor, parts: list[list[ScoredSide]], lr: float, step_cap: str = "line"
+    w_in: torch.Tensor, buffer: torch.Tensor, parts: list[list[ScoredSide]], lr: float, step_cap: str = "row"
 ) -> None:
     """Cap, form and add the W_in row updates of a whole batch (given as scored parts).
 
@@ -221,7 +221,7 @@ def update_inputs(
 
 
 def update_outputs(
-    w_out: torch.Tensor, buffer: torch.Tensor, parts: list[list[ScoredSide]], lr: float, step_cap: str = "line"
+    w_out: torch.Tensor, buffer: torch.Tensor, parts: list[list[ScoredSide]], lr: float, step_cap: str = "row"
 ) -> None:
     """Cap, form and add the W_out row updates of a whole batch; see :func:`update_inputs`."""
     _update(w_out, buffer, [_outputs_side(side) for side in _ordered(parts)], lr, step_cap)
@@ -242,7 +242,7 @@ def sgns_step(
     negative_mode: str = "target",
     buffers: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_exp: float = 0.0,
-    step_cap: str = "line",
+    step_cap: str = "row",
 ) -> torch.Tensor:
     """One SGD step on ``batch``; updates ``w_in``/``w_out`` in place and returns the summed loss.
 

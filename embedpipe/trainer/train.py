@@ -100,7 +100,7 @@ class _Stepper:
         pairwise: PairwiseStep | None = None,
         batch_size: int = REFERENCE_BATCH,
         max_exp: float = 0.0,
-        step_cap: str = "line",
+        step_cap: str = "row",
     ):
         self.state = state
         self.max_exp = max_exp
