@@ -3,10 +3,12 @@
 Usage::
 
     python tests/benchmarks/bench_sgns_core.py --tokens 2000000 [--threads 2] [--epochs 1] [--repeats 3 [--vary-seed]]
-    # GPU (the device machine has PyTorch and CUDA but no Spark; gensim travels as a wheel):
+    # GPU (the device machine has PyTorch and CUDA but no Spark; gensim travels as a wheel, see
+    # tests/benchmarks/gpu_check.sh, which runs the CUDA tests and both of these):
     python tests/benchmarks/bench_sgns_core.py --device cuda --corpus wiki --tokens 0 --epochs 5 \
-        --batch-sizes 1024 16384 65536 --threads 16 --quality
-    python tests/benchmarks/bench_sgns_core.py --device cuda --corpus demo --demo-documents 2000000 --epochs 5 ...
+        --threads 16 --repeats 3 --vary-seed [--batch-sizes 1024 16384 65536] [--rows step_cap=line]
+    python tests/benchmarks/bench_sgns_core.py --device cuda --corpus demo --demo-documents 2000000 \
+        --tokens 0 --epochs 5 --threads 16 --repeats 3 --vary-seed
 
 Corpora: ``wiki`` is gensim's Wikipedia excerpt (WikiCorpus tokenisation, ~453k tokens), repeated
 until it has ``--tokens`` tokens (0: once); ``demo`` is embedpipe's generated demo corpus
@@ -16,9 +18,9 @@ settings: skip-gram, dim 100, window 5, negative 5, sample 1e-3; gensim with ``-
 On CPU embedpipe runs in both modes: lock-step workers (``deterministic=True``, the default) and
 Hogwild workers (``deterministic=False``, the way gensim's workers share the matrices); on CUDA one
 row per ``--batch-sizes`` entry. Raw words/s = corpus tokens x epochs / training seconds; runs are
-interleaved and medians reported, because a shared machine is noisy. ``--quality`` adds
-WordSim-353 / SimLex-999 Spearman and Google analogy accuracy (or the demo's planted files);
-without it WS353 alone is printed as a sanity check. Not a test: nothing is asserted.
+interleaved and medians reported, because a shared machine is noisy. Quality: WordSim-353 /
+SimLex-999 Spearman and Google analogy accuracy (the demo corpus: its planted similarity pairs and
+analogies); with ``--vary-seed`` the mean over the repeats. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations

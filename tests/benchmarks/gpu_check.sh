@@ -1,0 +1,37 @@
+#!/bin/bash
+# The trainer's GPU checks in one go, for a machine with PyTorch and CUDA but no Spark or Java:
+# the trainer test files (their CUDA tests run there; nothing in them needs Spark) and the SGNS
+# benchmark against gensim on both corpora, seeds 1-3. Run from the repository root.
+#
+# gensim is not on such machines; carry it as wheels fetched on a machine with pip access:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl gensim==4.4.0 smart_open
+# With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
+# Extra benchmark rows: ROWS="step_cap=line batch_size=32768" tests/benchmarks/gpu_check.sh
+set -u
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "gpu_check: installing the carried wheels failed" >&2; exit 1; }
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: no CUDA device')" || exit 1
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python3 -c "import torch, gensim; print('torch', torch.__version__, 'gensim', gensim.__version__, torch.cuda.get_device_name())"
+} 2>&1 | tee "$OUT/device.txt"
+status=0
+python3 -m pytest -q -p no:cacheprovider -rs tests/test_trainer.py tests/test_trainer_planted.py \
+    tests/test_trainer_bagmodel.py tests/test_trainer_pairwise.py 2>&1 | tail -8 | tee "$OUT/tests.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+rows=()
+[ -n "${ROWS:-}" ] && rows=(--rows $ROWS)
+for corpus in "wiki" "demo --demo-documents 2000000"; do
+    python3 tests/benchmarks/bench_sgns_core.py --device cuda --corpus $corpus --tokens 0 --epochs 5 \
+        --threads "$(nproc)" --repeats 3 --vary-seed "${rows[@]}" 2>&1 | tee "$OUT/bench-${corpus%% *}.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+done
+exit $status
