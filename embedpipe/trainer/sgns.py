@@ -180,20 +180,17 @@ def _row_cap_update(table: torch.Tensor, buffer: torch.Tensor, terms: list[_Cont
 def _line_search_update(table: torch.Tensor, terms: list[_Contributions], lr: float) -> None:
     """``step_cap="line"``: each row moves along its summed gradient ``g`` by ``min(lr, |g|^2 / q)``,
     ``q = sum(c(z) * (other . g)^2)`` the bound's curvature along ``g`` (the minimiser of the bound there)."""
-    ids = torch.cat([t.ids for t in terms])
-    rows, inverse = torch.unique(ids, return_inverse=True)
+    rows, inverse = torch.unique(torch.cat([t.ids for t in terms]), return_inverse=True)
+    segments = torch.split(inverse, [t.ids.numel() for t in terms])  # each side's rows, as indices into rows
     d = table.shape[1]
     grad = table.new_zeros(len(rows), d)  # minus the gradient of the batch loss, per touched row
-    offsets = [0]
-    for t in terms:
-        n, r, _ = t.coeff.shape
-        grad.index_add_(0, inverse[offsets[-1]:offsets[-1] + n * r], _bmm(t.coeff, t.others).view(n * r, d))
-        offsets.append(offsets[-1] + n * r)
+    for t, segment in zip(terms, segments, strict=True):
+        grad.index_add_(0, segment, _bmm(t.coeff, t.others).view(segment.numel(), d))
     along = table.new_zeros(len(rows))
-    for t, start, stop in zip(terms, offsets, offsets[1:], strict=False):
+    for t, segment in zip(terms, segments, strict=True):
         n, r, _ = t.coeff.shape
-        projections = _bmm(grad[inverse[start:stop]].view(n, r, d), t.others.transpose(1, 2))  # n x R x C
-        along.index_add_(0, inverse[start:stop], projections.square_().mul_(t.curvature).sum(2).view(-1))
+        projections = _bmm(grad[segment].view(n, r, d), t.others.transpose(1, 2))  # n x R x C: other . g
+        along.index_add_(0, segment, projections.square_().mul_(t.curvature).sum(2).view(-1))
     squared = grad.square().sum(1)
     rate = torch.where(along > 0, squared / along, torch.inf).clamp_(max=lr)
     table.index_add_(0, rows, grad.mul_(rate.view(-1, 1)))
