@@ -189,6 +189,11 @@ class TrainConfig:
         "auto", "sgns, item2vec: CPU step: pairwise (word2vec's per-pair SGD compiled with numba, the fastest), "
         "batched (the GPU's step) or auto (pairwise when numba is installed)", choices=("auto", "pairwise", "batched"),
     )
+    cuda_kernel: str = option(
+        "batched", "sgns, item2vec: CUDA step: batched (window blocks, capped per row; 27M words/s measured on an "
+        "H100) or pairwise (word2vec's per-pair SGD, a warp per window; needs numba-cuda; not yet measured on a GPU)",
+        choices=("batched", "pairwise"),
+    )
     checkpoint_dir: str | None = option(
         None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ "
         "(a local or shared directory every replica can reach)",

@@ -105,6 +105,7 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "threads": config.threads,
         "deterministic": config.deterministic,
         "cpu_kernel": config.cpu_kernel,
+        "cuda_kernel": config.cuda_kernel,
     }
     values.update(overrides)
     return values

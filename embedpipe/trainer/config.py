@@ -19,6 +19,7 @@ from embedpipe.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 NEGATIVE_MODES = ("target", "context", "both")
 CPU_KERNELS = ("auto", "pairwise", "batched")
+CUDA_KERNELS = ("batched", "pairwise")
 STEP_CAPS = ("line", "row")
 OBJECTIVES = ("skipgram",)
 #: Settings whose None means "choose for me" (threads: torch's default; batch_size: auto_batch_size).
@@ -137,8 +138,15 @@ class SGNSParams:
     cpu_kernel: str = option(
         "auto",
         "CPU step: pairwise (word2vec's per-pair SGD compiled with numba, per-pair noise; the fastest on CPU), "
-        "batched (the GPU's window-block step) or auto (pairwise when numba is installed); CUDA is always batched",
+        "batched (the GPU's window-block step) or auto (pairwise when numba is installed)",
         choices=CPU_KERNELS,
+    )
+    cuda_kernel: str = option(
+        "batched",
+        "CUDA step: batched (window blocks from one snapshot, capped per row; measured 27M words/s on an H100) or "
+        "pairwise (word2vec's per-pair SGD, one warp per window, Hogwild; needs numba-cuda, dim <= 512, "
+        "negative <= 31; not yet measured on a GPU)",
+        choices=CUDA_KERNELS,
     )
 
     def __post_init__(self) -> None:
@@ -159,6 +167,10 @@ class SGNSParams:
                 raise ConfigError(f"config key '{name}' must be a finite number, got {getattr(self, name)!r}")
         if self.min_lr > self.lr:
             raise ConfigError(f"config key 'min_lr' must be <= lr ({self.lr}), got {self.min_lr!r}")
+        if self.cuda_kernel == "pairwise":
+            from embedpipe.trainer.pairwise_cuda import check_supported
+
+            check_supported(self.dim, self.negative)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

@@ -34,7 +34,7 @@ CHECKPOINT_NAME = "sgns_checkpoint.pt"
 BEFORE_THE_KEY: dict[str, object] = {"max_exp": 0.0}
 #: Params that may change between a checkpoint and its resumption (they do not alter the maths,
 #: or, for ``epochs``, extend or shorten the schedule on purpose).
-RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel"})
+RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel", "cuda_kernel"})
 
 
 def derive_seed(seed: int, *stream: int) -> int:

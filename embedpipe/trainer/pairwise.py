@@ -48,14 +48,15 @@ def available() -> bool:
     return numba is not None
 
 
-def resolve_kernel(name: str, device: torch.device) -> str:
-    """'pairwise' or 'batched' for ``name`` on ``device``: CUDA always takes the batched step.
+def resolve_kernel(name: str, device: torch.device, cuda_kernel: str = "batched") -> str:
+    """'pairwise' or 'batched' for ``name`` (the CPU choice) or ``cuda_kernel`` on ``device``.
 
     ``auto`` picks the pairwise kernel on CPU when numba is installed; asking for it explicitly
-    without numba is a config error rather than a silent slow path.
+    without numba is a config error rather than a silent slow path. On CUDA, ``cuda_kernel`` is
+    taken as given (:class:`~embedpipe.trainer.pairwise_cuda.CudaPairwiseStep` checks for numba-cuda).
     """
     if device.type != "cpu":
-        return "batched"
+        return cuda_kernel
     if name == "pairwise" and not available():
         raise ConfigError(
             "config key 'cpu_kernel' is 'pairwise' but numba is not installed (pip install numba, or use 'auto')"

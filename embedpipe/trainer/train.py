@@ -3,9 +3,10 @@
 ``train_sgns`` takes plain arrays (an :class:`~embedpipe.trainer.corpus.IdCorpus` and the word
 counts) and runs on CPU or CUDA with the same code; the Spark layer only has to build those arrays.
 
-The step: on CUDA (and on CPU with ``cpu_kernel="batched"``) the batched step of
+The step: on CUDA by default (and on CPU with ``cpu_kernel="batched"``) the batched step of
 :mod:`embedpipe.trainer.sgns`; on CPU by default the pairwise kernel of
-:mod:`embedpipe.trainer.pairwise` (word2vec's per-pair SGD, compiled), fed the same batches.
+:mod:`embedpipe.trainer.pairwise` (word2vec's per-pair SGD, compiled), fed the same batches, and on
+CUDA with ``cuda_kernel="pairwise"`` its warp-per-window twin in :mod:`embedpipe.trainer.pairwise_cuda`.
 
 Reproducibility: on CPU, the same corpus, counts and params give bit-identical vectors, whatever
 ``threads`` is: every random number comes from seeded :class:`torch.Generator` objects (see
@@ -13,7 +14,7 @@ Reproducibility: on CPU, the same corpus, counts and params give bit-identical v
 worker runs one-thread torch ops, and every sum over a batch runs in a fixed order (see
 :class:`_Stepper`). The same holds across machines only as far as their
 BLAS kernels round alike. On CUDA, ``index_add_`` accumulates with atomics, so runs agree only up
-to float rounding.
+to float rounding (and the pairwise CUDA kernel's warps update in a varying order).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from embedpipe.trainer.config import REFERENCE_BATCH, SGNSParams, auto_batch_siz
 from embedpipe.trainer.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.trainer.model import TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.trainer.pairwise import PairwiseStep, resolve_kernel
+from embedpipe.trainer.pairwise_cuda import CudaPairwiseStep
 from embedpipe.trainer.runtime import (
     ProgressBar,
     ReplicaSync,
@@ -67,7 +69,7 @@ class TrainResult:
     device: str
     params: SGNSParams = field(repr=False)
     batch_size: int = 0  # windows per step actually used (params.batch_size, or auto_batch_size's choice)
-    kernel: str = ""  # the step that ran: 'pairwise' or 'batched' (params.cpu_kernel resolved on the device)
+    kernel: str = ""  # the step that ran: 'pairwise' or 'batched' (cpu_kernel / cuda_kernel resolved on the device)
 
 
 class _Stepper:
@@ -97,7 +99,7 @@ class _Stepper:
         negative_mode: str,
         workers: int,
         hogwild: bool = False,
-        pairwise: PairwiseStep | None = None,
+        pairwise: PairwiseStep | CudaPairwiseStep | None = None,
         batch_size: int = REFERENCE_BATCH,
         max_exp: float = 0.0,
         step_cap: str = "row",
@@ -239,10 +241,12 @@ def train_sgns(
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
     vocab_size = len(counts)
-    kernel = resolve_kernel(params.cpu_kernel, device)
+    kernel = resolve_kernel(params.cpu_kernel, device, params.cuda_kernel)
     # replicas size their steps from the whole corpus, so that all of them take the same steps; the
-    # pairwise kernel updates pair by pair, so its batch is only the unit of work per hand-off
-    auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(counts_total or corpus.n_tokens)
+    # pairwise kernels update pair by pair, so their batch is only the unit of work per hand-off (per
+    # launch on CUDA, where it should be big enough to keep every warp busy)
+    per_pair_on_cpu = kernel == "pairwise" and device.type == "cpu"
+    auto = REFERENCE_BATCH if per_pair_on_cpu else auto_batch_size(counts_total or corpus.n_tokens)
     batch_size = params.batch_size or auto
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
@@ -259,9 +263,13 @@ def train_sgns(
         if state is None:
             state = TrainingState.initial(vocab_size, params, device)
         noise = NoiseSampler(noise_distribution(counts), device)
-        pairwise = None
-        if kernel == "pairwise":
+        pairwise: PairwiseStep | CudaPairwiseStep | None = None
+        if per_pair_on_cpu:
             pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode, params.max_exp)
+        elif kernel == "pairwise":
+            pairwise = CudaPairwiseStep(
+                noise.accept, noise.alias, params.negative, params.negative_mode, params.max_exp, params.dim
+            )
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),

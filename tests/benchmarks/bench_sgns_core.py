@@ -181,8 +181,13 @@ def main() -> None:
         result = train_sgns(corpus, counts, dataclasses.replace(params, seed=seed), log_interval=1e9)
         return result.seconds, result.input_vectors
 
-    if args.device == "cuda":  # CUDA context, kernels and allocator warm before anything is timed
-        train_sgns(corpus, counts, dataclasses.replace(base_params, epochs=1), log_interval=1e9)
+    if args.device == "cuda":  # CUDA context, kernels (numba's compiled on first launch) and allocator warm
+        for name, params in list(variants.items()):
+            try:
+                train_sgns(corpus, counts, dataclasses.replace(params, epochs=1), log_interval=1e9)
+            except Exception as error:  # e.g. a kernel whose dependency this machine lacks: report, go on
+                print(f"  skipped {name}: {type(error).__name__}: {error}", flush=True)
+                del variants[name]
 
     # interleaved repeats, so all systems see the same (shared, noisy) machine; medians reported
     runs: dict[str, list[tuple[float, np.ndarray]]] = {}

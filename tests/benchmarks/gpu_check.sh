@@ -7,7 +7,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl gensim==4.4.0 smart_open
 # With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
-# Extra benchmark rows: ROWS="step_cap=line batch_size=32768" tests/benchmarks/gpu_check.sh
+# Benchmark rows besides the default: ROWS (default "cuda_kernel=pairwise", the warp-per-window
+# kernel of embedpipe/trainer/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
 set -u
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
@@ -25,10 +26,11 @@ python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu
 } 2>&1 | tee "$OUT/device.txt"
 status=0
 python3 -m pytest -q -p no:cacheprovider -rs tests/test_trainer.py tests/test_trainer_planted.py \
-    tests/test_trainer_bagmodel.py tests/test_trainer_pairwise.py 2>&1 | tail -8 | tee "$OUT/tests.log"
+    tests/test_trainer_bagmodel.py tests/test_trainer_pairwise.py tests/test_trainer_pairwise_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 rows=()
-[ -n "${ROWS:-}" ] && rows=(--rows $ROWS)
+ROWS=${ROWS-cuda_kernel=pairwise}
+[ -n "$ROWS" ] && rows=(--rows $ROWS)
 for corpus in "wiki" "demo --demo-documents 2000000"; do
     python3 tests/benchmarks/bench_sgns_core.py --device cuda --corpus $corpus --tokens 0 --epochs 5 \
         --threads "$(nproc)" --repeats 3 --vary-seed "${rows[@]}" 2>&1 | tee "$OUT/bench-${corpus%% *}.log"

@@ -1,0 +1,152 @@
+"""word2vec's per-pair SGD on a CUDA device: one warp per window, Hogwild across warps (numba-cuda).
+
+Why a second CUDA step. The batched step of :mod:`embedpipe.trainer.sgns` reaches 27M words/s on
+an H100, but it sums a whole batch's gradients from one snapshot and has to cap each row's move;
+on the 24M-token demo corpus that changes the geometry of the space (every cosine lifted, planted
+similarity 0.587 against gensim's 0.617). This kernel is :mod:`embedpipe.trainer.pairwise` (which
+matches gensim on CPU) on the GPU, as BlazingText and similar GPU word2vecs do it: each warp trains
+one window's pairs one after another, its 32 lanes sharing the ``dim`` coordinates (coalesced row
+reads, one reduction per score), adding each update to the rows in place with atomic adds; warps
+run concurrently without locks. A warp reads the rows as other warps leave them, so its staleness is
+the work in flight, not a batch: a model of it on CPU (``tests/benchmarks/staleness_model.py``: the
+pairwise kernel with 4,096 windows trained in lock-step rounds, each round scored from the previous
+round's result and its updates summed) kept gensim's scores on the 24M-token demo corpus (planted
+similarity 0.623 / analogies 0.615, against 0.620 / 0.607 one pair at a time and 0.617 / 0.618 for
+gensim on 16 workers). The grid is capped at :data:`MAX_WARPS` warps, which bounds that staleness
+whatever the batch size. Summing matters: where only the last of a round's updates of a row
+survived (what plain read-modify-write stores do to a hot row), the model scored 0.473 / 0.596.
+
+The pair's arithmetic is :func:`embedpipe.trainer.pairwise._train_pair_py`'s: all of a pair's scores
+first, then each output row by its own term, then the input row by the summed update; a noise word
+equal to the observed output is skipped, and so is the update of a term scored ``max_exp`` or more
+away from 0. Noise comes from the same alias tables and xorshift64* draws, seeded per window by
+:func:`window_seed`, so a one-warp launch reproduces the CPU kernel pair for pair (a test does, in
+numba's CUDA simulator). With many warps the order of concurrent updates varies from run to run, so
+CUDA results are not bit-reproducible (nor are the batched step's, whose ``index_add_`` uses atomics).
+
+numba's CUDA target is imported on first use only: CPU runs never touch it. Set
+``NUMBA_ENABLE_CUDASIM=1`` before the first use to run the kernel in numba's simulator (slow;
+tests).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedpipe.errors import ConfigError
+from embedpipe.trainer import pairwise
+from embedpipe.trainer.batching import WindowBatch
+from embedpipe.trainer.pairwise import BOTH, MODES
+
+WARP = 32
+#: The most warps a launch runs at once (at most this many windows in flight; see the module docstring).
+MAX_WARPS = 4096
+#: Coordinates each lane keeps in registers: ``dim`` up to 32 x 16 = 512.
+PER_LANE = 16
+MAX_DIM = WARP * PER_LANE
+#: Scores a lane keeps per pair: the observed output and up to 31 noise words.
+MAX_TERMS = 32
+
+
+def window_seed(seed: int, window: int) -> np.ndarray:
+    """The xorshift64* state of window ``window`` of a batch seeded ``seed`` (a 1-element uint64 array):
+    every window draws its own noise stream, so warps need not share one."""
+    combined = (int(seed) << 32) | int(window)
+    if pairwise._seed is not None:
+        return pairwise._seed(combined)
+    with np.errstate(over="ignore"):  # pragma: no cover - without numba; uint64 arithmetic wraps by design
+        return pairwise._seed_py(combined)
+
+
+def check_supported(dim: int, negative: int) -> None:
+    """ConfigError naming the key when the kernel's per-lane registers cannot hold the run's sizes."""
+    if dim > MAX_DIM:
+        raise ConfigError(f"config key 'dim' must be <= {MAX_DIM} with cuda_kernel 'pairwise', got {dim}")
+    if negative + 1 > MAX_TERMS:
+        raise ConfigError(
+            f"config key 'negative' must be <= {MAX_TERMS - 1} with cuda_kernel 'pairwise', got {negative}"
+        )
+
+
+def available() -> bool:
+    """Whether numba's CUDA target is importable here (a GPU is a separate question)."""
+    try:
+        from numba import cuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _kernel() -> Any:
+    """The compiled-on-first-launch kernel; numba's CUDA target is imported here, not at module import."""
+    from embedpipe.trainer._cuda_kernels import train_windows
+
+    return train_windows
+
+
+def grid_warps(windows: int) -> int:
+    """Warps (blocks of one warp) to launch for ``windows`` windows: one each, up to :data:`MAX_WARPS`."""
+    return max(1, min(windows, MAX_WARPS))
+
+
+def launch(
+    w_in: Any, w_out: Any, centers: Any, contexts: Any, mask: Any, accept: Any, alias: Any,
+    negative: int, mode: int, lr: float, seed: int, max_exp: float, losses: Any, stream: Any = 0,
+) -> None:
+    """Run the kernel on arrays numba can take (device arrays, or NumPy arrays in the simulator);
+    ``losses`` (float64) has one slot per warp to launch."""
+    _kernel()[len(losses), WARP, stream](
+        w_in, w_out, centers, contexts, mask, accept, alias, negative, mode, np.float32(lr), seed,
+        np.float32(max_exp), losses,
+    )
+
+
+class CudaPairwiseStep:
+    """The step the training loop calls on CUDA with ``cuda_kernel="pairwise"``: one launch per batch,
+    on torch's current stream, so it orders with the tensor code that builds the batches."""
+
+    def __init__(
+        self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str, max_exp: float,
+        dim: int,
+    ):
+        if not available():
+            raise ConfigError("config key 'cuda_kernel' is 'pairwise' but numba's CUDA target is not installed "
+                              "(pip install numba-cuda)")
+        if negative_mode not in MODES:
+            raise ValueError(f"unknown negative_mode {negative_mode!r}")
+        check_supported(dim, negative)
+        self.accept = accept
+        self.alias = alias
+        self.negative = negative
+        self.mode = MODES[negative_mode]
+        self.max_exp = float(max_exp)
+
+    def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
+        """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
+        from numba import cuda
+
+        if batch.noise_seed is None:
+            raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
+        losses = torch.zeros(grid_warps(batch.size), dtype=torch.float64, device=w_in.device)
+        if not (w_in.is_contiguous() and w_out.is_contiguous()):
+            raise ValueError("the pairwise kernel updates the matrices in place: they must be contiguous")
+        # launched on torch's stream, after the ops that made the batch: no synchronisation needed
+        def view(tensor: torch.Tensor) -> Any:
+            return cuda.as_cuda_array(tensor.contiguous(), sync=False)
+
+        with cuda.gpus[w_in.device.index or 0]:
+            stream = cuda.external_stream(torch.cuda.current_stream(w_in.device).cuda_stream)
+            launch(
+                view(w_in), view(w_out), view(batch.centers), view(batch.contexts), view(batch.mask),
+                view(self.accept), view(self.alias), self.negative, self.mode, lr, batch.noise_seed, self.max_exp,
+                view(losses), stream,
+            )
+        return losses.sum()
+
+
+__all__ = ["BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "launch", "window_seed"]
