@@ -110,9 +110,10 @@ def test_window_seeds_differ_and_are_reproducible():
 
 
 def test_the_grid_is_one_warp_per_window_up_to_the_cap():
-    assert pc.grid_warps(0) == 1
-    assert pc.grid_warps(10) == 10
-    assert pc.grid_warps(10**6) == pc.MAX_WARPS
+    assert pc.grid_warps(0, 132) == 1
+    assert pc.grid_warps(10, 132) == 10
+    assert pc.grid_warps(10**6, 132) == 132 * pc.WARPS_PER_SM  # an H100: one wave
+    assert pc.grid_warps(10**6, 1000) == pc.MAX_WARPS
 
 
 def test_sizes_past_the_registers_are_config_errors():

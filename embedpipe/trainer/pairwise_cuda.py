@@ -13,8 +13,11 @@ pairwise kernel with 4,096 windows trained in lock-step rounds, each round score
 round's result and its updates summed) kept gensim's scores on the 24M-token demo corpus (planted
 similarity 0.623 / analogies 0.615, against 0.620 / 0.607 one pair at a time and 0.617 / 0.618 for
 gensim on 16 workers). The grid is capped at :data:`MAX_WARPS` warps, which bounds that staleness
-whatever the batch size. Summing matters: where only the last of a round's updates of a row
-survived (what plain read-modify-write stores do to a hot row), the model scored 0.473 / 0.596.
+whatever the batch size, and at :data:`WARPS_PER_SM` per multiprocessor, so that every warp is
+resident from the start (a grid-stride loop over a second wave would leave its warps' windows to
+the end of the launch; ptxas reports 72 registers per thread for sm_90, room for 28 such blocks).
+Summing matters: where only the last of a round's updates of a row survived (what plain
+read-modify-write stores do to a hot row), the model scored 0.473 / 0.596.
 
 The pair's arithmetic is :func:`embedpipe.trainer.pairwise._train_pair_py`'s: all of a pair's scores
 first, then each output row by its own term, then the input row by the summed update; a noise word
@@ -45,6 +48,8 @@ from embedpipe.trainer.pairwise import BOTH, MODES
 WARP = 32
 #: The most warps a launch runs at once (at most this many windows in flight; see the module docstring).
 MAX_WARPS = 4096
+#: One-warp blocks per multiprocessor: one wave on any GPU (2,112 warps on an H100's 132).
+WARPS_PER_SM = 16
 #: Coordinates each lane keeps in registers: ``dim`` up to 32 x 16 = 512.
 PER_LANE = 16
 MAX_DIM = WARP * PER_LANE
@@ -89,9 +94,10 @@ def _kernel() -> Any:
     return train_windows
 
 
-def grid_warps(windows: int) -> int:
-    """Warps (blocks of one warp) to launch for ``windows`` windows: one each, up to :data:`MAX_WARPS`."""
-    return max(1, min(windows, MAX_WARPS))
+def grid_warps(windows: int, multiprocessors: int) -> int:
+    """Warps (blocks of one warp) to launch for ``windows`` windows: one each, up to one wave of
+    :data:`WARPS_PER_SM` per multiprocessor and :data:`MAX_WARPS` in all."""
+    return max(1, min(windows, MAX_WARPS, WARPS_PER_SM * multiprocessors))
 
 
 def launch(
@@ -132,7 +138,8 @@ class CudaPairwiseStep:
 
         if batch.noise_seed is None:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
-        losses = torch.zeros(grid_warps(batch.size), dtype=torch.float64, device=w_in.device)
+        multiprocessors = torch.cuda.get_device_properties(w_in.device).multi_processor_count
+        losses = torch.zeros(grid_warps(batch.size, multiprocessors), dtype=torch.float64, device=w_in.device)
         if not (w_in.is_contiguous() and w_out.is_contiguous()):
             raise ValueError("the pairwise kernel updates the matrices in place: they must be contiguous")
         # launched on torch's stream, after the ops that made the batch: no synchronisation needed
