@@ -132,7 +132,10 @@ class TrainConfig:
         "30), so a small log is not undertrained", min=1,
     )
     partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
-    step_size: float = option(0.025, "word2vec, sgns, item2vec: initial learning rate", min=0.0, min_exclusive=True)
+    step_size: float | None = option(
+        None, "word2vec, sgns, item2vec: initial learning rate (default: each method's own — word2vec 0.025 as "
+        "MLlib, sgns 0.05 as fastText, item2vec 0.025)", min=0.0, min_exclusive=True,
+    )
     max_sentence_length: int = option(
         1000, "word2vec: longer documents are split into chunks of this many tokens", min=1
     )
@@ -256,6 +259,10 @@ class TrainConfig:
     als_reg: float = option(0.1, "als: regParam, L2 regularisation of the factors (Spark's default)", min=0.0)
     als_alpha: float = option(1.0, "als: alpha, confidence = 1 + alpha * interactions (implicit feedback)", min=0.0)
     als_iterations: int = option(10, "als: maxIter, alternating least-squares sweeps", min=1)
+
+    def resolved_step_size(self, default: float) -> float:
+        """``step_size`` where the job sets it, else the method's ``default``."""
+        return default if self.step_size is None else self.step_size
 
     def resolved_epochs(self, default: int = 1) -> int:
         """``epochs`` where the job sets it, else ``default`` (item2vec passes one scaled to its log)."""

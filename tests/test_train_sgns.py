@@ -84,3 +84,19 @@ def test_sgns_bad_settings(planted, tmp_path, capsys):
                  "--min-lr", "0.5"]) == 2
     assert "embedpipe train: error: config key 'min_lr'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_step_size_defaults_to_each_methods_own_and_a_set_value_wins():
+    from embedpipe.jobconfig import TrainConfig
+    from embedpipe.train.item2vec import item2vec_params
+    from embedpipe.train.sgns import sgns_params
+    from embedpipe.trainer import SGNSParams
+
+    def config(method: str, **values) -> TrainConfig:
+        return TrainConfig(input="in", output="out", method=method, **values)
+
+    # sgns: fastText's 0.05 (the trainer's default); item2vec keeps the 0.025 it was measured at
+    assert SGNSParams(**sgns_params(config("sgns"))).lr == SGNSParams().lr == 0.05
+    assert SGNSParams(**item2vec_params(config("item2vec"), 1, interactions=10**6)).lr == 0.025
+    assert SGNSParams(**sgns_params(config("sgns", step_size=0.01))).lr == 0.01
+    assert SGNSParams(**item2vec_params(config("item2vec", step_size=0.01), 1, interactions=10**6)).lr == 0.01

@@ -101,11 +101,11 @@ def test_resume_with_other_params_is_refused(tokens, tmp_path, capsys):
     ]
     assert not out.exists()
 
-    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--step-size", "0.05",
+    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--step-size", "0.025",
                  "--checkpoint-dir", str(checkpoints), "--resume"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
     assert errors == [
-        f"embedpipe train: error: config key 'step_size' is 0.05 but checkpoint {saved} was trained with 0.025; "
+        f"embedpipe train: error: config key 'step_size' is 0.025 but checkpoint {saved} was trained with 0.05; "
         "use the same value or start without resume"
     ]
     assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--resume"]) == 2

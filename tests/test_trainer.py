@@ -471,7 +471,7 @@ def test_nan_during_training_raises_training_diverged(monkeypatch):
 
     monkeypatch.setattr(train_module, "score_batch", poisoned_score_batch)
     threads_before = threading.active_count()
-    message = r"SGNS training diverged: the loss became nan in epoch 1/2 at step \d+ .*config key 'lr' \(now 0.025\)"
+    message = r"SGNS training diverged: the loss became nan in epoch 1/2 at step \d+ .*config key 'lr' \(now 0.05\)"
     with pytest.raises(TrainingDivergedError, match=message):
         train_sgns(_random_corpus(), None, _params(threads=2))
     assert threading.active_count() == threads_before  # the batch prefetcher and workers are gone
@@ -594,9 +594,10 @@ def test_default_batch_size_follows_the_corpus_and_scales_the_learning_rate():
     reports = []
     result = train_sgns(corpus, None, _params(batch_size=None, epochs=1), progress=reports.append, log_interval=0)
     assert result.batch_size == auto_batch_size(corpus.n_tokens) == 1024 and result.kernel == "batched"
-    assert reports[0].lr == pytest.approx(0.025, rel=0.05)  # <= 1,024 windows: lr as given
+    lr = _params().lr
+    assert reports[0].lr == pytest.approx(lr, rel=0.05)  # <= 1,024 windows: lr as given
     reports.clear()
     result = train_sgns(corpus, None, _params(batch_size=4096, epochs=1), progress=reports.append, log_interval=0)
     assert result.batch_size == 4096
-    assert reports[0].lr == pytest.approx(0.025 * lr_scale(4096), rel=0.05) and lr_scale(4096) == 2.0
+    assert reports[0].lr == pytest.approx(lr * lr_scale(4096), rel=0.05) and lr_scale(4096) == 2.0
     assert reports[-1].lr == pytest.approx(2.0 * 1e-4, rel=0.5)  # min_lr is scaled too

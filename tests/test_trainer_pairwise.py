@@ -158,7 +158,7 @@ def test_pairwise_uses_word2vecs_learning_rate_at_any_batch_size():
     params = SGNSParams(dim=8, window=3, epochs=1, batch_size=4096, device="cpu", threads=1, cpu_kernel="pairwise")
     result = train_sgns(_corpus(), None, params, progress=reports.append, log_interval=0)
     assert result.batch_size == 4096
-    assert reports[0].lr == pytest.approx(0.025, rel=0.05)  # no sqrt(batch) scaling: updates are per pair
+    assert reports[0].lr == pytest.approx(params.lr, rel=0.05)  # no sqrt(batch) scaling: updates are per pair
     default = train_sgns(_corpus(), None, SGNSParams(dim=8, epochs=1, device="cpu", cpu_kernel="pairwise"))
     assert default.batch_size == 1024  # a unit of work, not a step size
 

@@ -93,7 +93,6 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "window": config.window,
         "negative": config.negative,
         "sample": config.sample,
-        "lr": config.step_size,
         "min_lr": config.min_lr,
         "max_exp": config.max_exp,
         "step_cap": config.step_cap,
@@ -107,6 +106,8 @@ def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
         "cpu_kernel": config.cpu_kernel,
         "cuda_kernel": config.cuda_kernel,
     }
+    if config.step_size is not None:  # else SGNSParams' own default
+        values["lr"] = config.step_size
     values.update(overrides)
     return values
 

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MLLIB_MIN_COUNT = 1
+#: MLlib Word2Vec's own stepSize default, the job's when step_size is not set.
+MLLIB_STEP_SIZE = 0.025
 
 
 def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
@@ -58,7 +60,7 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
         "mllib_min_count": MLLIB_MIN_COUNT,
         "epochs": config.resolved_epochs(),
         "partitions": config.partitions,
-        "step_size": config.step_size,
+        "step_size": config.resolved_step_size(MLLIB_STEP_SIZE),
         "seed": config.seed,
         "max_sentence_length": config.max_sentence_length,
         "implementation": "pyspark.ml.feature.Word2Vec",
@@ -73,7 +75,7 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
         minCount=MLLIB_MIN_COUNT,
         maxIter=config.resolved_epochs(),
         numPartitions=config.partitions,
-        stepSize=config.step_size,
+        stepSize=config.resolved_step_size(MLLIB_STEP_SIZE),
         seed=config.seed,
         maxSentenceLength=config.max_sentence_length,
         inputCol=schema.TOKENS,

@@ -101,6 +101,9 @@ def main() -> None:
                         help="repeat i runs every system with seed 1 + i, and quality is the mean over the repeats "
                              "(each run's scores are printed): a spread for the quality comparison")
     parser.add_argument("--skip-gensim", action="store_true")
+    parser.add_argument("--gensim-alphas", type=float, nargs="+", default=[0.025], metavar="ALPHA",
+                        help="one gensim row per initial learning rate (the first is the reference; "
+                             "0.025 is gensim's default)")
     parser.add_argument(
         "--variants", default="lockstep,hogwild",
         help="CPU: lockstep (deterministic=True) and/or hogwild (deterministic=False) rows of the default "
@@ -170,8 +173,8 @@ def main() -> None:
         variants[f"embedpipe {args.device} ({row})"] = build_config(
             SGNSParams, {**base_params.to_dict(), **overrides}, from_text_keys=frozenset(overrides))
 
-    def run_gensim(seed: int) -> tuple[float, np.ndarray]:
-        model = Word2Vec(workers=args.threads, **{**settings, "seed": seed})
+    def run_gensim(alpha: float, seed: int) -> tuple[float, np.ndarray]:
+        model = Word2Vec(workers=args.threads, **{**settings, "seed": seed, "alpha": alpha})
         model.build_vocab(sentences)
         start = time.perf_counter()
         model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
@@ -191,7 +194,11 @@ def main() -> None:
 
     # interleaved repeats, so all systems see the same (shared, noisy) machine; medians reported
     runs: dict[str, list[tuple[float, np.ndarray]]] = {}
-    systems = [] if args.skip_gensim else [(f"gensim SGNS, workers={args.threads}", run_gensim)]
+    systems = [] if args.skip_gensim else [
+        (f"gensim SGNS, workers={args.threads}" + ("" if alpha == 0.025 else f", alpha={alpha}"),
+         functools.partial(run_gensim, alpha))
+        for alpha in args.gensim_alphas
+    ]
     systems += [(name, functools.partial(run_embedpipe, params)) for name, params in variants.items()]
     for repeat in range(args.repeats):
         for name, run in systems:
