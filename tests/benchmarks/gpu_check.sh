@@ -23,6 +23,7 @@ fi
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: no CUDA device')" || exit 1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, gensim; print('torch', torch.__version__, 'gensim', gensim.__version__, torch.cuda.get_device_name())"
+  python3 -c "import numba; from numba import cuda; print('numba', numba.__version__, 'cuda target available:', cuda.is_available())"
 } 2>&1 | tee "$OUT/device.txt"
 status=0
 python3 -m pytest -q -p no:cacheprovider -rs tests/test_trainer.py tests/test_trainer_planted.py \
