@@ -77,10 +77,25 @@ def check_supported(dim: int, negative: int) -> None:
         )
 
 
+def _numba_cuda() -> Any:
+    """numba's CUDA target, made importable on NumPy 2.5.
+
+    numba-cuda (0.30.4 and earlier) registers an overload for ``np.row_stack`` when it compiles a
+    kernel; NumPy 2.5 removed that name, an alias of ``np.vstack`` until then, so the first launch
+    fails with an AttributeError (numba 0.68.1 fixed the same registration in its CPU target).
+    Restoring the alias, only where it is missing, lets the kernel run there.
+    """
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+
+    return cuda
+
+
 def available() -> bool:
     """Whether numba's CUDA target is importable here (a GPU is a separate question)."""
     try:
-        from numba import cuda  # noqa: F401
+        _numba_cuda()
     except ImportError:
         return False
     return True
@@ -89,6 +104,7 @@ def available() -> bool:
 @functools.cache
 def _kernel() -> Any:
     """The compiled-on-first-launch kernel; numba's CUDA target is imported here, not at module import."""
+    _numba_cuda()
     from embedpipe.trainer._cuda_kernels import train_windows
 
     return train_windows
@@ -134,8 +150,7 @@ class CudaPairwiseStep:
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
-        from numba import cuda
-
+        cuda = _numba_cuda()
         if batch.noise_seed is None:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
         multiprocessors = torch.cuda.get_device_properties(w_in.device).multi_processor_count

@@ -194,6 +194,7 @@ def main() -> None:
 
     # interleaved repeats, so all systems see the same (shared, noisy) machine; medians reported
     runs: dict[str, list[tuple[float, np.ndarray]]] = {}
+    scores: dict[str, list] = {}  # each run's quality, printed as it comes so a cut-off run still reports
     systems = [] if args.skip_gensim else [
         (f"gensim SGNS, workers={args.threads}" + ("" if alpha == 0.025 else f", alpha={alpha}"),
          functools.partial(run_gensim, alpha))
@@ -204,7 +205,10 @@ def main() -> None:
         for name, run in systems:
             seed = 1 + repeat if args.vary_seed else 1
             runs.setdefault(name, []).append(run(seed))
-            print(f"  ran {name}, seed {seed}: {runs[name][-1][0]:.1f} s", flush=True)  # progress of long runs
+            seconds, vectors = runs[name][-1]
+            scores.setdefault(name, []).append(score(keys, vectors, planted=planted))
+            print(f"  ran {name}, seed {seed}: {seconds:.1f} s, {n_tokens * args.epochs / seconds:,.0f} words/s, "
+                  f"{scores[name][-1].wordsim353:.3f}/{scores[name][-1].analogy:.3f}", flush=True)
     if args.save_vectors is not None:
         args.save_vectors.mkdir(parents=True, exist_ok=True)
         (args.save_vectors / "keys.txt").write_text("\n".join(keys) + "\n", encoding="utf-8")
@@ -214,7 +218,7 @@ def main() -> None:
     rows, spreads, qualities = [], [], []
     for name, measured in runs.items():
         seconds = float(np.median([m[0] for m in measured]))
-        scored = [score(keys, m[1], planted=planted) for m in (measured if args.vary_seed else measured[-1:])]
+        scored = scores[name] if args.vary_seed else scores[name][-1:]
         rows.append(Row(name, seconds, n_tokens * args.epochs / seconds, mean_quality(scored)))
         spreads.append(f"{name}: " + ", ".join(f"{n_tokens * args.epochs / m[0]:,.0f}" for m in measured))
         qualities.append(f"{name}: " + ", ".join(f"{q.wordsim353:.3f}/{q.analogy:.3f}" for q in scored))

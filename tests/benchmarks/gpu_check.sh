@@ -5,10 +5,15 @@
 #
 # gensim is not on such machines; carry it as wheels fetched on a machine with pip access:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl gensim==4.4.0 smart_open
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#       -d .whl gensim==4.4.0 smart_open numba==0.68.1
+# (numba 0.68.1: the image's 0.68.0 cannot compile on its NumPy 2.5, which dropped np.row_stack.)
 # With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
 # Benchmark rows besides the default: ROWS (default "cuda_kernel=pairwise", the warp-per-window
 # kernel of embedpipe/trainer/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
+# To fit a short device lease: TESTS_K (a pytest -k expression; default: every trainer test), REPEATS
+# (seeds per system, default 3) and STEP_TIMEOUT (seconds per step, default 1800; a step cut off still
+# leaves its per-run lines, words/s and quality included, in $OUT).
 set -u
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
@@ -23,18 +28,20 @@ fi
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu_check: no CUDA device')" || exit 1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, gensim; print('torch', torch.__version__, 'gensim', gensim.__version__, torch.cuda.get_device_name())"
-  python3 -c "import numba; from numba import cuda; print('numba', numba.__version__, 'cuda target available:', cuda.is_available())"
+  python3 -c "import numba, importlib.metadata as m; from numba import cuda; print('numba', numba.__version__, 'numba-cuda', m.version('numba-cuda'), 'cuda target available:', cuda.is_available())"
 } 2>&1 | tee "$OUT/device.txt"
 status=0
-python3 -m pytest -q -p no:cacheprovider -rs tests/test_trainer.py tests/test_trainer_planted.py \
+STEP_TIMEOUT=${STEP_TIMEOUT:-1800}
+timeout "$STEP_TIMEOUT" python3 -m pytest -q -p no:cacheprovider -rs ${TESTS_K:+-k "$TESTS_K"} tests/test_trainer.py tests/test_trainer_planted.py \
     tests/test_trainer_bagmodel.py tests/test_trainer_pairwise.py tests/test_trainer_pairwise_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 rows=()
 ROWS=${ROWS-cuda_kernel=pairwise}
 [ -n "$ROWS" ] && rows=(--rows $ROWS)
 for corpus in "wiki" "demo --demo-documents 2000000"; do
-    python3 tests/benchmarks/bench_sgns_core.py --device cuda --corpus $corpus --tokens 0 --epochs 5 \
-        --threads "$(nproc)" --repeats 3 --vary-seed "${rows[@]}" 2>&1 | tee "$OUT/bench-${corpus%% *}.log"
+    timeout "$STEP_TIMEOUT" python3 tests/benchmarks/bench_sgns_core.py --device cuda --corpus $corpus --tokens 0 \
+        --epochs 5 --threads "$(nproc)" --repeats "${REPEATS:-3}" --vary-seed "${rows[@]}" 2>&1 \
+        | tee "$OUT/bench-${corpus%% *}.log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
 exit $status
