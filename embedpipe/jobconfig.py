@@ -193,9 +193,10 @@ class TrainConfig:
         "batched (the GPU's step) or auto (pairwise when numba is installed)", choices=("auto", "pairwise", "batched"),
     )
     cuda_kernel: str = option(
-        "batched", "sgns, item2vec: CUDA step: batched (window blocks, capped per row; 27M words/s measured on an "
-        "H100) or pairwise (word2vec's per-pair SGD, a warp per window; needs numba-cuda; not yet measured on a GPU)",
-        choices=("batched", "pairwise"),
+        "auto", "sgns, item2vec: CUDA step: pairwise (word2vec's per-pair SGD, a warp per window; needs numba-cuda; "
+        "gensim's quality at 25M words/s on an H200), batched (window blocks, capped per row; 28M words/s, "
+        "planted similarity below gensim) or auto (pairwise where it can run, else batched)",
+        choices=("auto", "batched", "pairwise"),
     )
     checkpoint_dir: str | None = option(
         None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ "

@@ -173,7 +173,8 @@ def test_a_diverging_pairwise_run_stops_with_a_clear_error():
 def test_kernel_choice_per_device(monkeypatch):
     assert pairwise.resolve_kernel("auto", torch.device("cpu")) == "pairwise"
     assert pairwise.resolve_kernel("batched", torch.device("cpu")) == "batched"
-    assert pairwise.resolve_kernel("pairwise", torch.device("cuda")) == "batched"  # CUDA runs the batched step
+    # on CUDA the CPU choice does not apply: cuda_kernel does (tests/test_trainer_pairwise_cuda.py)
+    assert pairwise.resolve_kernel("pairwise", torch.device("cuda"), "batched") == "batched"
     monkeypatch.setattr(pairwise, "numba", None)
     assert pairwise.resolve_kernel("auto", torch.device("cpu")) == "batched"
     with pytest.raises(ConfigError, match="config key 'cpu_kernel' is 'pairwise' but numba is not installed"):

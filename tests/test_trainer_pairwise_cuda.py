@@ -22,6 +22,7 @@ import torch
 
 from embedpipe.errors import ConfigError
 from embedpipe.trainer import SGNSParams, train_sgns
+from embedpipe.trainer import pairwise
 from embedpipe.trainer import pairwise_cuda as pc
 from embedpipe.trainer.pairwise import available as numba_available
 from tests.test_trainer_planted import _params, nearest_targets, planted_corpus
@@ -124,8 +125,26 @@ def test_sizes_past_the_registers_are_config_errors():
         pc.check_supported(100, pc.MAX_TERMS)
 
 
+def test_auto_picks_the_pairwise_kernel_where_it_runs_else_the_batched_step(monkeypatch, caplog):
+    cuda = torch.device("cuda", 0)
+    assert pairwise.resolve_kernel("auto", cuda, "batched") == "batched"  # explicit choices are taken as given
+    assert pairwise.resolve_kernel("auto", cuda, "pairwise") == "pairwise"
+    monkeypatch.setattr(pc, "probe", lambda index: None)
+    assert pairwise.resolve_kernel("auto", cuda, "auto") == "pairwise"
+    assert pairwise.resolve_kernel("auto", cuda, "auto", dim=600) == "batched"  # past its registers
+    monkeypatch.setattr(pc, "probe", lambda index: "NvvmSupportError: libNVVM cannot be found")
+    with caplog.at_level("WARNING", logger="embedpipe.trainer.pairwise"):
+        assert pairwise.resolve_kernel("auto", cuda, "auto") == "batched"
+    assert "the pairwise kernel cannot run: NvvmSupportError: libNVVM cannot be found" in caplog.text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer where there is no CUDA device")
+def test_the_probe_reports_why_the_kernel_cannot_run_instead_of_raising():
+    assert pc.probe(0)  # a reason, e.g. torch's "no NVIDIA driver" or numba-cuda missing
+
+
 def test_the_kernel_choice_is_validated_and_recorded():
-    with pytest.raises(ConfigError, match="config key 'cuda_kernel' must be one of batched, pairwise"):
+    with pytest.raises(ConfigError, match="config key 'cuda_kernel' must be one of auto, batched, pairwise"):
         SGNSParams(cuda_kernel="warp")
     with pytest.raises(ConfigError, match="config key 'dim' must be <= 512 with cuda_kernel 'pairwise'"):
         SGNSParams(cuda_kernel="pairwise", dim=1000)
@@ -146,6 +165,8 @@ def test_cuda_pairwise_recovers_the_planted_groups_like_the_cpu_kernel():
     cpu = train_sgns(corpus, None, _params(device="cpu", cpu_kernel="pairwise"))
     gpu = train_sgns(corpus, None, _params(device="cuda", cuda_kernel="pairwise"))
     assert gpu.kernel == "pairwise" and gpu.device.startswith("cuda")
+    assert pc.probe(0) is None  # so 'auto', the default, picks it on this machine
+    assert train_sgns(*_small(), _params(device="cuda", epochs=1)).kernel == "pairwise"
     assert np.array_equal(group[nearest_targets(gpu.input_vectors, len(group))], group)
     assert np.all(np.isfinite(gpu.input_vectors))
     # the same SGD in a different order: loss curves close

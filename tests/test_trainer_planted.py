@@ -89,7 +89,7 @@ def test_planted_groups_are_recovered(mode, threads, deterministic, kernel):
 def test_cpu_and_cuda_agree_on_a_small_run():
     corpus, group = planted_corpus()
     cpu = train_sgns(corpus, None, _params(device="cpu", cpu_kernel="batched"))  # the step CUDA runs
-    gpu = train_sgns(corpus, None, _params(device="cuda"))
+    gpu = train_sgns(corpus, None, _params(device="cuda", cuda_kernel="batched"))
     assert gpu.device.startswith("cuda") and cpu.device == "cpu"
     # different random streams per device, same model: loss curves close, same neighbourhoods
     np.testing.assert_allclose(gpu.epoch_losses, cpu.epoch_losses, rtol=0.05)

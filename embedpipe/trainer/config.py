@@ -19,7 +19,7 @@ from embedpipe.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda")
 NEGATIVE_MODES = ("target", "context", "both")
 CPU_KERNELS = ("auto", "pairwise", "batched")
-CUDA_KERNELS = ("batched", "pairwise")
+CUDA_KERNELS = ("auto", "batched", "pairwise")
 STEP_CAPS = ("line", "row")
 OBJECTIVES = ("skipgram",)
 #: Settings whose None means "choose for me" (threads: torch's default; batch_size: auto_batch_size).
@@ -151,10 +151,11 @@ class SGNSParams:
         choices=CPU_KERNELS,
     )
     cuda_kernel: str = option(
-        "batched",
-        "CUDA step: batched (window blocks from one snapshot, capped per row; measured 27M words/s on an H100) or "
-        "pairwise (word2vec's per-pair SGD, one warp per window, Hogwild; needs numba-cuda, dim <= 512, "
-        "negative <= 31; not yet measured on a GPU)",
+        "auto",
+        "CUDA step: pairwise (word2vec's per-pair SGD, one warp per window, Hogwild; needs numba-cuda, dim <= 512, "
+        "negative <= 31; gensim's quality at 25M words/s on an H200), batched (window blocks from one snapshot, "
+        "capped per row; 28M words/s, planted similarity 0.02-0.03 below gensim) or auto (pairwise where it "
+        "can run, else batched)",
         choices=CUDA_KERNELS,
     )
 

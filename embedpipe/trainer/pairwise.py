@@ -29,6 +29,7 @@ against ``W_out[context]`` and noise contexts; ``both`` trains each pair's ``tar
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -42,21 +43,40 @@ try:  # an optional dependency: without it the CPU uses the batched step
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
+logger = logging.getLogger(__name__)
+
 
 def available() -> bool:
     """Whether the compiled pairwise kernel can run here (numba is installed)."""
     return numba is not None
 
 
-def resolve_kernel(name: str, device: torch.device, cuda_kernel: str = "batched") -> str:
+def resolve_kernel(
+    name: str, device: torch.device, cuda_kernel: str = "auto", dim: int = 100, negative: int = 5
+) -> str:
     """'pairwise' or 'batched' for ``name`` (the CPU choice) or ``cuda_kernel`` on ``device``.
 
     ``auto`` picks the pairwise kernel on CPU when numba is installed; asking for it explicitly
-    without numba is a config error rather than a silent slow path. On CUDA, ``cuda_kernel`` is
-    taken as given (:class:`~embedpipe.trainer.pairwise_cuda.CudaPairwiseStep` checks for numba-cuda).
+    without numba is a config error rather than a silent slow path. On CUDA, ``auto`` picks the
+    pairwise kernel where it fits ``dim`` and ``negative`` and a one-window launch of it works
+    (:func:`~embedpipe.trainer.pairwise_cuda.probe`), else the batched step, saying why in the log;
+    an explicit choice is taken as given (:class:`~embedpipe.trainer.pairwise_cuda.CudaPairwiseStep`
+    then fails with the reason).
     """
     if device.type != "cpu":
-        return cuda_kernel
+        if cuda_kernel != "auto":
+            return cuda_kernel
+        from embedpipe.trainer import pairwise_cuda  # imports this module: imported on use
+
+        if not pairwise_cuda.fits(dim, negative):
+            reason = f"dim {dim} / negative {negative} exceed its limits ({pairwise_cuda.MAX_DIM} / " \
+                     f"{pairwise_cuda.MAX_TERMS - 1})"
+        else:
+            reason = pairwise_cuda.probe(device.index if device.index is not None else torch.cuda.current_device())
+        if reason is None:
+            return "pairwise"
+        logger.warning("cuda_kernel auto: using the batched step, the pairwise kernel cannot run: %s", reason)
+        return "batched"
     if name == "pairwise" and not available():
         raise ConfigError(
             "config key 'cpu_kernel' is 'pairwise' but numba is not installed (pip install numba, or use 'auto')"

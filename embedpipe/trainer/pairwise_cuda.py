@@ -67,6 +67,11 @@ def window_seed(seed: int, window: int) -> np.ndarray:
         return pairwise._seed_py(combined)
 
 
+def fits(dim: int, negative: int) -> bool:
+    """Whether the kernel's per-lane registers hold the run's sizes (``check_supported`` says which not)."""
+    return dim <= MAX_DIM and negative + 1 <= MAX_TERMS
+
+
 def check_supported(dim: int, negative: int) -> None:
     """ConfigError naming the key when the kernel's per-lane registers cannot hold the run's sizes."""
     if dim > MAX_DIM:
@@ -150,25 +155,64 @@ class CudaPairwiseStep:
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
-        cuda = _numba_cuda()
         if batch.noise_seed is None:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
-        multiprocessors = torch.cuda.get_device_properties(w_in.device).multi_processor_count
-        losses = torch.zeros(grid_warps(batch.size, multiprocessors), dtype=torch.float64, device=w_in.device)
-        if not (w_in.is_contiguous() and w_out.is_contiguous()):
-            raise ValueError("the pairwise kernel updates the matrices in place: they must be contiguous")
-        # launched on torch's stream, after the ops that made the batch: no synchronisation needed
-        def view(tensor: torch.Tensor) -> Any:
-            return cuda.as_cuda_array(tensor.contiguous(), sync=False)
-
-        with cuda.gpus[w_in.device.index or 0]:
-            stream = cuda.external_stream(torch.cuda.current_stream(w_in.device).cuda_stream)
-            launch(
-                view(w_in), view(w_out), view(batch.centers), view(batch.contexts), view(batch.mask),
-                view(self.accept), view(self.alias), self.negative, self.mode, lr, batch.noise_seed, self.max_exp,
-                view(losses), stream,
-            )
-        return losses.sum()
+        return _launch_on_torch_stream(
+            w_in, w_out, batch.centers, batch.contexts, batch.mask, self.accept, self.alias, self.negative,
+            self.mode, lr, batch.noise_seed, self.max_exp,
+        ).sum()
 
 
-__all__ = ["BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "launch", "window_seed"]
+def _launch_on_torch_stream(
+    w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
+    accept: torch.Tensor, alias: torch.Tensor, negative: int, mode: int, lr: float, seed: int, max_exp: float,
+) -> torch.Tensor:
+    """:func:`launch` on torch's current stream, after the ops that made its inputs (no synchronisation
+    needed); returns each warp's summed loss."""
+    cuda = _numba_cuda()
+    if not (w_in.is_contiguous() and w_out.is_contiguous()):
+        raise ValueError("the pairwise kernel updates the matrices in place: they must be contiguous")
+    multiprocessors = torch.cuda.get_device_properties(w_in.device).multi_processor_count
+    losses = torch.zeros(grid_warps(centers.shape[0], multiprocessors), dtype=torch.float64, device=w_in.device)
+
+    def view(tensor: torch.Tensor) -> Any:
+        return cuda.as_cuda_array(tensor.contiguous(), sync=False)
+
+    with cuda.gpus[w_in.device.index or 0]:
+        stream = cuda.external_stream(torch.cuda.current_stream(w_in.device).cuda_stream)
+        launch(
+            view(w_in), view(w_out), view(centers), view(contexts), view(mask), view(accept), view(alias),
+            negative, mode, lr, seed, max_exp, view(losses), stream,
+        )
+    return losses
+
+
+@functools.cache
+def probe(device_index: int) -> str | None:
+    """None when the kernel compiles and runs on CUDA device ``device_index``, else why it does not.
+
+    ``cuda_kernel = "auto"`` asks this before it picks the kernel, so that a machine whose numba-cuda
+    cannot build or launch it (no NVVM, a driver or NumPy it does not support) trains with the batched
+    step instead of failing at the first step. It launches the kernel once on a one-window problem
+    with a zero step: the compile it triggers is the one the run would pay at its first launch.
+    """
+    if not available():
+        return "numba's CUDA target is not installed (pip install numba-cuda)"
+    device = torch.device("cuda", device_index)
+    try:
+        rows = torch.zeros((2, WARP), dtype=torch.float32, device=device)
+        _launch_on_torch_stream(
+            rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device),
+            torch.ones((1, 2), dtype=torch.int64, device=device), torch.ones((1, 2), dtype=torch.float32, device=device),
+            torch.ones(2, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.int64, device=device),
+            1, MODES["target"], 0.0, 1, 6.0,
+        )
+        torch.cuda.synchronize(device)
+    except Exception as error:  # any failure means "use the batched step"; the caller logs the reason
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+__all__ = [
+    "BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "fits", "launch", "probe", "window_seed",
+]

@@ -241,7 +241,7 @@ def train_sgns(
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
     vocab_size = len(counts)
-    kernel = resolve_kernel(params.cpu_kernel, device, params.cuda_kernel)
+    kernel = resolve_kernel(params.cpu_kernel, device, params.cuda_kernel, params.dim, params.negative)
     # replicas size their steps from the whole corpus, so that all of them take the same steps; the
     # pairwise kernels update pair by pair, so their batch is only the unit of work per hand-off (per
     # launch on CUDA, where it should be big enough to keep every warp busy)

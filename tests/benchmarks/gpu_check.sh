@@ -6,8 +6,9 @@
 # gensim is not on such machines; carry it as wheels fetched on a machine with pip access:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
-#       -d .whl gensim==4.4.0 smart_open numba==0.68.1
-# (numba 0.68.1: the image's 0.68.0 cannot compile on its NumPy 2.5, which dropped np.row_stack.)
+#       -d .whl gensim==4.4.0 smart_open
+# (numba-cuda 0.30.4 and numba 0.68.0 register np.row_stack, which NumPy 2.5 dropped: pairwise_cuda
+# restores the alias, and the CUDA tests passed on an H200 image with those versions on NumPy 2.5.2.)
 # With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
 # Benchmark rows besides the default: ROWS (default "cuda_kernel=pairwise", the warp-per-window
 # kernel of embedpipe/trainer/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
