@@ -21,8 +21,7 @@ import pytest
 import torch
 
 from embedpipe.errors import ConfigError
-from embedpipe.trainer import SGNSParams, train_sgns
-from embedpipe.trainer import pairwise
+from embedpipe.trainer import SGNSParams, pairwise, train_sgns
 from embedpipe.trainer import pairwise_cuda as pc
 from embedpipe.trainer.pairwise import available as numba_available
 from tests.test_trainer_planted import _params, nearest_targets, planted_corpus

@@ -68,11 +68,11 @@ def resolve_kernel(
             return cuda_kernel
         from embedpipe.trainer import pairwise_cuda  # imports this module: imported on use
 
-        if not pairwise_cuda.fits(dim, negative):
-            reason = f"dim {dim} / negative {negative} exceed its limits ({pairwise_cuda.MAX_DIM} / " \
-                     f"{pairwise_cuda.MAX_TERMS - 1})"
-        else:
+        try:
+            pairwise_cuda.check_supported(dim, negative)
             reason = pairwise_cuda.probe(device.index if device.index is not None else torch.cuda.current_device())
+        except ConfigError as error:  # past its registers: the message names the key
+            reason = str(error)
         if reason is None:
             return "pairwise"
         logger.warning("cuda_kernel auto: using the batched step, the pairwise kernel cannot run: %s", reason)

@@ -67,11 +67,6 @@ def window_seed(seed: int, window: int) -> np.ndarray:
         return pairwise._seed_py(combined)
 
 
-def fits(dim: int, negative: int) -> bool:
-    """Whether the kernel's per-lane registers hold the run's sizes (``check_supported`` says which not)."""
-    return dim <= MAX_DIM and negative + 1 <= MAX_TERMS
-
-
 def check_supported(dim: int, negative: int) -> None:
     """ConfigError naming the key when the kernel's per-lane registers cannot hold the run's sizes."""
     if dim > MAX_DIM:
@@ -201,9 +196,9 @@ def probe(device_index: int) -> str | None:
     device = torch.device("cuda", device_index)
     try:
         rows = torch.zeros((2, WARP), dtype=torch.float32, device=device)
+        window = torch.ones((1, 2), dtype=torch.int64, device=device)
         _launch_on_torch_stream(
-            rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device),
-            torch.ones((1, 2), dtype=torch.int64, device=device), torch.ones((1, 2), dtype=torch.float32, device=device),
+            rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device), window, window.float(),
             torch.ones(2, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.int64, device=device),
             1, MODES["target"], 0.0, 1, 6.0,
         )
@@ -214,5 +209,5 @@ def probe(device_index: int) -> str | None:
 
 
 __all__ = [
-    "BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "fits", "launch", "probe", "window_seed",
+    "BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "launch", "probe", "window_seed",
 ]
