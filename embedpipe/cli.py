@@ -58,7 +58,7 @@ JOBS: dict[str, Job] = {
             "text corpus -> tokens, vocabulary, bag-of-words and one-hot vectors"),
         Job("histories", HistoriesConfig, "embedpipe.interactions.pipeline:run_histories",
             "interaction log -> per-user item sequences, item vocabulary, user x item vectors"),
-        Job("train", TrainConfig, "embedpipe.train.pipeline:run_train",
+        Job("train", TrainConfig, "embedpipe.methods.pipeline:run_train",
             "tokenize output -> embedding table (word2vec, pca)"),
         Job("evaluate", EvaluateConfig, "embedpipe.evaluate.pipeline:run_evaluate",
             "embedding table -> similarity, analogy, coverage, neighbours, 2-D plot report"),

@@ -154,7 +154,7 @@ class TrainConfig:
         choices=("singular", "sqrt", "none"),
     )
     doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
-    # sgns (embedpipe's PyTorch trainer, embedpipe.trainer)
+    # sgns (embedpipe's PyTorch trainer, embedpipe.torchtrain)
     negative: int = option(5, "sgns, item2vec: noise words per (center, context) pair", min=1)
     sample: float = option(1e-3, "sgns, item2vec: subsampling threshold for frequent words (0 = off)", min=0.0)
     min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)

@@ -118,9 +118,9 @@ def main() -> None:
     from gensim.models import Word2Vec
 
     from embedpipe.config import build_config, parse_overrides
-    from embedpipe.trainer import SGNSParams, encode_sentences, train_sgns
-    from embedpipe.trainer.config import REFERENCE_BATCH, auto_batch_size
-    from embedpipe.trainer.pairwise import resolve_kernel
+    from embedpipe.torchtrain import SGNSParams, encode_sentences, train_sgns
+    from embedpipe.torchtrain.params import REFERENCE_BATCH, auto_batch_size
+    from embedpipe.torchtrain.pairwise_cpu import resolve_kernel
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Catches what numba's CUDA simulator cannot: code the CUDA target does not compile, and register or
 shared-memory use that would limit the warps a multiprocessor holds (see
-``embedpipe/trainer/pairwise_cuda.py``, ``WARPS_PER_SM``). Needs, in a separate environment (they
+``embedpipe/torchtrain/pairwise_cuda.py``, ``WARPS_PER_SM``). Needs, in a separate environment (they
 are not embedpipe dependencies)::
 
     python -m venv /tmp/cc && /tmp/cc/bin/pip install numba-cuda nvidia-cuda-nvcc-cu12 \\
@@ -37,7 +37,7 @@ def main() -> None:
     # device functions compile for "the current device"; there is none, so name the architecture
     dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=cc)
 
-    from embedpipe.trainer import pairwise_cuda
+    from embedpipe.torchtrain import pairwise_cuda
 
     kernel = pairwise_cuda._kernel()
     signature = (

@@ -11,7 +11,7 @@
 # restores the alias, and the CUDA tests passed on an H200 image with those versions on NumPy 2.5.2.)
 # With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
 # Benchmark rows besides the default: ROWS (default "cuda_kernel=pairwise", the warp-per-window
-# kernel of embedpipe/trainer/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
+# kernel of embedpipe/torchtrain/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
 # To fit a short device lease: TESTS_K (a pytest -k expression; default: every trainer test), REPEATS
 # (seeds per system, default 3) and STEP_TIMEOUT (seconds per step, default 1800; a step cut off still
 # leaves its per-run lines, words/s and quality included, in $OUT).
@@ -33,8 +33,8 @@ python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'gpu
 } 2>&1 | tee "$OUT/device.txt"
 status=0
 STEP_TIMEOUT=${STEP_TIMEOUT:-1800}
-timeout "$STEP_TIMEOUT" python3 -m pytest -q -p no:cacheprovider -rs ${TESTS_K:+-k "$TESTS_K"} tests/test_trainer.py tests/test_trainer_planted.py \
-    tests/test_trainer_bagmodel.py tests/test_trainer_pairwise.py tests/test_trainer_pairwise_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.log"
+timeout "$STEP_TIMEOUT" python3 -m pytest -q -p no:cacheprovider -rs ${TESTS_K:+-k "$TESTS_K"} tests/unit/test_torchtrain_sgns.py tests/unit/test_torchtrain_planted.py \
+    tests/unit/test_torchtrain_bagmodel.py tests/unit/test_torchtrain_pairwise.py tests/unit/test_torchtrain_pairwise_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 rows=()
 ROWS=${ROWS-cuda_kernel=pairwise}

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from embedpipe.trainer import pairwise  # noqa: E402
+from embedpipe.torchtrain import pairwise_cpu as pairwise  # noqa: E402
 
 
 @numba.njit(nogil=True, fastmath=True)

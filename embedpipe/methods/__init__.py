@@ -1,0 +1,1 @@
+"""``embedpipe train``: embedding tables from tokenize/histories outputs (see :mod:`embedpipe.methods.pipeline`)."""

@@ -1,0 +1,442 @@
+"""``train --method softmax|regression``: the bag-of-items models of :mod:`embedpipe.torchtrain` in Spark.
+
+Both methods read a sparse matrix whose rows are bags of vocabulary ids, so no string lookup is
+needed in the tasks:
+
+* ``softmax`` reads a histories output's ``vectors/`` (a user's distinct items; the values are
+  ignored, the input is the *set* of watched items). A user with no more than ``target_items`` items
+  holds out all but one; users with a single item cannot give an input and a target, so they are
+  filtered out in Spark and counted (``target_items`` is the trainer's ``holdout``; histories'
+  ``holdout`` is the evaluation split).
+* ``regression`` reads a tokenize output's ``bow/`` written with ``--label-column`` (word ids with
+  counts as weights, and the label).
+
+Distribution is the same as ``train --method sgns`` (see :mod:`embedpipe.methods.sgns`): the rows are
+hash-partitioned by row key into ``processes`` partitions, sorted within each (so a seeded run
+repeats), and each partition is one barrier ``mapInArrow`` task that turns its Arrow batches into a
+:class:`~embedpipe.torchtrain.bag_corpus.BagCorpus` (offsets and ids straight from the list columns, no
+per-row Python) and trains one replica. With more than one process the replicas **average their
+model parameters** ``averages_per_epoch`` times per epoch (``ReplicaGroup(mode="mean")``, local SGD:
+the models use Adam/SparseAdam, whose moments stay per replica, so summing updates would overshoot).
+Task 0 emits the vectors; the driver joins them to the vocabulary.
+
+Regression metrics (RMSE/MAE of the model, the mean predictor and ridge on the validation rows) are
+computed by every replica on its own validation rows and pooled over the replicas (RMSE as the
+root of the pooled mean square). They go into the job summary, ``stats`` and the manifest params.
+
+``export_output_vectors`` (softmax) also writes the output item vectors as a second table with
+the same keys; it is returned as an extra table, which the pipeline commits after the main one.
+The softmax has no output bias by default (``output_bias``), so mean(input vectors) . output
+vector is the model's whole score and ``evaluate --table T --candidate-table T-output`` ranks by it.
+
+Both methods take ``bag_epochs``/``bag_step_size``/``bag_batch_size`` rather than sgns's
+``epochs``/``step_size``/``batch_size``, whose defaults undertrain a bag model (TrainConfig refuses
+the sgns keys with these methods).
+
+Regression replicas share one standardisation of the target (mean and standard deviation over
+all labelled rows, two scalars computed by Spark), so the models they average agree on its scale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from embedpipe import schema
+from embedpipe.errors import (
+    ConfigError,
+    EmbedpipeError,
+    EmptyResultError,
+    InputError,
+    TrainingDivergedError,
+)
+from embedpipe.jobconfig import TrainConfig
+from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, flatten_lists
+from embedpipe.methods.barrier import ReplicaGroup, join_group, task_device
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from embedpipe.methods.inputs import TrainingInput
+
+log = logging.getLogger(__name__)
+
+#: What the barrier tasks return: vectors of the input (``kind = input``) and output (``output``)
+#: layers by id, and one ``stats`` row whose ``info`` is a JSON object.
+RESULT_SCHEMA = "kind string, id bigint, vector array<float>, info string"
+_ROWS_PER_BATCH = 4096
+_METRIC_NAMES = ("", "mean_", "ridge_")
+#: The softmax's default dropout: with target_items=20 it put the softmax above ALS's Recall@20 at 6,040
+#: and 100,000 users (README, Performance).
+SOFTMAX_DROPOUT = 0.3
+
+
+def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
+    """The trainer's parameters from the job config (BagModelParams validates them)."""
+    combiner = config.combiner
+    if combiner == "auto":
+        combiner = "mean" if objective == "softmax" else "sum"
+    return {
+        "objective": objective,
+        "dim": config.dim,
+        "hidden": tuple(config.hidden),
+        "combiner": combiner,
+        "epochs": config.bag_epochs,
+        "lr": config.bag_step_size,
+        "batch_size": config.bag_batch_size,
+        "seed": config.seed,
+        "device": config.device,
+        "threads": config.threads,
+        "sampled": config.sampled,
+        "proposal_power": config.proposal_power,
+        "holdout": config.target_items,
+        "output_bias": config.output_bias,
+        "dropout": (SOFTMAX_DROPOUT if objective == "softmax" else 0.0) if config.dropout is None else config.dropout,
+        "validation_fraction": config.validation_fraction,
+        "ridge_alpha": config.ridge_alpha,
+    }
+
+
+def train_softmax_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
+    """Item vectors from a model that predicts a held-out watched item (histories input)."""
+    from pyspark.sql import functions as F
+
+    params = _checked_params(config, "softmax")  # validates before any Spark work
+    if data.kind != "histories":
+        raise InputError(
+            f"train --method softmax needs a histories output (users and the items they watched); "
+            f"{data.path} is a {data.kind} output"
+        )
+    output_table = config.export_output_vectors
+    matrix = data.matrix()
+    eligible = F.size(schema.INDICES) >= 2  # an input item and a held-out target
+    counted = matrix.agg(
+        F.count(F.lit(1)).alias("users"), F.count_if(eligible).alias("eligible"),
+        F.sum(F.when(eligible, F.size(schema.INDICES))).alias("interactions"),
+    ).first()
+    users, eligible_users = int(counted["users"]), int(counted["eligible"])
+    if eligible_users < config.processes:
+        raise EmptyResultError(
+            f"{data.path}: {eligible_users} of {users} users watched 2 or more items (an input and a target), "
+            f"fewer than processes={config.processes}; lower 'processes' or give longer histories"
+        )
+    if eligible_users < users:
+        log.info("softmax: %d of %d users have fewer than 2 items and are skipped", users - eligible_users, users)
+    rows = matrix.where(eligible).select(schema.DOC_ID, schema.INDICES)
+    fitted = _fit_on_spark(spark, config, data, params, rows, with_output=output_table is not None)
+    recorded = {
+        **_recorded(params, config, data, fitted),
+        "users": users,
+        "users_trained": eligible_users,
+        "interactions_trained": int(counted["interactions"] or 0),
+    }
+    stats = {**fitted.stats, "users_trained": eligible_users}
+    extra: tuple[ExtraTable, ...] = ()
+    if output_table is not None:
+        extra = (ExtraTable(
+            output=output_table,
+            rows=EmbeddingRows(_key_rows(spark, data, fitted.output_vectors), key_kind=data.key_kind,  # type: ignore[arg-type]
+                               expected_rows=data.vocab_size),
+            dim=params.output_dim,
+            params={**recorded, "layer": "output (softmax weights)"},
+            summary_key="output_vectors",
+        ),)
+    return TrainedEmbeddings(
+        keys=EmbeddingRows(_key_rows(spark, data, fitted.input_vectors), key_kind=data.key_kind,
+                           expected_rows=data.vocab_size),
+        dim=config.dim,
+        params={**recorded, "layer": "input (embedding bag)"},
+        path=fitted.path,
+        seed=config.seed,
+        stats=stats,
+        extra_tables=extra,
+    )
+
+
+def train_regression_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
+    """Word vectors from a model that predicts a document's label from its bag of words (L2 loss)."""
+    params = _checked_params(config, "regression")
+    rows = data.labelled_matrix("regression").select(schema.DOC_ID, schema.INDICES, schema.VALUES, schema.LABEL)
+    fitted = _fit_on_spark(spark, config, data, params, rows, with_output=False)
+    recorded = {**_recorded(params, config, data, fitted), "label_column": data.label_column,
+                "metrics": fitted.metrics}
+    return TrainedEmbeddings(
+        keys=EmbeddingRows(_key_rows(spark, data, fitted.input_vectors), key_kind=data.key_kind,
+                           expected_rows=data.vocab_size),
+        dim=config.dim,
+        params=recorded,
+        path=fitted.path,
+        seed=config.seed,
+        stats={**fitted.stats, **{k if k.startswith("validation") else f"validation_{k}": v
+                                  for k, v in fitted.metrics.items()}},
+    )
+
+
+def _checked_params(config: TrainConfig, objective: str) -> Any:
+    """The validated BagModelParams; a ConfigError names the job's key (step_size, not lr)."""
+    from embedpipe.torchtrain import BagModelParams
+
+    try:
+        return BagModelParams(**bag_params(config, objective))
+    except ConfigError as exc:
+        raise ConfigError(_in_job_terms(str(exc))) from None
+
+
+class _Fitted:
+    """What the barrier tasks sent back, decoded on the driver."""
+
+    def __init__(self, input_vectors: np.ndarray, output_vectors: np.ndarray | None, info: dict[str, Any],
+                 seconds: float, processes: int):
+        self.input_vectors = input_vectors
+        self.output_vectors = output_vectors
+        self.info = info
+        self.metrics: dict[str, float] = info.get("metrics", {})
+        self.path = info["objective"] if processes == 1 else f"{info['objective']}-{processes}-replicas"
+        self.stats = {
+            "fit_seconds": round(seconds, 3),
+            "rows_trained": info["rows"],
+            "epoch_losses": [round(x, 6) for x in info["epoch_losses"]],
+            "final_loss": info["epoch_losses"][-1] if info["epoch_losses"] else None,
+            # Rates over task 0's training loop (the replicas run in parallel), not Spark's start-up.
+            "train_seconds": round(info["task_seconds"], 3),
+            "examples_per_second": round(info["rows"] * info["epochs"] / max(info["task_seconds"], 1e-9), 1),
+            "entries_per_second": round(info["entries"] * info["epochs"] / max(info["task_seconds"], 1e-9), 1),
+            "device": info["device"],
+        }
+
+
+def _fit_on_spark(
+    spark: SparkSession, config: TrainConfig, data: TrainingInput, params: Any, rows: DataFrame, *, with_output: bool
+) -> _Fitted:
+    """Train ``config.processes`` replicas on ``rows`` (doc_id, indices[, values, label]) and decode the result."""
+    processes = config.processes
+    vocab_size = data.vocab_size
+    counts = data.vocab.select(schema.COUNT).orderBy(schema.ID).toArrow().column(schema.COUNT).to_numpy()
+    counts = counts.astype(np.float64)
+    target_scale = _target_scale(rows) if params.objective == "regression" else None
+    broadcast = spark.sparkContext.broadcast(
+        (counts, params.to_dict(), processes, config.averages_per_epoch, with_output, target_scale)
+    )
+    # Shuffle blocks arrive in no fixed order: sorting within each partition fixes the row order a
+    # replica sees (and so the seeded run).
+    partitioned = rows.repartition(processes, schema.DOC_ID).sortWithinPartitions(schema.DOC_ID).drop(schema.DOC_ID)
+    log.info("%s: %d %ss, %d barrier task(s), params %s", params.objective, vocab_size, data.key_kind, processes,
+             params.to_dict())
+    started = time.perf_counter()
+    try:
+        result = partitioned.mapInArrow(_replica_task(broadcast), RESULT_SCHEMA, barrier=True).toArrow()
+    except Exception as exc:  # a user error raised inside a task arrives wrapped in a Py4J/Python exception
+        raise _task_error(exc) from None
+    finally:
+        broadcast.unpersist()
+    seconds = time.perf_counter() - started
+    kinds = result.column("kind").to_pylist()
+    info_rows = [i for i, kind in enumerate(kinds) if kind == "stats"]
+    if len(info_rows) != 1:
+        raise RuntimeError(f"{params.objective} tasks returned {len(info_rows)} stats rows, expected 1")
+    info = json.loads(result.column("info")[info_rows[0]].as_py())
+    input_vectors = _matrix(result, kinds, "input", vocab_size, params.dim)
+    output_vectors = _matrix(result, kinds, "output", vocab_size, params.output_dim) if with_output else None
+    fitted = _Fitted(input_vectors, output_vectors, info, seconds, processes)
+    log.info("%s: trained %d rows x %d epochs in %.1f s (training loop %.1f s: %.0f rows/s, %.0f entries/s), "
+             "losses %s", params.objective, info["rows"], info["epochs"], seconds, info["task_seconds"],
+             fitted.stats["examples_per_second"],
+             fitted.stats["entries_per_second"], fitted.stats["epoch_losses"])
+    return fitted
+
+
+def _target_scale(rows: DataFrame) -> tuple[float, float]:
+    """(mean, population std) of the label over every row: one standardisation for all replicas."""
+    from pyspark.sql import functions as F
+
+    stats = rows.agg(F.avg(schema.LABEL).alias("mean"), F.stddev_pop(schema.LABEL).alias("std")).first()
+    std = float(stats["std"] or 0.0)
+    return float(stats["mean"]), std if std > 0 else 1.0
+
+
+def _matrix(result: pa.Table, kinds: list[str], kind: str, rows: int, dim: int) -> np.ndarray:
+    """The ``kind`` vectors of the task result as a (rows, dim) float32 matrix ordered by id."""
+    positions = np.flatnonzero(np.asarray(kinds, dtype=object) == kind)
+    ids = result.column("id").to_numpy()[positions]
+    order = np.argsort(ids)
+    if not np.array_equal(ids[order], np.arange(rows)):
+        raise RuntimeError(f"the training tasks returned {len(ids)} {kind} vectors for {rows} keys")
+    vectors = result.column("vector").take(pa.array(positions[order])).combine_chunks().flatten()
+    return vectors.to_numpy(zero_copy_only=False).astype(np.float32).reshape(rows, dim)
+
+
+def _key_rows(spark: SparkSession, data: TrainingInput, matrix: np.ndarray) -> DataFrame:
+    """The table rows (key, id, count, vector) of a vocabulary-sized matrix."""
+    from pyspark.sql import functions as F
+
+    from embedpipe.methods.result import vectors_frame
+
+    return data.vocab.join(vectors_frame(spark, matrix), schema.ID).select(
+        F.col(schema.TOKEN).alias(schema.KEY), schema.ID, schema.COUNT, schema.VECTOR
+    )
+
+
+def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fitted) -> dict[str, Any]:
+    """Manifest params: everything the model was trained with (not run statistics)."""
+    return {
+        **params.to_dict(),
+        "processes": config.processes,
+        "averaging": (f"mean of model parameters {config.averages_per_epoch}x per epoch"
+                      if config.processes > 1 else "none"),
+        "implementation": "embedpipe.torchtrain bag model (PyTorch) in Spark barrier tasks",
+        "input_kind": data.kind,
+        "vocab_size": data.vocab_size,
+        "rows_trained": fitted.info["rows"],
+    }
+
+
+_ERRORS: dict[str, type[EmbedpipeError]] = {
+    cls.__name__: cls for cls in (ConfigError, InputError, EmptyResultError, TrainingDivergedError)
+}
+_ERROR_LINE = re.compile(r"(?:embedpipe\.errors\.)?(" + "|".join(_ERRORS) + r"): (.+)")
+
+
+#: Trainer parameter names that the job calls differently (messages are translated to the job's keys).
+_JOB_KEYS = {"lr": "bag_step_size", "batch_size": "bag_batch_size", "epochs": "bag_epochs",
+             "holdout": "target_items"}
+
+
+def _in_job_terms(message: str) -> str:
+    """A trainer message with its parameter names replaced by the ``train`` config keys the user sets."""
+    for trainer_key, job_key in _JOB_KEYS.items():
+        message = message.replace(f"config key '{trainer_key}'", f"config key '{job_key}'")
+        message = message.replace(f"{trainer_key}=", f"{job_key}=")
+    return message
+
+
+def _task_error(exc: Exception) -> Exception:
+    """The embedpipe error a task raised (found in the wrapped traceback's text), else ``exc`` itself.
+
+    A user error inside a task (diverged training, an empty replica) would otherwise reach the
+    job as a multi-page JVM stack trace instead of its one-line message and exit code.
+    """
+    for line in reversed(str(exc).splitlines()):
+        found = _ERROR_LINE.search(line.strip())
+        if found:
+            return _ERRORS[found.group(1)](_in_job_terms(found.group(2).strip()))
+    return exc
+
+
+def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow function
+    """The function each barrier task runs; it closes over the broadcast only (pickles cleanly)."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        from embedpipe.torchtrain import BagModelParams, train_bag_model
+
+        counts, params_dict, world, averages_per_epoch, with_output, target_scale = broadcast.value
+        context = BarrierTaskContext.get()
+        rank = context.partitionId()
+        corpus = bag_corpus(list(batches), params_dict["objective"])
+        device = task_device(params_dict["device"], context)
+        # One seed for every replica: identical initial models are what make averaging meaningful.
+        params = BagModelParams(**{**params_dict, "device": device})
+        group = None
+        if world > 1:
+            group = join_group(context, rank, world, device, ReplicaGroup(
+                averages_per_epoch, lambda state: list(state.model.parameters()), mode="mean",
+            ))
+        try:
+            result = train_bag_model(corpus, counts, params, replica_sync=group, target_scale=target_scale)
+            totals = np.array([corpus.n_rows, corpus.n_entries, *_metric_sums(result.metrics)], dtype=np.float64)
+            if group is not None:
+                totals = group.total(totals)
+        finally:
+            if group is not None:
+                group.close()
+        if rank != 0:
+            return
+        info = {
+            "objective": params.objective,
+            "rows": int(totals[0]),
+            "entries": int(totals[1]),
+            "epochs": params.epochs,
+            "epoch_losses": [float(x) for x in result.epoch_losses],
+            "device": result.device,
+            "metrics": _pooled_metrics(totals[2:]),
+            "task_seconds": result.seconds,
+        }
+        yield pa.RecordBatch.from_pylist(
+            [{"kind": "stats", "id": -1, "vector": [], "info": json.dumps(info)}],
+            schema=pa.schema([("kind", pa.string()), ("id", pa.int64()), ("vector", pa.list_(pa.float32())),
+                              ("info", pa.string())]),
+        )
+        yield from _vector_batches("input", result.input_vectors)
+        if with_output:
+            yield from _vector_batches("output", result.output_vectors)
+
+    return run
+
+
+def bag_corpus(batches: list[pa.RecordBatch], objective: str) -> Any:
+    """A BagCorpus from Arrow batches of ``indices`` [, ``values``, ``label``] (vocabulary ids already).
+
+    Softmax bags are sets (weights None); regression bags carry counts as weights and the label.
+    Built from the list columns' offsets and values: no per-row Python.
+    """
+    from embedpipe.torchtrain import BagCorpus
+
+    parts = []
+    for batch in batches:
+        offsets, ids = flatten_lists(batch.column(schema.INDICES))
+        weights = targets = None
+        if objective == "regression":
+            _, values = flatten_lists(batch.column(schema.VALUES))
+            weights = values.to_numpy(zero_copy_only=False).astype(np.float32)
+            targets = batch.column(schema.LABEL).to_numpy(zero_copy_only=False).astype(np.float32)
+        parts.append(BagCorpus(offsets, ids.to_numpy(zero_copy_only=False).astype(np.int64), weights, targets))
+    corpus = BagCorpus.concat(parts)
+    if objective == "regression" and corpus.targets is None:  # no batch at all: an empty regression corpus
+        corpus = BagCorpus(corpus.offsets, corpus.ids, None, np.zeros(0, dtype=np.float32))
+    return corpus
+
+
+def _metric_sums(metrics: dict[str, float]) -> list[float]:
+    """[n, n * rmse^2, n * mae] for the model, the mean predictor and ridge: poolable over replicas."""
+    n = float(metrics.get("validation_rows", 0.0))
+    sums = [n]
+    for prefix in _METRIC_NAMES:
+        sums += [n * metrics.get(f"{prefix}rmse", 0.0) ** 2, n * metrics.get(f"{prefix}mae", 0.0)]
+    return sums
+
+
+def _pooled_metrics(sums: np.ndarray) -> dict[str, float]:
+    n = float(sums[0])
+    if n == 0:
+        return {}
+    pooled: dict[str, float] = {"validation_rows": int(n)}
+    for i, prefix in enumerate(_METRIC_NAMES):
+        pooled[f"{prefix}rmse"] = float(np.sqrt(sums[1 + 2 * i] / n))
+        pooled[f"{prefix}mae"] = float(sums[2 + 2 * i] / n)
+    return pooled
+
+
+def _vector_batches(kind: str, vectors: np.ndarray) -> Iterator[pa.RecordBatch]:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    for start in range(0, len(vectors), _ROWS_PER_BATCH):
+        block = vectors[start:start + _ROWS_PER_BATCH]
+        n = len(block)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.repeat(pa.scalar(kind, pa.string()), n),
+                pa.array(np.arange(start, start + n, dtype=np.int64)),
+                pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
+                                         pa.array(block.reshape(-1))),
+                pa.nulls(n, pa.string()),
+            ],
+            names=["kind", "id", "vector", "info"],
+        )

@@ -1,0 +1,213 @@
+"""word2vec's per-pair SGD on a CUDA device: one warp per window, Hogwild across warps (numba-cuda).
+
+Why a second CUDA step. The batched step of :mod:`embedpipe.torchtrain.batched_step` reaches 27M words/s on
+an H100, but it sums a whole batch's gradients from one snapshot and has to cap each row's move;
+on the 24M-token demo corpus that changes the geometry of the space (every cosine lifted, planted
+similarity 0.587 against gensim's 0.617). This kernel is :mod:`embedpipe.torchtrain.pairwise_cpu` (which
+matches gensim on CPU) on the GPU, as BlazingText and similar GPU word2vecs do it: each warp trains
+one window's pairs one after another, its 32 lanes sharing the ``dim`` coordinates (coalesced row
+reads, one reduction per score), adding each update to the rows in place with atomic adds; warps
+run concurrently without locks. A warp reads the rows as other warps leave them, so its staleness is
+the work in flight, not a batch: a model of it on CPU (``tests/benchmarks/staleness_model.py``: the
+pairwise kernel with 4,096 windows trained in lock-step rounds, each round scored from the previous
+round's result and its updates summed) kept gensim's scores on the 24M-token demo corpus (planted
+similarity 0.623 / analogies 0.615, against 0.620 / 0.607 one pair at a time and 0.617 / 0.618 for
+gensim on 16 workers). The grid is capped at :data:`MAX_WARPS` warps, which bounds that staleness
+whatever the batch size, and at :data:`WARPS_PER_SM` per multiprocessor, so that every warp is
+resident from the start (a grid-stride loop over a second wave would leave its warps' windows to
+the end of the launch; ptxas reports 72 registers per thread for sm_90, room for 28 such blocks).
+Summing matters: where only the last of a round's updates of a row survived (what plain
+read-modify-write stores do to a hot row), the model scored 0.473 / 0.596.
+
+The pair's arithmetic is :func:`embedpipe.torchtrain.pairwise_cpu._train_pair_py`'s: all of a pair's scores
+first, then each output row by its own term, then the input row by the summed update; a noise word
+equal to the observed output is skipped, and so is the update of a term scored ``max_exp`` or more
+away from 0. Noise comes from the same alias tables and xorshift64* draws, seeded per window by
+:func:`window_seed`, so a one-warp launch reproduces the CPU kernel pair for pair (a test does, in
+numba's CUDA simulator). With many warps the order of concurrent updates varies from run to run, so
+CUDA results are not bit-reproducible (nor are the batched step's, whose ``index_add_`` uses atomics).
+
+numba's CUDA target is imported on first use only: CPU runs never touch it. Set
+``NUMBA_ENABLE_CUDASIM=1`` before the first use to run the kernel in numba's simulator (slow;
+tests).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+
+from embedpipe.errors import ConfigError
+from embedpipe.torchtrain import pairwise_cpu as pairwise
+from embedpipe.torchtrain.batching import WindowBatch
+from embedpipe.torchtrain.pairwise_cpu import BOTH, MODES
+
+WARP = 32
+#: The most warps a launch runs at once (at most this many windows in flight; see the module docstring).
+MAX_WARPS = 4096
+#: One-warp blocks per multiprocessor: one wave on any GPU (2,112 warps on an H100's 132).
+WARPS_PER_SM = 16
+#: Coordinates each lane keeps in registers: ``dim`` up to 32 x 16 = 512.
+PER_LANE = 16
+MAX_DIM = WARP * PER_LANE
+#: Scores a lane keeps per pair: the observed output and up to 31 noise words.
+MAX_TERMS = 32
+
+
+def window_seed(seed: int, window: int) -> np.ndarray:
+    """The xorshift64* state of window ``window`` of a batch seeded ``seed`` (a 1-element uint64 array):
+    every window draws its own noise stream, so warps need not share one."""
+    combined = (int(seed) << 32) | int(window)
+    if pairwise._seed is not None:
+        return pairwise._seed(combined)
+    with np.errstate(over="ignore"):  # pragma: no cover - without numba; uint64 arithmetic wraps by design
+        return pairwise._seed_py(combined)
+
+
+def check_supported(dim: int, negative: int) -> None:
+    """ConfigError naming the key when the kernel's per-lane registers cannot hold the run's sizes."""
+    if dim > MAX_DIM:
+        raise ConfigError(f"config key 'dim' must be <= {MAX_DIM} with cuda_kernel 'pairwise', got {dim}")
+    if negative + 1 > MAX_TERMS:
+        raise ConfigError(
+            f"config key 'negative' must be <= {MAX_TERMS - 1} with cuda_kernel 'pairwise', got {negative}"
+        )
+
+
+def _numba_cuda() -> Any:
+    """numba's CUDA target, made importable on NumPy 2.5.
+
+    numba-cuda (0.30.4 and earlier) registers an overload for ``np.row_stack`` when it compiles a
+    kernel; NumPy 2.5 removed that name, an alias of ``np.vstack`` until then, so the first launch
+    fails with an AttributeError (numba 0.68.1 fixed the same registration in its CPU target).
+    Restoring the alias, only where it is missing, lets the kernel run there.
+    """
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
+    from numba import cuda
+
+    return cuda
+
+
+def available() -> bool:
+    """Whether numba's CUDA target is importable here (a GPU is a separate question)."""
+    try:
+        _numba_cuda()
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _kernel() -> Any:
+    """The compiled-on-first-launch kernel; numba's CUDA target is imported here, not at module import."""
+    _numba_cuda()
+    from embedpipe.torchtrain._cuda_kernels import train_windows
+
+    return train_windows
+
+
+def grid_warps(windows: int, multiprocessors: int) -> int:
+    """Warps (blocks of one warp) to launch for ``windows`` windows: one each, up to one wave of
+    :data:`WARPS_PER_SM` per multiprocessor and :data:`MAX_WARPS` in all."""
+    return max(1, min(windows, MAX_WARPS, WARPS_PER_SM * multiprocessors))
+
+
+def launch(
+    w_in: Any, w_out: Any, centers: Any, contexts: Any, mask: Any, accept: Any, alias: Any,
+    negative: int, mode: int, lr: float, seed: int, max_exp: float, losses: Any, stream: Any = 0,
+) -> None:
+    """Run the kernel on arrays numba can take (device arrays, or NumPy arrays in the simulator);
+    ``losses`` (float64) has one slot per warp to launch."""
+    _kernel()[len(losses), WARP, stream](
+        w_in, w_out, centers, contexts, mask, accept, alias, negative, mode, np.float32(lr), seed,
+        np.float32(max_exp), losses,
+    )
+
+
+class CudaPairwiseStep:
+    """The step the training loop calls on CUDA with ``cuda_kernel="pairwise"``: one launch per batch,
+    on torch's current stream, so it orders with the tensor code that builds the batches."""
+
+    def __init__(
+        self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str, max_exp: float,
+        dim: int,
+    ):
+        if not available():
+            raise ConfigError("config key 'cuda_kernel' is 'pairwise' but numba's CUDA target is not installed "
+                              "(pip install numba-cuda)")
+        if negative_mode not in MODES:
+            raise ValueError(f"unknown negative_mode {negative_mode!r}")
+        check_supported(dim, negative)
+        self.accept = accept
+        self.alias = alias
+        self.negative = negative
+        self.mode = MODES[negative_mode]
+        self.max_exp = float(max_exp)
+
+    def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
+        """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
+        if batch.noise_seed is None:
+            raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
+        return _launch_on_torch_stream(
+            w_in, w_out, batch.centers, batch.contexts, batch.mask, self.accept, self.alias, self.negative,
+            self.mode, lr, batch.noise_seed, self.max_exp,
+        ).sum()
+
+
+def _launch_on_torch_stream(
+    w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
+    accept: torch.Tensor, alias: torch.Tensor, negative: int, mode: int, lr: float, seed: int, max_exp: float,
+) -> torch.Tensor:
+    """:func:`launch` on torch's current stream, after the ops that made its inputs (no synchronisation
+    needed); returns each warp's summed loss."""
+    cuda = _numba_cuda()
+    if not (w_in.is_contiguous() and w_out.is_contiguous()):
+        raise ValueError("the pairwise kernel updates the matrices in place: they must be contiguous")
+    multiprocessors = torch.cuda.get_device_properties(w_in.device).multi_processor_count
+    losses = torch.zeros(grid_warps(centers.shape[0], multiprocessors), dtype=torch.float64, device=w_in.device)
+
+    def view(tensor: torch.Tensor) -> Any:
+        return cuda.as_cuda_array(tensor.contiguous(), sync=False)
+
+    with cuda.gpus[w_in.device.index or 0]:
+        stream = cuda.external_stream(torch.cuda.current_stream(w_in.device).cuda_stream)
+        launch(
+            view(w_in), view(w_out), view(centers), view(contexts), view(mask), view(accept), view(alias),
+            negative, mode, lr, seed, max_exp, view(losses), stream,
+        )
+    return losses
+
+
+@functools.cache
+def probe(device_index: int) -> str | None:
+    """None when the kernel compiles and runs on CUDA device ``device_index``, else why it does not.
+
+    ``cuda_kernel = "auto"`` asks this before it picks the kernel, so that a machine whose numba-cuda
+    cannot build or launch it (no NVVM, a driver or NumPy it does not support) trains with the batched
+    step instead of failing at the first step. It launches the kernel once on a one-window problem
+    with a zero step: the compile it triggers is the one the run would pay at its first launch.
+    """
+    if not available():
+        return "numba's CUDA target is not installed (pip install numba-cuda)"
+    device = torch.device("cuda", device_index)
+    try:
+        rows = torch.zeros((2, WARP), dtype=torch.float32, device=device)
+        window = torch.ones((1, 2), dtype=torch.int64, device=device)
+        _launch_on_torch_stream(
+            rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device), window, window.float(),
+            torch.ones(2, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.int64, device=device),
+            1, MODES["target"], 0.0, 1, 6.0,
+        )
+        torch.cuda.synchronize(device)
+    except Exception as error:  # any failure means "use the batched step"; the caller logs the reason
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+__all__ = [
+    "BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "launch", "probe", "window_seed",
+]

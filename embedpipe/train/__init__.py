@@ -1,1 +1,0 @@
-"""``embedpipe train``: embedding tables from tokenize/histories outputs (see :mod:`embedpipe.train.pipeline`)."""

@@ -1,0 +1,242 @@
+"""`train --method item2vec`: SGNS over watch histories recovers the planted segments and recommends.
+
+The planted watch log (:func:`embedpipe.demo.generator.generate_watch_log`) gives every movie an
+audience (children/adult) and a style (blockbuster/arthouse); users mostly watch one segment. Each
+user's last 2 movies are held out before `embedpipe histories`, so Recall@20 is measured on
+movies the model never saw in that user's history. The table is trained with
+``export_output_vectors``, so the context vectors are checked too: against the trainer core run
+on the same sequences, and as the second tower of a recommender.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from embedpipe.cli import main
+from embedpipe.demo.generator import generate_watch_log
+from embedpipe.table import read_embedding_table
+
+pytest.importorskip("torch")
+
+ITEM2VEC = ["--method", "item2vec", "--dim", "8", "--epochs", "5", "--device", "cpu", "--threads", "1",
+            "--seed", "5"]
+HELD_OUT = 2
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """(root, info, training log, held-out log) with each user's last 2 movies held out."""
+    root = tmp_path_factory.mktemp("item2vec")
+    info = generate_watch_log(root / "log.csv", users=800, seed=4, items=200)
+    log = pd.read_csv(info.path)  # sorted by user, then time
+    last = log.groupby("user").cumcount(ascending=False) < HELD_OUT
+    log[~last].to_csv(root / "train.csv", index=False)
+    assert main(["histories", "--input", str(root / "train.csv"), "--output", str(root / "hist"),
+                 "--time-column", "timestamp"]) == 0
+    return root, info, log[~last], log[last]
+
+
+@pytest.fixture(scope="module")
+def trained(watched):
+    """The item2vec table (and its context vectors), trained twice into the same paths (idempotence)."""
+    root, *_ = watched
+    out, context = root / "table", root / "table-output"
+    argv = ["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC,
+            "--set", f"export_output_vectors={context}"]
+    assert main(argv) == 0
+    first, first_context = read_embedding_table(str(out)), read_embedding_table(str(context))
+    assert main(argv) == 0
+    second = read_embedding_table(str(out))
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    np.testing.assert_array_equal(first_context.vectors, read_embedding_table(str(context)).vectors)
+    assert first.keys == second.keys
+    return second
+
+
+@pytest.fixture(scope="module")
+def context_table(trained, watched):
+    """The context (output) vectors item2vec exported next to the table."""
+    root, *_ = watched
+    return read_embedding_table(str(root / "table-output"))
+
+
+def _aligned(table, info):
+    """Item metadata reordered to the table's rows."""
+    position = {item: i for i, item in enumerate(info.items)}
+    order = np.array([position[key] for key in table.keys])
+    return info.segments[order], info.audience[order] == "adult", info.style[order] == "arthouse"
+
+
+def test_item2vec_table_and_manifest(trained, watched):
+    _, info, train_log, _ = watched
+    assert trained.manifest["method"] == "item2vec" and trained.dim == 8
+    assert trained.manifest["key_kind"] == "item" and trained.manifest["tokenizer"] is None
+    params = trained.manifest["params"]
+    assert params["window"] == 5 and params["shrink_window"] is False
+    assert params["input_kind"] == "histories" and params["sample"] == 0 and params["processes"] == 1
+    assert set(trained.keys) == set(train_log["item"])
+    counts = train_log["item"].value_counts()
+    assert [int(c) for c in trained.counts] == [int(counts[k]) for k in trained.keys]
+    assert np.isfinite(trained.vectors).all()
+
+
+def test_item2vec_neighbours_share_the_planted_segment(trained, watched):
+    _, info, *_ = watched
+    segments, _, _ = _aligned(trained, info)
+    unit = trained.vectors / np.linalg.norm(trained.vectors, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argsort(-similarity, axis=1)[:, :10]
+    purity = float((segments[nearest] == segments[:, None]).mean())
+    assert purity >= 0.8, purity  # chance: 0.25
+
+
+def test_item2vec_linear_probe_separates_planted_axes(trained, watched):
+    _, info, *_ = watched
+    _, adult, arthouse = _aligned(trained, info)
+    features = np.hstack([trained.vectors, np.ones((len(trained.vectors), 1))])
+    for labels in (adult, arthouse):
+        weights, *_ = np.linalg.lstsq(features, np.where(labels, 1.0, -1.0), rcond=None)
+        accuracy = float(((features @ weights > 0) == labels).mean())
+        assert accuracy >= 0.9, accuracy
+
+
+def _recall_at(k: int, scores: np.ndarray, seen: np.ndarray, held: np.ndarray) -> float:
+    """Mean over users of |top-k unseen items ∩ held-out| / |held-out| (users x items arrays)."""
+    scores = np.where(seen, -np.inf, scores)
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    hits = np.take_along_axis(held, top, axis=1).sum(1)
+    return float((hits / held.sum(1)).mean())
+
+
+def _split_matrices(trained, train_log, held_log) -> tuple[np.ndarray, np.ndarray]:
+    """(seen, held) users x items boolean matrices in the table's item order, users with a held-out item."""
+    items = {key: i for i, key in enumerate(trained.keys)}
+    users = {user: u for u, user in enumerate(sorted(train_log["user"].unique()))}
+    seen = np.zeros((len(users), len(items)), dtype=bool)
+    seen[train_log["user"].map(users), train_log["item"].map(items)] = True
+    held_log = held_log[held_log["item"].isin(items)]
+    held = np.zeros_like(seen)
+    held[held_log["user"].map(users), held_log["item"].map(items)] = True
+    keep = held.any(1)
+    return seen[keep], held[keep]
+
+
+def test_item2vec_recall_beats_popularity(trained, watched):
+    _, _, train_log, held_log = watched
+    seen, held = _split_matrices(trained, train_log, held_log)
+    unit = trained.vectors / np.linalg.norm(trained.vectors, axis=1, keepdims=True)
+    profile = seen.astype(np.float64) @ unit / seen.sum(1, keepdims=True)  # mean of the training items' vectors
+    profile /= np.linalg.norm(profile, axis=1, keepdims=True)
+    item2vec = _recall_at(20, profile @ unit.T, seen, held)
+    popularity = _recall_at(20, np.broadcast_to(np.asarray(trained.counts, dtype=np.float64), seen.shape),
+                            seen, held)
+    assert item2vec > popularity + 0.05, (item2vec, popularity)
+
+
+def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_table, watched):
+    """processes=1: the exported tables equal the trainer core's input and output matrices on the same input."""
+    from embedpipe.jobconfig import TrainConfig
+    from embedpipe.methods.inputs import read_training_input
+    from embedpipe.methods.item2vec import item2vec_params
+    from embedpipe.torchtrain import SGNSParams, encode_sentences, train_sgns
+
+    root, *_ = watched
+    assert context_table.keys == trained.keys and list(context_table.ids) == list(trained.ids)
+    assert list(context_table.counts) == list(trained.counts) and context_table.dim == trained.dim
+    assert context_table.manifest["method"] == "item2vec" and context_table.manifest["key_kind"] == "item"
+    assert context_table.manifest["params"]["layer"] == "output (context vectors)"
+    assert trained.manifest["params"]["layer"] == "input"
+    assert not np.allclose(context_table.vectors, trained.vectors)
+
+    data = read_training_input(spark, str(root / "hist"))
+    sequences = data.sentences().orderBy("doc_id").select("tokens").toArrow().column(0)
+    corpus = encode_sentences(sequences, pa.array(trained.keys))
+    config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8, epochs=5,
+                         device="cpu", threads=1, seed=5)
+    params = SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens))
+    core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), params,
+                      counts_total=corpus.n_tokens)
+    np.testing.assert_allclose(trained.vectors, core.input_vectors, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(context_table.vectors, core.output_vectors, rtol=0, atol=1e-6)
+
+
+def test_item2vec_context_vectors_score_conditional_probabilities(trained, context_table, watched):
+    """SGNS learns in . out = PMI(w, c) - log k against noise ~ count^0.75, so mean(the user's input
+    vectors) . context vector + 0.75 log count ranks like log P(item | history): well above popularity.
+    The plain dot (no popularity term) favours rare items and lands near popularity here, which is why
+    cosine on the input table stays the default way to recommend with item2vec (see the README)."""
+    _, _, train_log, held_log = watched
+    seen, held = _split_matrices(trained, train_log, held_log)
+    log_counts = np.log(np.asarray(trained.counts, dtype=np.float64))
+    profile = seen.astype(np.float64) @ trained.vectors / seen.sum(1, keepdims=True)
+    conditional = _recall_at(20, profile @ context_table.vectors.T + 0.75 * log_counts, seen, held)
+    popularity = _recall_at(20, np.broadcast_to(log_counts, seen.shape), seen, held)
+    assert conditional > popularity + 0.05, (conditional, popularity)
+
+
+@given(st.integers(min_value=0, max_value=10**11), st.integers(min_value=0, max_value=10**11))
+def test_default_epochs_reach_the_budget_and_shrink_with_the_log(small, large):
+    from embedpipe.methods.item2vec import MAX_DEFAULT_EPOCHS, TARGET_INTERACTIONS, default_epochs
+
+    small, large = sorted((small, large))
+    epochs = default_epochs(small)
+    assert 1 <= epochs <= MAX_DEFAULT_EPOCHS
+    assert default_epochs(large) <= epochs  # a bigger log never gets more passes
+    if small > 0 and epochs < MAX_DEFAULT_EPOCHS:
+        assert small * epochs >= TARGET_INTERACTIONS  # enough passes to reach the budget ...
+        assert epochs == 1 or small * (epochs - 1) < TARGET_INTERACTIONS  # ... and not one more
+
+
+def test_item2vec_epochs_default_to_the_budget_and_a_set_value_wins(watched, trained, tmp_path, capsys):
+    """Without --epochs the pass count follows the log's size (recorded in the manifest); --epochs overrides it."""
+    from embedpipe.methods.item2vec import default_epochs
+
+    root, _, train_log, _ = watched
+    assert trained.manifest["params"]["epochs"] == 5  # the fixture's --epochs 5
+    at = ITEM2VEC.index("--epochs")
+    argv = ITEM2VEC[:at] + ITEM2VEC[at + 2:]
+    capsys.readouterr()
+    assert main(["train", "--input", str(root / "hist"), "--output", str(tmp_path / "auto"), *argv]) == 0
+    expected = default_epochs(len(train_log))
+    assert expected > 5  # a small log: more passes than the fixture's
+    assert read_embedding_table(str(tmp_path / "auto")).manifest["params"]["epochs"] == expected
+    assert f"{expected} pass(es) over {len(train_log)} training interactions" in capsys.readouterr().err
+
+
+def test_export_output_vectors_refused_for_word2vec(watched, tmp_path, capsys):
+    root, *_ = watched
+    out, context = tmp_path / "table", tmp_path / "context"
+    capsys.readouterr()
+    assert main(["train", "--input", str(root / "hist"), "--output", str(out), "--method", "word2vec",
+                 "--export-output-vectors", str(context)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
+    assert errors == ["embedpipe train: error: config key 'export_output_vectors' is only used by methods sgns, "
+                      "item2vec and softmax, not word2vec"]
+    assert not out.exists() and not context.exists()
+
+
+def test_item2vec_refuses_a_tokenize_input(spark, tmp_path, capsys):
+    from embedpipe.jobconfig import TokenizeConfig
+    from embedpipe.text.pipeline import run_tokenize
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("영화 보고 싶다\nthe film was good\n", encoding="utf-8")
+    tokens = tmp_path / "tokens"
+    run_tokenize(spark, TokenizeConfig(input=str(corpus), output=str(tokens), min_count=1))
+    out = tmp_path / "table"
+    capsys.readouterr()
+    assert main(["train", "--input", str(tokens), "--output", str(out), *ITEM2VEC]) == 2
+    qualified = f"file:{tokens}"
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
+    assert errors == [
+        f"embedpipe train: error: method item2vec needs a histories output as input (sequences/ of items), but "
+        f"{qualified} is a tokenize output; run `embedpipe histories` on the interaction log, or use method sgns "
+        "for text"
+    ]
+    assert not out.exists()
