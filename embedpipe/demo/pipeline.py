@@ -31,8 +31,8 @@ def run_demo(spark: SparkSession, config: DemoConfig) -> dict[str, Any]:
     )
     from embedpipe.evaluate.pipeline import run_evaluate
     from embedpipe.interactions.pipeline import run_histories
-    from embedpipe.text.pipeline import run_tokenize
     from embedpipe.methods.pipeline import run_train
+    from embedpipe.text.pipeline import run_tokenize
 
     root = os.path.abspath(config.output)
     data = os.path.join(root, "data")

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from embedpipe.config import config_to_dict
 from embedpipe.errors import ConfigError
 from embedpipe.jobconfig import TRAIN_METHODS, TrainConfig
-from embedpipe.table import write_embedding_table
-from embedpipe.methods.result import TrainedEmbeddings
 from embedpipe.methods.inputs import TrainingInput, read_training_input
+from embedpipe.methods.result import TrainedEmbeddings
+from embedpipe.table import write_embedding_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

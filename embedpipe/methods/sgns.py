@@ -59,8 +59,8 @@ import pyarrow as pa
 from embedpipe import schema
 from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
 from embedpipe.methods.barrier import ReplicaGroup, join_group, task_device
+from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -58,8 +58,8 @@ from embedpipe.errors import (
     TrainingDivergedError,
 )
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, flatten_lists
 from embedpipe.methods.barrier import ReplicaGroup, join_group, task_device
+from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, flatten_lists
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

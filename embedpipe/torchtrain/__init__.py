@@ -14,11 +14,11 @@ The bag models (softmax over a catalogue, regression) train from a :class:`BagCo
 (:func:`encode_bags`) with :func:`train_bag_model`.
 """
 
-from embedpipe.torchtrain.bag_model import BagModelParams, BagModelResult, BagTrainingState, train_bag_model
 from embedpipe.torchtrain.bag_corpus import BagCorpus, encode_bags
-from embedpipe.torchtrain.params import SGNSParams
+from embedpipe.torchtrain.bag_model import BagModelParams, BagModelResult, BagTrainingState, train_bag_model
 from embedpipe.torchtrain.corpus import IdCorpus, encode_sentences, keep_probabilities, noise_distribution, vocab_keys
 from embedpipe.torchtrain.model import TrainingState
+from embedpipe.torchtrain.params import SGNSParams
 from embedpipe.torchtrain.runtime import ReplicaSync, TrainProgress, resolve_device
 from embedpipe.torchtrain.sgns_train import TrainResult, train_sgns
 

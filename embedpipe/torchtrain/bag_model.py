@@ -41,10 +41,10 @@ import torch
 
 from embedpipe.config import option
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
-from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 from embedpipe.torchtrain.bag_corpus import BagCorpus, gather_rows
-from embedpipe.torchtrain.params import check_declared_bounds
+from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 from embedpipe.torchtrain.model import derive_seed, read_checkpoint_file, write_checkpoint
+from embedpipe.torchtrain.params import check_declared_bounds
 from embedpipe.torchtrain.regression_eval import regression_metrics
 from embedpipe.torchtrain.regression_eval import word_effects as regression_word_effects
 from embedpipe.torchtrain.runtime import (

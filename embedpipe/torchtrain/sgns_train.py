@@ -33,12 +33,20 @@ import numpy as np
 import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
+from embedpipe.torchtrain.batched_step import (
+    batch_loss,
+    pair_count,
+    score_batch,
+    sgns_step,
+    update_inputs,
+    update_outputs,
+)
 from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowBatch
-from embedpipe.torchtrain.params import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
 from embedpipe.torchtrain.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.torchtrain.model import TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.torchtrain.pairwise_cpu import PairwiseStep, resolve_kernel
 from embedpipe.torchtrain.pairwise_cuda import CudaPairwiseStep
+from embedpipe.torchtrain.params import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
 from embedpipe.torchtrain.runtime import (
     ProgressBar,
     ReplicaSync,
@@ -47,7 +55,6 @@ from embedpipe.torchtrain.runtime import (
     resolve_device,
     torch_threads,
 )
-from embedpipe.torchtrain.batched_step import batch_loss, pair_count, score_batch, sgns_step, update_inputs, update_outputs
 
 logger = logging.getLogger(__name__)
 

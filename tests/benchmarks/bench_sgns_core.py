@@ -119,8 +119,8 @@ def main() -> None:
 
     from embedpipe.config import build_config, parse_overrides
     from embedpipe.torchtrain import SGNSParams, encode_sentences, train_sgns
-    from embedpipe.torchtrain.params import REFERENCE_BATCH, auto_batch_size
     from embedpipe.torchtrain.pairwise_cpu import resolve_kernel
+    from embedpipe.torchtrain.params import REFERENCE_BATCH, auto_batch_size
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
     t0 = time.perf_counter()

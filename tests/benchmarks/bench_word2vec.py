@@ -30,9 +30,9 @@ import pyarrow.dataset as pads
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.jobconfig import TokenizeConfig, TrainConfig  # noqa: E402
+from embedpipe.methods.pipeline import run_train  # noqa: E402
 from embedpipe.table import read_embedding_table  # noqa: E402
 from embedpipe.text.pipeline import run_tokenize  # noqa: E402
-from embedpipe.methods.pipeline import run_train  # noqa: E402
 from tests.benchmarks.common import Row, Timer, render, score, spark_session, write_wiki_corpus  # noqa: E402
 
 

@@ -28,8 +28,8 @@ from embedpipe.demo.generator import (
     write_analogy_file,
     write_similarity_file,
 )
-from embedpipe.table import read_embedding_table, read_manifest
 from embedpipe.methods.pipeline import METHODS
+from embedpipe.table import read_embedding_table, read_manifest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

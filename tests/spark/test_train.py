@@ -20,11 +20,11 @@ import pytest
 
 from embedpipe import cli
 from embedpipe.jobconfig import TRAIN_METHODS, TrainConfig
-from embedpipe.table import read_embedding_table
 from embedpipe.methods import pca as pca_module
 from embedpipe.methods.pca import orient_components, project_sparse_rows
 from embedpipe.methods.pipeline import METHODS
 from embedpipe.methods.word2vec import filter_token_lists
+from embedpipe.table import read_embedding_table
 
 TOKENIZER = {"lowercase": True, "min_token_length": 1, "max_token_length": 100, "stop_words": "",
              "keep_numbers": True}

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
-from embedpipe.torchtrain import BagCorpus, BagModelParams, BagTrainingState, TrainProgress, encode_bags, train_bag_model
+from embedpipe.torchtrain import (
+    BagCorpus,
+    BagModelParams,
+    BagTrainingState,
+    TrainProgress,
+    encode_bags,
+    train_bag_model,
+)
 from embedpipe.torchtrain.bag_model import CHECKPOINT_FORMAT, CHECKPOINT_NAME, holdout_split, proposal_distribution
 from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_torchtrain_planted import _params, nearest_targets, planted_corpus
 
 from embedpipe.errors import ConfigError
 from embedpipe.torchtrain import SGNSParams, train_sgns
 from embedpipe.torchtrain import pairwise_cpu as pairwise
 from embedpipe.torchtrain import pairwise_cuda as pc
 from embedpipe.torchtrain.pairwise_cpu import available as numba_available
-from test_torchtrain_planted import _params, nearest_targets, planted_corpus
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="needs numba")
 ROOT = Path(__file__).resolve().parents[2]

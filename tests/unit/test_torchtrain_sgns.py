@@ -18,12 +18,19 @@ from scipy import stats
 
 from embedpipe.config import build_config
 from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
-from embedpipe.torchtrain import IdCorpus, SGNSParams, encode_sentences, keep_probabilities, noise_distribution, train_sgns
+from embedpipe.torchtrain import (
+    IdCorpus,
+    SGNSParams,
+    encode_sentences,
+    keep_probabilities,
+    noise_distribution,
+    train_sgns,
+)
+from embedpipe.torchtrain.batched_step import score_batch, sgns_step
 from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowBatch, window_offsets
-from embedpipe.torchtrain.params import auto_batch_size, lr_scale
 from embedpipe.torchtrain.model import CHECKPOINT_NAME
 from embedpipe.torchtrain.pairwise_cpu import available as pairwise_available
-from embedpipe.torchtrain.batched_step import score_batch, sgns_step
+from embedpipe.torchtrain.params import auto_batch_size, lr_scale
 
 
 @pytest.fixture(autouse=True)
