@@ -10,15 +10,20 @@ import numpy as np
 import pyarrow as pa
 
 
-def matrix_to_list_array(matrix: np.ndarray) -> pa.ListArray:
-    """A (rows, dim) matrix as an Arrow ``list<float32>`` array, one list of ``dim`` values per row."""
+def matrix_to_list_array(matrix: np.ndarray, *, null_rows: np.ndarray | None = None) -> pa.ListArray:
+    """A (rows, dim) matrix as an Arrow ``list<float32>`` array, one list of ``dim`` values per row.
+
+    ``null_rows`` (bool, one per row) makes those rows NULL lists (e.g. a row with nothing to embed).
+    """
     matrix = np.asarray(matrix)
     if matrix.ndim != 2:
         raise ValueError(f"expected a 2-D matrix, got shape {matrix.shape}")
     rows, dim = matrix.shape
     flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, rows * dim + 1, dim, dtype=np.int32) if dim else np.zeros(rows + 1, np.int32))
-    return pa.ListArray.from_arrays(offsets, flat)
+    if null_rows is None:
+        return pa.ListArray.from_arrays(offsets, flat)
+    return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(np.asarray(null_rows, dtype=bool)))
 
 
 def list_array_to_matrix(lists: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:

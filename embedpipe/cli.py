@@ -37,6 +37,7 @@ from embedpipe.jobconfig import (
     TokenizeConfig,
     TrainConfig,
 )
+from embedpipe.methods.settings import old_flat_keys
 
 log = logging.getLogger("embedpipe")
 
@@ -59,7 +60,8 @@ JOBS: dict[str, Job] = {
         Job("histories", HistoriesConfig, "embedpipe.interactions.pipeline:run_histories",
             "interaction log -> per-user item sequences, item vocabulary, user x item vectors"),
         Job("train", TrainConfig, "embedpipe.methods.pipeline:run_train",
-            "tokenize output -> embedding table (word2vec, pca)"),
+            "tokenize or histories output -> embedding table (word2vec, pca, sgns, item2vec, softmax, regression, "
+            "als, popularity)"),
         Job("evaluate", EvaluateConfig, "embedpipe.evaluate.pipeline:run_evaluate",
             "embedding table -> similarity, analogy, coverage, neighbours, 2-D plot report"),
         Job("embed", EmbedConfig, "embedpipe.lookup.embed:run_embed",
@@ -80,7 +82,8 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--config", metavar="FILE", help="TOML config file ([<job>] and [spark] sections)")
     common.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config key (repeatable); spark.* keys go to the [spark] section",
+        help="override a config key (repeatable); spark.* keys go to the [spark] section, train's <method>.* keys "
+             "to its [train.<method>] section (e.g. sgns.window=8)",
     )
     common.add_argument("--master", dest="spark_master", help="Spark master when not run by spark-submit")
     common.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -91,15 +94,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full ``embedpipe`` parser, or a single job's parser for ``jobs/<name>.py``."""
     if only is not None:
         job = JOBS[only]
-        parser = argparse.ArgumentParser(prog=f"jobs/{only}.py", description=job.summary)
+        parser = argparse.ArgumentParser(prog=f"jobs/{only}.py", description=job.summary, epilog=_epilog(job),
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_job_arguments(parser, job)
         return parser
     parser = argparse.ArgumentParser(prog="embedpipe", description="Embedding tables from corpora and logs, on Spark.")
     parser.add_argument("--version", action="version", version=f"embedpipe {__version__}")
     sub = parser.add_subparsers(dest="job", metavar="JOB", required=True)
     for job in JOBS.values():
-        _add_job_arguments(sub.add_parser(job.name, help=job.summary, description=job.summary), job)
+        _add_job_arguments(sub.add_parser(job.name, help=job.summary, description=job.summary, epilog=_epilog(job),
+                                          formatter_class=argparse.RawDescriptionHelpFormatter), job)
     return parser
+
+
+def _epilog(job: Job) -> str | None:
+    """Extra ``--help`` text a config class offers (train: every method's own keys)."""
+    help_epilog = getattr(job.config_class, "help_epilog", None)
+    return help_epilog() if help_epilog is not None else None
 
 
 def _add_job_arguments(parser: argparse.ArgumentParser, job: Job) -> None:
@@ -124,7 +135,14 @@ def load_job_config(job: Job, args: argparse.Namespace) -> tuple[Any, SparkSetti
     job_overrides = {k: v for k, v in overrides.items() if not k.startswith("spark.")}
     spark_overrides = {k[len("spark."):]: v for k, v in overrides.items() if k.startswith("spark.")}
     flags = {k[len("cfg_"):]: v for k, v in vars(args).items() if k.startswith("cfg_")}
-    config = resolve_config(job.config_class, file_section=sections.get(job.name), overrides=job_overrides, flags=flags)
+    # flags of keys that moved into a section (train's --epochs): the resolver names their new key
+    flags.update({name: None for name in getattr(args, "moved_flags", ())})
+    from_sources = getattr(job.config_class, "from_sources", None)
+    if from_sources is not None:  # a config with sub-sections resolves its own layers
+        config = from_sources(file_section=sections.get(job.name), overrides=job_overrides, flags=flags)
+    else:
+        config = resolve_config(job.config_class, file_section=sections.get(job.name), overrides=job_overrides,
+                                flags=flags)
     spark_flags = {"master": args.spark_master} if args.spark_master else {}
     spark_settings = resolve_config(
         SparkSettings, file_section=sections.get("spark"), overrides=spark_overrides, flags=spark_flags
@@ -158,9 +176,25 @@ def _configure_logging(level: str) -> None:
     root.propagate = False
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line; a flag of a key that moved into a section (``train --epochs``) is kept
+    in ``moved_flags``, so the config error can say the key's new name instead of argparse's usage line."""
+    args, unknown = parser.parse_known_args(list(argv) if argv is not None else None)
+    moved = [_flag_key(token) for token in unknown if token.startswith("--")]
+    if unknown and (not moved or not all(key in _MOVED_FLAGS for key in moved)):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.moved_flags = moved
+    return args
+
+
+def _flag_key(token: str) -> str:
+    key = token[2:].partition("=")[0].replace("-", "_")
+    return key.removeprefix("no_") if key.removeprefix("no_") in _MOVED_FLAGS else key
+
+
 def run(argv: Sequence[str] | None = None, *, only: str | None = None) -> int:
     parser = build_parser(only)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args = parse_arguments(parser, argv)
     job = JOBS[args.job]
     prog = f"embedpipe {job.name}"
     _configure_logging(args.log_level)
@@ -197,10 +231,16 @@ def _check_outputs_early(spark: object, config: object) -> None:
     from embedpipe.storage import check_output_path
 
     inputs = tuple(p for p in (getattr(config, key, None) for key in _INPUT_KEYS) if isinstance(p, str))
+    settings = getattr(config, "settings", None)  # train: the method's own outputs (doc_output, ...)
     for key in _OUTPUT_KEYS:
-        target = getattr(config, key, None)
-        if isinstance(target, str) and target:
-            check_output_path(spark, target, inputs=inputs)  # type: ignore[arg-type]
+        for holder in (config, settings):
+            target = getattr(holder, key, None)
+            if isinstance(target, str) and target:
+                check_output_path(spark, target, inputs=inputs)  # type: ignore[arg-type]
+
+
+#: Flags of the old flat train keys: refused with the key's new name (see embedpipe.methods.settings).
+_MOVED_FLAGS = frozenset(old_flat_keys())
 
 
 def _one_line(text: str) -> str:

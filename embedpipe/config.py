@@ -29,6 +29,9 @@ C = TypeVar("C")
 
 _MISSING = dataclasses.MISSING
 
+#: The one default seed of every seeded setting (the job's ``seed`` and the PyTorch core's params).
+DEFAULT_SEED = 42
+
 
 def option(
     default: Any = _MISSING,
@@ -41,8 +44,13 @@ def option(
     required: bool = False,
     flag: str | None = None,
     metavar: str | None = None,
+    nested: bool = False,
 ) -> Any:
-    """Declare one setting: its default, help text and the constraints checked on load."""
+    """Declare one setting: its default, help text and the constraints checked on load.
+
+    ``nested`` marks a field that holds a whole sub-section (e.g. a train method's settings): its
+    owner builds and checks it, so it gets no flag, no coercion and no row of its own in the docs.
+    """
     metadata = {
         "help": help,
         "choices": choices,
@@ -52,6 +60,7 @@ def option(
         "required": required,
         "flag": flag,
         "metavar": metavar,
+        "nested": nested,
     }
     if isinstance(default, (list, dict)):
         value = default
@@ -177,26 +186,34 @@ def _check_constraints(key: str, field: dataclasses.Field, value: Any) -> None:
             raise ConfigError(f"config key '{key}' must be <= {high}, got {item!r}")
 
 
-def build_config(cls: type[C], values: dict[str, Any], *, from_text_keys: frozenset[str] = frozenset()) -> C:
-    """Validate ``values`` against ``cls`` and construct it; unknown keys are rejected by name."""
+def build_config(
+    cls: type[C], values: dict[str, Any], *, from_text_keys: frozenset[str] = frozenset(), key_prefix: str = ""
+) -> C:
+    """Validate ``values`` against ``cls`` and construct it; unknown keys are rejected by name.
+
+    ``key_prefix`` (e.g. ``"sgns."``) is put before every key named in an error, so a setting of a
+    sub-section is reported the way the user writes it.
+    """
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = _field_types(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown config key '{unknown[0]}' (known keys: {', '.join(sorted(fields))})"
+            f"unknown config key '{key_prefix}{unknown[0]}' (known keys: {', '.join(sorted(fields))})"
         )
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
-        if name in values:
-            value = _coerce(name, hints[name], values[name], from_text=name in from_text_keys)
+        if name in values and field.metadata.get("nested"):
+            value = values[name]  # built and checked by the owner of the section
+        elif name in values:
+            value = _coerce(key_prefix + name, hints[name], values[name], from_text=name in from_text_keys)
         elif field.default is not _MISSING:
             value = field.default
         elif field.default_factory is not _MISSING:  # type: ignore[misc]
             value = field.default_factory()  # type: ignore[misc]
         else:
             value = None
-        _check_constraints(name, field, value)
+        _check_constraints(key_prefix + name, field, value)
         kwargs[name] = value
     instance = cls(**kwargs)
     validate = getattr(instance, "validate", None)
@@ -239,6 +256,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, dest_pre
     """Add one ``--flag`` per field of ``cls``; defaults are suppressed so only given flags override."""
     hints = _field_types(cls)
     for field in dataclasses.fields(cls):
+        if field.metadata.get("nested"):
+            continue  # a sub-section: set in the config file or with --set section.key=value
         base, _ = _base_type(hints[field.name])
         meta = field.metadata
         help_text = meta.get("help", "")
@@ -298,5 +317,12 @@ def resolve_config(
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-friendly dict of a config dataclass (recorded in manifests and logs)."""
+    """A JSON-friendly dict of a config dataclass (recorded in manifests and logs).
+
+    A config with a ``to_dict`` method decides itself what is recorded (``TrainConfig`` leaves out
+    the settings of methods other than the chosen one).
+    """
+    to_dict = getattr(config, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
     return dataclasses.asdict(config)

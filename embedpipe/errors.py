@@ -39,8 +39,8 @@ class EmptyResultError(EmbedpipeError):
     """A job would produce an empty output (empty corpus, nothing above min_count, ...)."""
 
 
-class TableError(EmbedpipeError, ValueError):
-    """An embedding table is invalid (wrong dimension, duplicate keys, NaN/Inf, bad manifest)."""
+class TableError(InputError):
+    """An embedding table breaks the format (wrong dimension, NULL or duplicate keys, NaN/Inf, bad manifest)."""
 
 
 class OutputError(EmbedpipeError):
@@ -48,6 +48,14 @@ class OutputError(EmbedpipeError):
 
 
 class TrainingDivergedError(EmbedpipeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite.
+
+    ``param`` names the trainer core's setting to lower (e.g. ``lr``), so that a caller whose config
+    spells it differently can name its own key; None when the error was rebuilt from text.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param

@@ -1,15 +1,36 @@
 """The settings of every job, declared once (help, defaults, constraints).
 
 A config file groups keys under one section per job (``[tokenize]``, ``[train]``, ...) plus a
-``[spark]`` section shared by all jobs; see ``conf/`` for examples and the README for the reference.
+``[spark]`` section shared by all jobs; ``[train]`` has one sub-table per training method
+(``[train.sgns]``, ...; declared in :mod:`embedpipe.methods.settings`). See ``conf/`` for examples
+and ``docs/configuration.md`` for the reference.
+
+In Python a job's config is its dataclass; for ``train`` the chosen method's settings go in
+``settings``, as the method's settings class or a dict of its keys::
+
+    TrainConfig(input="out/tokens", output="out/table", method="sgns", dim=50, seed=7,
+                settings=SGNSSettings(epochs=10))   # or settings={"epochs": 10}
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from embedpipe.config import option
+from embedpipe.config import DEFAULT_SEED, build_config, option
 from embedpipe.errors import ConfigError
+from embedpipe.methods.settings import (
+    METHOD_SETTINGS,
+    PATH_SETTINGS,
+    RUNTIME_KEYS,
+    TRAIN_METHODS,
+    build_method_settings,
+    old_key_error,
+    setting_names,
+    settings_to_dict,
+)
 
 INPUT_FORMATS = ("auto", "text", "parquet", "json", "csv")
 LOG_FORMATS = ("auto", "csv", "parquet", "json", "udata")
@@ -106,191 +127,161 @@ class HistoriesConfig:
             raise ConfigError("config key 'holdout' = last needs time_column (the column that orders the history)")
 
 
-TRAIN_METHODS = ("word2vec", "pca", "sgns", "item2vec", "softmax", "regression", "als", "popularity")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    """``embedpipe train``: tokenize or histories output -> embedding table (and, for pca, document vectors)."""
+    """``embedpipe train``: tokenize or histories output -> embedding table (and, for pca, document vectors).
+
+    The keys every method shares are fields here; each method's own keys are its settings class in
+    :mod:`embedpipe.methods.settings` (``[train.sgns]`` in a file, ``--set sgns.window=8`` on the
+    command line; in Python ``settings=``, as that class or a dict of its keys, None for the method's
+    defaults). ``config.settings`` is then always the chosen method's settings object. A setting the
+    method does not read is refused, naming the key and the method.
+    """
 
     input: str = option(
         help="a tokenize output (tokens/, vocab/, bow/) or histories output (sequences/, vocab/, vectors/)"
     )
     output: str = option(help="embedding table directory; replaced atomically")
-    method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
-    dim: int = option(100, "embedding dimension", min=1)
-    seed: int = option(42, "random seed", min=0)
-    # word2vec (pyspark.ml.feature.Word2Vec)
-    window: int = option(5, "word2vec, sgns: context window size", min=1)
-    min_count: int = option(
-        1, "word2vec: also drop vocabulary words counted fewer than this many times (the table keeps exactly the "
-        "remaining vocabulary; MLlib's own minCount is always 1)", min=1,
+    method: str = option("word2vec", "training method; its settings are the [train.<method>] section",
+                         choices=TRAIN_METHODS)
+    dim: int = option(100, "embedding dimension (als: the rank; popularity: always 1)", min=1)
+    seed: int = option(DEFAULT_SEED, "random seed: the same seed, input and settings give the same table", min=0)
+    device: str = option(
+        "auto", "sgns, item2vec, softmax, regression: where each replica trains: auto (the GPU Spark assigned, else "
+        "cuda if visible, else cpu), cpu or cuda; set cpu to keep a GPU free", choices=("auto", "cpu", "cuda"),
     )
-    epochs: int | None = option(
-        None, "word2vec, sgns, item2vec: passes over the corpus (MLlib maxIter); default 1; item2vec: enough passes "
-        "to train on about 20M interactions in all (1 pass from 20M training interactions up, 5 at 4M, at most "
-        "30), so a small log is not undertrained", min=1,
+    processes: int = option(
+        1, "sgns, item2vec, softmax, regression: model replicas, one Spark barrier task each (data parallel); raise "
+        "it to use several executors or GPUs (on small data replicas trail one process)", min=1,
     )
-    partitions: int = option(1, "word2vec: MLlib numPartitions (more is faster, slightly worse)", min=1)
-    step_size: float | None = option(
-        None, "word2vec, sgns, item2vec: initial learning rate (default: each method's own — word2vec 0.025 as "
-        "MLlib, sgns 0.05 as fastText, item2vec 0.025)", min=0.0, min_exclusive=True,
+    averages_per_epoch: int = option(
+        10, "sgns, item2vec, softmax, regression: how often per epoch the replicas combine their models; only "
+        "matters with processes > 1", min=1,
     )
-    max_sentence_length: int = option(
-        1000, "word2vec: longer documents are split into chunks of this many tokens", min=1
-    )
-    # pca
-    pca_solver: str = option(
-        "auto", "pca: 'pca' (MLlib PCA, centred), 'svd' (distributed truncated SVD), auto: svd above pca_max_columns",
-        choices=("auto", "pca", "svd"),
-    )
-    pca_max_columns: int = option(
-        10_000, "pca: auto switches to the SVD path above this vocabulary size", min=1, max=65_535
-    )
-    pca_scaling: str = option(
-        "singular",
-        "pca: word vectors are component rows times singular values ('singular'), their square root ('sqrt') "
-        "or unscaled ('none')",
-        choices=("singular", "sqrt", "none"),
-    )
-    doc_output: str | None = option(None, "pca: also write document embeddings as a table here")
-    # sgns (embedpipe's PyTorch trainer, embedpipe.torchtrain)
-    negative: int = option(5, "sgns, item2vec: noise words per (center, context) pair", min=1)
-    sample: float = option(1e-3, "sgns, item2vec: subsampling threshold for frequent words (0 = off)", min=0.0)
-    min_lr: float = option(1e-4, "sgns, item2vec: learning rate reached at the end (linear decay)", min=0.0)
-    max_exp: float = option(
-        6.0, "sgns, item2vec: skip the update of a term whose score u.v is at least this far from 0, as gensim "
-        "does (word2vec's MAX_EXP); 0 updates every term", min=0.0,
-    )
-    step_cap: str = option(
-        "row", "sgns, item2vec: the batched step's bound on a row's move (see SGNSParams.step_cap): 'row' "
-        "(conservative) or 'line' (longer steps along the summed gradient: higher scores measured on a 450k-token "
-        "corpus, lower on a 24M-token one)",
-        choices=("row", "line"),
-    )
-    batch_size: int | None = option(
-        None,
-        "sgns, item2vec: center words per step (default: sgns's batched step picks from the corpus size, 1,024 "
-        "to 65,536 — big steps keep a GPU busy; the pairwise CPU kernel and item2vec 1,024); above 1,024 the "
-        "batched step scales step_size by sqrt(batch_size / 1024) (the pairwise kernel uses it as is)",
-        min=1,
-    )
-    negative_mode: str = option(
-        "target", "sgns, item2vec: noise replaces the center word (target), the context word (context) or both",
-        choices=("target", "context", "both"),
-    )
-    device: str = option("auto", "sgns, item2vec: auto (cuda if a GPU is assigned or visible), cpu or cuda",
-                         choices=("auto", "cpu", "cuda"))
-    processes: int = option(1, "sgns, item2vec: model replicas, one Spark barrier task each (data parallel)", min=1)
-    averages_per_epoch: int = option(10, "sgns, item2vec: how often per epoch the replicas sum their updates", min=1)
-    threads: int | None = option(None, "sgns, item2vec: CPU threads per replica (default: torch's default)", min=1)
-    deterministic: bool = option(
-        True, "sgns, item2vec: CPU results that do not depend on the thread count (true), or lock-free "
-        "Hogwild threads as in gensim, faster but different on every run (false)",
-    )
-    cpu_kernel: str = option(
-        "auto", "sgns, item2vec: CPU step: pairwise (word2vec's per-pair SGD compiled with numba, the fastest), "
-        "batched (the GPU's step) or auto (pairwise when numba is installed)", choices=("auto", "pairwise", "batched"),
-    )
-    cuda_kernel: str = option(
-        "auto", "sgns, item2vec: CUDA step: pairwise (word2vec's per-pair SGD, a warp per window; needs numba-cuda; "
-        "gensim's quality at 25M words/s on an H200), batched (window blocks, capped per row; 28M words/s, "
-        "planted similarity below gensim) or auto (pairwise where it can run, else batched)",
-        choices=("auto", "batched", "pairwise"),
+    threads: int | None = option(
+        None, "sgns, item2vec, softmax, regression: CPU threads per replica (default: the cores a task may use); "
+        "set it when the default over- or under-subscribes the machine", min=1,
     )
     checkpoint_dir: str | None = option(
-        None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ "
-        "(a local or shared directory every replica can reach)",
+        None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ (a local "
+        "or shared directory every replica can reach); set it for runs too long to repeat",
     )
     resume: bool = option(
-        False, "sgns, item2vec: continue from the last completed epoch saved in checkpoint_dir (same params)"
+        False, "sgns, item2vec: continue from the last completed epoch saved in checkpoint_dir (same settings)"
     )
-    # item2vec (sgns over item histories)
-    item_window: int = option(
-        5, "item2vec: items within this many positions of each other in a user's time-ordered history are "
-        "positives, all with equal weight (a history up to this length + 1 is a set: all its pairs)", min=1,
-    )
-    item_sample: float = option(
-        0.0, "item2vec: subsampling threshold for popular items (0 = off; sgns's 'sample' is for words: with "
-        "subsampling the context vectors favour rare items and two-tower scoring loses recall)", min=0.0,
-    )
-    # softmax, regression (embedding bag inside a larger model)
-    # They also use dim, seed, device, processes, averages_per_epoch and threads; epochs, step_size and
-    # batch_size are sgns's (their defaults undertrain a bag model), so these methods have bag_* keys.
-    bag_epochs: int = option(20, "softmax, regression: passes over the rows (users or texts)", min=1)
-    bag_step_size: float = option(0.01, "softmax, regression: Adam learning rate", min=0.0, min_exclusive=True)
-    bag_batch_size: int = option(128, "softmax, regression: rows (users or texts) per optimiser step", min=1)
-    output_bias: bool = option(
-        False, "softmax: learn a logit bias per item; without it (default) mean(input vectors) . output vector is "
-        "the model's score, so the table and export_output_vectors rank by it (evaluate --candidate-table)"
-    )
-    hidden: list[int] = option([], "softmax, regression: sizes of the ReLU layers after the embedding bag "
-                                   "(empty = none), e.g. hidden=64,32", min=1)
-    combiner: str = option(
-        "auto", "softmax, regression: how a bag's vectors are pooled: weighted mean, sqrtn (sum / sqrt(sum of "
-        "squared weights)) or sum; auto = mean for softmax, sum for regression",
-        choices=("auto", "mean", "sqrtn", "sum"),
-    )
-    dropout: float | None = option(
-        None, "softmax, regression: dropout on the pooled vector and hidden layers (default: 0.3 for softmax, "
-        "which raised Recall@20 at 6k-1M users, 0 for regression)", min=0.0, max=0.9,
-    )
-    sampled: int = option(
-        0, "softmax: 0 = full softmax over the catalogue; else negatives shared by each batch for a sampled "
-        "softmax with log-Q correction (for catalogues of ~100k+ items)", min=0,
-    )
-    proposal_power: float = option(0.75, "softmax: sampled negatives drawn with probability count^power",
-                                   min=0.0, max=1.0)
-    target_items: int = option(
-        20, "softmax: items held out of each user's input every epoch as the targets to predict (resampled "
-        "each epoch; the trainer's 'holdout'); a user with no more items holds out all but one", min=1,
-    )
-    export_output_vectors: str | None = option(
-        None, "sgns, item2vec, softmax: also write the output vectors as a second table here, same keys (sgns, "
-        "item2vec: the context vectors; softmax: the softmax weights, dim = last hidden size or dim); "
-        "evaluate --candidate-table scores against it"
-    )
-    validation_fraction: float = option(
-        0.1, "regression: share of rows held out (seeded) for RMSE/MAE of the model, the mean predictor "
-        "and ridge", min=0.0, max=0.9,
-    )
-    ridge_alpha: float = option(1.0, "regression: L2 penalty of the ridge baseline on bag-of-words counts",
-                                min=0.0, min_exclusive=True)
-    # als, popularity (recommendation baselines)
-    als_reg: float = option(0.1, "als: regParam, L2 regularisation of the factors (Spark's default)", min=0.0)
-    als_alpha: float = option(1.0, "als: alpha, confidence = 1 + alpha * interactions (implicit feedback)", min=0.0)
-    als_iterations: int = option(10, "als: maxIter, alternating least-squares sweeps", min=1)
+    settings: Any = option(None, "the chosen method's settings ([train.<method>])", nested=True)
 
-    def resolved_step_size(self, default: float) -> float:
-        """``step_size`` where the job sets it, else the method's ``default``."""
-        return default if self.step_size is None else self.step_size
+    def __post_init__(self) -> None:
+        if self.method not in METHOD_SETTINGS:
+            raise ConfigError(f"config key 'method' must be one of {', '.join(TRAIN_METHODS)}, got {self.method!r}")
+        expected = METHOD_SETTINGS[self.method]
+        given = self.settings
+        if given is None:
+            values: dict[str, Any] = {}
+        elif isinstance(given, Mapping):
+            values = dict(given)
+        elif isinstance(given, expected):
+            values = settings_to_dict(given)
+        else:
+            raise ConfigError(
+                f"the settings of method {self.method} must be {expected.__name__} or a dict of its keys, "
+                f"got {type(given).__name__}"
+            )
+        # rebuilt through the declaration: a hand-made settings object is checked like a config file
+        object.__setattr__(self, "settings", build_method_settings(self.method, values))
+        self.validate()
 
-    def resolved_epochs(self, default: int = 1) -> int:
-        """``epochs`` where the job sets it, else ``default`` (item2vec passes one scaled to its log)."""
-        return default if self.epochs is None else self.epochs
+    @classmethod
+    def from_sources(
+        cls, *, file_section: dict[str, Any] | None, overrides: dict[str, str], flags: dict[str, Any]
+    ) -> TrainConfig:
+        """Merge a ``[train]`` section (with its ``[train.<method>]`` tables) < ``--set`` < flags, and check it.
+
+        Keys of the old flat layout are refused with their new name; only the chosen method's table
+        is read (a shared file may hold other methods' tables); ``--set other.key`` is refused.
+        """
+        section = dict(file_section or {})
+        tables = {name: section.pop(name) for name in list(section) if name in METHOD_SETTINGS}
+        method = flags.get("method", overrides.get("method", section.get("method", "word2vec")))
+        if method not in METHOD_SETTINGS:
+            raise ConfigError(f"config key 'method' must be one of {', '.join(TRAIN_METHODS)}, got {method!r}")
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"config key '{name}' must be a [train.{name}] section of {name}'s settings")
+        method_overrides: dict[str, str] = {}
+        flat_overrides: dict[str, str] = {}
+        for key, value in overrides.items():
+            head, dot, tail = key.partition(".")
+            if dot and head == method:
+                method_overrides[tail] = value
+            elif dot and head in METHOD_SETTINGS:
+                raise ConfigError(f"config key '{key}' is a setting of method {head}, but the method is {method}")
+            else:
+                flat_overrides[key] = value
+        common = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("nested")}
+        given = {**section, **flat_overrides, **flags}
+        for key in given:
+            if key not in common:
+                error = old_key_error(key, method)
+                if error is not None:
+                    raise error
+                raise ConfigError(
+                    f"unknown config key '{key}' (known keys: {', '.join(sorted(common))}; a method's own keys go "
+                    f"in [train.{method}] or --set {method}.<key>)"
+                )
+            if key in RUNTIME_KEYS and method not in RUNTIME_KEYS[key]:
+                raise runtime_key_error(key, method)
+        settings = build_method_settings(method, {**tables.get(method, {}), **method_overrides},
+                                         from_text_keys=frozenset(method_overrides))
+        return build_config(cls, {**given, "settings": settings},
+                            from_text_keys=frozenset(flat_overrides) | frozenset(flags))
 
     def validate(self) -> None:
-        if self.doc_output is not None and self.doc_output.rstrip("/") == self.output.rstrip("/"):
-            raise ConfigError("config key 'doc_output' must differ from 'output'")
-        if self.export_output_vectors is not None:
-            if self.method not in ("sgns", "item2vec", "softmax"):
-                raise ConfigError(
-                    f"config key 'export_output_vectors' is only used by methods sgns, item2vec and softmax, "
-                    f"not {self.method}"
-                )
-            if self.export_output_vectors.rstrip("/") == self.output.rstrip("/"):
-                raise ConfigError("config key 'export_output_vectors' must differ from 'output'")
-        if self.method in ("softmax", "regression"):
-            import dataclasses
+        for key, methods in RUNTIME_KEYS.items():
+            if self.method not in methods and getattr(self, key) != _TRAIN_DEFAULTS[key]:
+                raise runtime_key_error(key, self.method)
+        if self.resume and self.checkpoint_dir is None:
+            raise ConfigError("config key 'resume' needs checkpoint_dir (where the checkpoints are)")
+        for key in PATH_SETTINGS:
+            target = getattr(self.settings, key, None)
+            if target is not None and self.output is not None and target.rstrip("/") == self.output.rstrip("/"):
+                raise ConfigError(f"config key '{self.method}.{key}' must differ from 'output'")
 
-            for key, bag_key in (("epochs", "bag_epochs"), ("step_size", "bag_step_size"),
-                                 ("batch_size", "bag_batch_size")):
-                field = next(f for f in dataclasses.fields(self) if f.name == key)
-                if getattr(self, key) != field.default:
-                    raise ConfigError(
-                        f"config key '{key}' is not used by method {self.method}; set '{bag_key}' instead "
-                        f"(now {getattr(self, bag_key)})"
-                    )
+    @staticmethod
+    def help_epilog() -> str:
+        """``train --help``: each method's own keys, set with ``--set <method>.<key>=value``."""
+        lines = ["method settings (--set <method>.<key>=VALUE, or a [train.<method>] table; docs/configuration.md):"]
+        for method in TRAIN_METHODS:
+            names = setting_names(method)
+            lines.append(f"  {method}: {', '.join(names) if names else '(none)'}")
+        return "\n".join(lines)
+
+    def runtime_keys(self) -> dict[str, Any]:
+        """The PyTorch-runtime keys the chosen method reads, with their values."""
+        return {key: getattr(self, key) for key, methods in RUNTIME_KEYS.items() if self.method in methods}
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the train log records: the common keys, the runtime keys the method reads, its own settings."""
+        return {
+            "input": self.input, "output": self.output, "method": self.method, "dim": self.dim, "seed": self.seed,
+            **self.runtime_keys(),
+            self.method: settings_to_dict(self.settings),
+        }
+
+    def recorded_params(self) -> dict[str, Any]:
+        """The training parameters a table's manifest records: ``dim``, ``seed``, the runtime keys the
+        method reads and its own settings; no paths (the manifest records its source and inputs)."""
+        runtime = {k: v for k, v in self.runtime_keys().items() if k not in ("checkpoint_dir", "resume")}
+        own = {k: v for k, v in settings_to_dict(self.settings).items() if k not in PATH_SETTINGS}
+        return {"dim": self.dim, "seed": self.seed, **runtime, **own}
+
+
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def runtime_key_error(key: str, method: str) -> ConfigError:
+    """The error for a PyTorch-runtime key set for a method that does not read it."""
+    return ConfigError(f"config key '{key}' is not used by method {method} (only by {', '.join(RUNTIME_KEYS[key])})")
 
 
 @dataclass(frozen=True)
@@ -344,15 +335,18 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """``embedpipe demo``: generate a planted corpus and watch log, then tokenize, train and evaluate."""
+    """``embedpipe demo``: generate a planted corpus and watch log, then tokenize, train, evaluate and draw.
+
+    The methods are fixed (words: sgns, movies: the best recommender on such a log; see
+    :mod:`embedpipe.demo.pipeline`): the demo shows what the project does at its defaults.
+    """
 
     output: str = option("out/demo", "directory for the demo's data, tables and reports")
-    documents: int = option(20_000, "documents in the generated corpus (about 12 tokens each)", min=10)
+    documents: int = option(20_000, "documents in the generated corpus (about 12 tokens each); more shows the "
+                                     "structure more sharply and takes longer", min=10)
     users: int = option(2_000, "users in the generated watch log", min=10)
     seed: int = option(7, "generator and training seed", min=0)
-    method: str = option("word2vec", "training method", choices=TRAIN_METHODS)
-    dim: int = option(50, "embedding dimension", min=2)
-    epochs: int = option(3, "training epochs (word2vec)", min=1)
+    dim: int = option(50, "embedding dimension of both tables", min=2)
 
 
 EMBED_FORMATS = ("auto", "parquet", "json", "csv", "text")
@@ -374,8 +368,9 @@ class EmbedConfig:
     )
     values_column: str | None = option(None, "sparse: the values column paired with the indices in 'column'")
     combiner: str = option(
-        "mean", "how a row's vectors combine: mean, sum (distinct keys), weighted_sum (counts/values, S.E), "
-        "tfidf, sqrtn (S.E / ||s||_2)", choices=("mean", "sum", "weighted_sum", "tfidf", "sqrtn"),
+        "mean", "how a row's vectors combine: mean (average over every occurrence), sum (S.E: every occurrence "
+        "counts, sparse values weigh), sum_distinct (each distinct key once), tfidf (sum weighted by idf), sqrtn "
+        "(S.E / ||s||_2); one of mean, sum, sum_distinct, tfidf, sqrtn",
     )
     idf: str = option("table", "tfidf: document frequencies from the table's counts or from the input",
                       choices=("table", "input"))
@@ -395,6 +390,9 @@ class EmbedConfig:
     csv_delimiter: str = option(",", "CSV field delimiter")
 
     def validate(self) -> None:
+        from embedpipe.combiners import check_combiner  # the kernels' list; a removed name says what replaced it
+
+        check_combiner(self.combiner)
         if self.values_column is not None and self.kind not in ("auto", "sparse"):
             raise ConfigError("config key 'values_column' needs kind = sparse (or auto)")
 

@@ -8,6 +8,10 @@ through the Hadoop FileSystem API) into a staging directory beside the published
 by :func:`embedpipe.storage.atomic_output`'s renames. Nothing is copied until every check passed,
 so a failing gate leaves the previously published table exactly as it was.
 
+The table is held to the format first (:func:`embedpipe.table.check_table_spark`: the same checks
+every reader applies -- NaN/Inf, vector lengths, NULL or duplicate keys, the manifest's row count),
+so a table broken after it was written (or written by another tool) is never published.
+
 The gate reads the evaluate ``report.json`` (a report-sized file, read on the driver) and checks
 that it was made from this very table (the manifest fields the report copied must match), then
 applies the configured thresholds. A threshold on a metric the report does not have fails the gate:
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from embedpipe import __version__, schema
 from embedpipe.errors import ConfigError, EmbedpipeError, InputError, TableError
 from embedpipe.jobconfig import PublishConfig
-from embedpipe.table import FORMAT_NAME, MANIFEST_FILE
+from embedpipe.table import check_table_spark, read_manifest_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -172,15 +176,6 @@ def _report_file(report: str) -> str:
     return f"{report.rstrip('/')}/{schema.REPORT_FILE}"
 
 
-def _read_table_manifest(fs: HadoopFS, table: str) -> dict[str, Any]:
-    if not fs.exists(table):
-        raise InputError(f"embedding table not found: {table}")
-    manifest = _read_json(fs, f"{table.rstrip('/')}/{MANIFEST_FILE}", "table manifest")
-    if manifest.get("format") != FORMAT_NAME:
-        raise TableError(f"{table}: manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
-    return manifest
-
-
 def _copy_tree(spark: SparkSession, src: str, dst: str) -> None:
     """Copy a directory byte for byte with Hadoop's FileUtil (same or different filesystems)."""
     jvm = spark.sparkContext._jvm
@@ -219,7 +214,7 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
     if output == table or table.startswith(output + "/") or output.startswith(table + "/"):
         raise ConfigError(f"config key 'output' ({config.output}) must not be the table, inside it or above it "
                           f"({config.table})")
-    manifest = _read_table_manifest(fs, table)
+    manifest = read_manifest_spark(spark, config.table)
     report_path = _report_file(fs.qualify(config.report))
     report = _read_json(fs, report_path, "evaluation report")
     evaluated = report.get("table", {}).get("path") if isinstance(report.get("table"), dict) else None
@@ -227,9 +222,7 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         raise InputError(f"{report_path} evaluated another table: {evaluated}, not {config.table} (rerun evaluate "
                          "on this table)")
     check_report_matches_table(report, manifest, report_path)
-    rows = _count_rows(spark, table)
-    if rows != int(manifest.get("rows", -1)):
-        raise TableError(f"{table} has {rows} rows but its manifest says {manifest.get('rows')}")
+    rows = check_table_spark(spark, config.table, manifest)
 
     checks = quality_checks(report, rows, config)
     failed = [c for c in checks if not c.passed]

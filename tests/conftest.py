@@ -27,3 +27,36 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def broken_tables(tmp_path_factory) -> dict[str, str]:
+    """Tables written by another tool (pyarrow + the documented ``_manifest.json``) that break the format.
+
+    ``nan``: key 'b' has a NaN; ``duplicate``: key 'a' appears twice. Keys a, b, c; dim 2.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from embedpipe.table import FORMAT_NAME, MANIFEST_FILE
+
+    cases = {
+        "nan": (["a", "b", "c"], [[1.0, 0.0], [float("nan"), 1.0], [0.0, 1.0]]),
+        "duplicate": (["a", "b", "a"], [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]),
+    }
+    root = tmp_path_factory.mktemp("broken-tables")
+    paths = {}
+    for name, (keys, vectors) in cases.items():
+        path = root / name
+        path.mkdir()
+        pq.write_table(pa.table({
+            "key": keys, "id": pa.array(range(len(keys)), pa.int64()), "count": pa.array([3, 2, 1], pa.int64()),
+            "vector": pa.array(vectors, pa.list_(pa.float32())),
+        }), path / "part-00000.parquet")
+        manifest = {"format": FORMAT_NAME, "format_version": 1, "method": "other", "key_kind": "token", "dim": 2,
+                    "rows": len(keys), "params": {}, "tokenizer": None, "source": "another tool", "seed": None}
+        (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+        paths[name] = str(path)
+    return paths

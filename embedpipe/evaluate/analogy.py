@@ -3,8 +3,9 @@
 Follows gensim's ``evaluate_word_analogies``: vectors are unit-normalised; only the
 ``restrict_vocab`` most frequent keys (the first rows, as tables are sorted by id = frequency) are
 candidate answers, and a question counts as *answered* only when all four of its words are among
-them; the three input words are never the answer. Questions are solved in batches with one matrix
-product and one argmax per batch, so the cost is BLAS time, not Python time.
+them; the three input words are never the answer. Questions are solved by
+:func:`embedpipe.vectors.solve_analogies` (also behind the table API's ``analogy``) in batches with
+one matrix product and one argmax per batch, so the cost is BLAS time, not Python time.
 """
 
 from __future__ import annotations
@@ -16,61 +17,9 @@ from typing import Any
 import numpy as np
 
 from embedpipe.evaluate.datasets import AnalogyDataset
-from embedpipe.evaluate.vectors import VectorIndex
+from embedpipe.vectors import VectorIndex, solve_analogies
 
 log = logging.getLogger(__name__)
-
-# Bound on the (questions x candidates) float32 score block of one batch: 64 MiB.
-SCORE_BLOCK_ELEMENTS = 16 * 1024 * 1024
-
-
-def solve_analogies(
-    index: VectorIndex,
-    a: np.ndarray,
-    b: np.ndarray,
-    c: np.ndarray,
-    *,
-    restrict_vocab: int,
-    batch_size: int | None = None,
-) -> np.ndarray:
-    """The predicted row for each question (rows of a, b, c must all be < restrict_vocab).
-
-    Candidates are rows ``0 .. restrict_vocab - 1`` minus the question's input words (and, when
-    the index folds case, any spelling of them). Ties go to the more frequent key; -1 means no
-    candidate was left.
-    """
-    candidates = min(int(restrict_vocab), len(index))
-    a, b, c = (np.asarray(x, dtype=np.int64) for x in (a, b, c))
-    if a.size and max(int(a.max()), int(b.max()), int(c.max())) >= candidates:
-        raise ValueError("question rows must be within restrict_vocab")
-    if a.size and min(int(a.min()), int(b.min()), int(c.min())) < 0:
-        raise ValueError("question rows must be found in the table")
-    unit = index.unit
-    candidate_matrix = unit[:candidates]
-    groups = index.groups[:candidates] if index.has_case_duplicates else None
-    if batch_size is None:
-        batch_size = max(1, SCORE_BLOCK_ELEMENTS // max(candidates, 1))
-    predicted = np.empty(a.size, dtype=np.int64)
-    for start in range(0, a.size, batch_size):
-        end = min(start + batch_size, a.size)
-        ba, bb, bc = a[start:end], b[start:end], c[start:end]
-        queries = unit[bb] - unit[ba] + unit[bc]
-        scores = queries @ candidate_matrix.T
-        if groups is None:
-            batch_rows = np.arange(end - start)
-            for inputs in (ba, bb, bc):
-                scores[batch_rows, inputs] = -np.inf
-        else:
-            # Input rows are the first (folded) spelling, i.e. their own group id.
-            excluded = (groups[None, :] == ba[:, None]) | (groups[None, :] == bb[:, None]) | (
-                groups[None, :] == bc[:, None]
-            )
-            scores[excluded] = -np.inf
-        best = np.argmax(scores, axis=1)
-        # Every candidate excluded (a tiny restrict_vocab): no answer, as in gensim.
-        best[np.isneginf(scores[np.arange(end - start), best])] = -1
-        predicted[start:end] = best
-    return predicted
 
 
 def _accuracy(correct: int, answered: int) -> float | None:

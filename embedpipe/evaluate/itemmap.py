@@ -1,4 +1,4 @@
-"""The seed's picture: items of a table drawn in 2-D, coloured by audience and marked by style.
+"""The seed's picture: items of a table drawn in 2-D, coloured by (audience, style) segment, marked by style.
 
 With an items metadata CSV (``item`` plus ``audience`` and ``style`` columns, as
 :func:`embedpipe.demo.generator.generate_watch_log` writes) every item of the table found in it is
@@ -18,8 +18,8 @@ import numpy as np
 
 from embedpipe.errors import InputError, SchemaError
 from embedpipe.evaluate.projection import pca_2d
-from embedpipe.evaluate.vectors import unit_normalise
 from embedpipe.table import EmbeddingTable
+from embedpipe.vectors import unit_normalise
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +91,36 @@ def item_projection(table: EmbeddingTable, metadata: dict[str, dict[str, str]], 
 
 
 def plot_item_map(projection: dict[str, Any], path: str, *, title: str) -> None:
-    """Draw the items (colour = audience, marker = style) into a PNG at ``path``."""
+    """Draw the items into a PNG at ``path``: one colour per (audience, style) segment, marker = style.
+
+    Each segment's name is also written at the centre of its items, so the picture reads without
+    the legend: where the embedding learned the segments, each name sits on its own cloud.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     coords = np.asarray(projection["coordinates"], dtype=np.float64).reshape(-1, 2)
     colours = np.asarray(projection[COLOUR_COLUMN], dtype=object)
     markers = np.asarray(projection[MARKER_COLUMN], dtype=object)
-    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+    marker_of = {value: _MARKERS[i % len(_MARKERS)] for i, value in enumerate(sorted(set(markers)))}
+    segments = [(c, m) for c in sorted(set(colours)) for m in sorted(set(markers))]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+")
         figure = Figure(figsize=(9, 8), dpi=100)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
-        for ci, colour in enumerate(sorted(set(colours))):
-            for mi, marker in enumerate(sorted(set(markers))):
-                chosen = (colours == colour) & (markers == marker)
-                if chosen.any():
-                    axes.scatter(coords[chosen, 0], coords[chosen, 1], s=18, alpha=0.75,
-                                 color=palette[ci % len(palette)], marker=_MARKERS[mi % len(_MARKERS)],
-                                 label=f"{colour} / {marker}")
+        for si, (colour, marker) in enumerate(segments):
+            chosen = (colours == colour) & (markers == marker)
+            if not chosen.any():
+                continue
+            shade = palette[si % len(palette)]
+            name = f"{colour} / {marker}"
+            axes.scatter(coords[chosen, 0], coords[chosen, 1], s=18, alpha=0.6, color=shade,
+                         marker=marker_of[marker], label=f"{name} ({int(chosen.sum())})")
+            centre = coords[chosen].mean(axis=0)
+            axes.annotate(name, centre, ha="center", va="center", fontsize=11, fontweight="bold", color=shade,
+                          bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": shade})
         axes.legend(title=f"{COLOUR_COLUMN} / {MARKER_COLUMN}", fontsize=8)
         axes.set_title(title)
         axes.set_xlabel("dimension 1" if projection.get("axes", "").startswith("the table") else "PC1")
@@ -129,8 +139,8 @@ def render_item_map_markdown(projection: dict[str, Any], file_name: str) -> str:
     accuracy = ", ".join(f"{name} {'n/a' if value is None else f'{100 * value:.1f}%'}" for name, value in probe.items())
     lines += [
         f"{len(projection['keys'])} items of `{projection['metadata']}` drawn on {projection['axes']}, coloured by "
-        f"{COLOUR_COLUMN} and marked by {MARKER_COLUMN}. A straight line in this plane separates them with "
-        f"accuracy {accuracy} (least-squares linear probe, training accuracy).",
+        f"({COLOUR_COLUMN}, {MARKER_COLUMN}) segment and marked by {MARKER_COLUMN}. A straight line in this plane "
+        f"separates them with accuracy {accuracy} (least-squares linear probe, training accuracy).",
         "",
         f"![item map]({file_name})",
         "",

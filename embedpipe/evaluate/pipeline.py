@@ -1,11 +1,12 @@
 """``embedpipe evaluate``: embedding table -> report.json, report.md, projection.png.
 
-The table is read without Spark (:func:`embedpipe.table.read_embedding_table`) into NumPy on the
-driver: evaluation needs the vocabulary-sized matrix in memory (see
-:mod:`embedpipe.evaluate.vectors` for the size), never the corpus. Spark is only used for the
-Hadoop filesystem that commits the report directory atomically. Everything up to the rendered
-files (:func:`build_report`, :func:`~embedpipe.evaluate.report.render_report`) is Spark-free, so
-benchmarks and the demo can call it on an in-memory table.
+The table is read into an :class:`~embedpipe.table.EmbeddingTable` on the driver (checked as it
+is read: a table breaking the format fails the job with one line and no report): evaluation needs
+the vocabulary-sized matrix in memory (see :mod:`embedpipe.vectors` for the size), never the corpus.
+Spark reads the table (any URI the cluster reads) and commits the report directory atomically.
+Everything up to the rendered files (:func:`build_report`,
+:func:`~embedpipe.evaluate.report.render_report`) is Spark-free, so benchmarks and the demo can call
+it on an in-memory table.
 
 With ``histories`` (a histories output made with ``--holdout``) the report gains a recommendation
 section (:mod:`embedpipe.evaluate.recommend`): that part runs on Spark, since it scores every user,
@@ -21,7 +22,6 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,13 +37,12 @@ from embedpipe.evaluate.datasets import (
     read_similarity_file,
     resolve_eval_files,
 )
-from embedpipe.evaluate.neighbours import nearest_neighbours
 from embedpipe.evaluate.projection import pca_2d, projection_summary
 from embedpipe.evaluate.report import PROJECTION_PNG, REPORT_MD, render_report
 from embedpipe.evaluate.similarity import evaluate_similarity
-from embedpipe.evaluate.vectors import VectorIndex
 from embedpipe.jobconfig import EvaluateConfig
-from embedpipe.table import EmbeddingTable, read_embedding_table
+from embedpipe.table import EmbeddingTable, read_embedding_table_spark
+from embedpipe.vectors import VectorIndex, nearest_neighbours
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -83,36 +82,6 @@ def load_datasets(config: EvaluateConfig) -> EvalDatasets:
             for d in datasets if d.lines_skipped
         ]
     return EvalDatasets(similarity, analogies, warnings)
-
-
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import pyarrow.fs as pafs
-
-        try:
-            fs, inner = pafs.FileSystem.from_uri(path)
-            return fs.get_file_info(inner).type != pafs.FileType.NotFound
-        except (OSError, ValueError):
-            return False
-    return Path(path.removeprefix("file:")).exists()
-
-
-def load_table(path: str) -> EmbeddingTable:
-    """Read an embedding table into memory; a missing or broken table is an InputError."""
-    if not _exists(path):
-        raise InputError(f"embedding table not found: {path}")
-    try:
-        table = read_embedding_table(path)
-    except (InputError, TableError):
-        raise
-    except (OSError, ValueError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"cannot read embedding table {path}: {first_line}") from None
-    if len(table) == 0:
-        raise InputError(f"embedding table {path} has no rows")
-    log.info("read table %s: %d keys x %d dims (method %s)", path, len(table), table.dim,
-             table.manifest.get("method"))
-    return table
 
 
 def _coverage_rows(similarity: list[dict[str, Any]], analogies: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -188,7 +157,7 @@ def build_report(
     """Every metric of the report as a JSON-ready dict (Spark-free; the PNG is drawn from it)."""
     if datasets is None:
         datasets = load_datasets(config)
-    index = VectorIndex.from_table(table, lowercase=config.lowercase)
+    index = table.index(lowercase=config.lowercase)
     similarity = [evaluate_similarity(index, d) for d in datasets.similarity]
     for s in similarity:
         log.info("%s: spearman %s on %d/%d pairs", s["file"], s["spearman"], s["pairs_found"], s["pairs_total"])
@@ -259,16 +228,16 @@ def _check_output_path(spark: SparkSession, config: EvaluateConfig) -> None:
             )
 
 
-def _word_lists_for(config: EvaluateConfig) -> tuple[EvaluateConfig, list[str]]:
+def _word_lists_for(spark: SparkSession, config: EvaluateConfig) -> tuple[EvaluateConfig, list[str]]:
     """With histories and an item table, drop the builtin word lists (English words are no item ids)."""
-    from embedpipe.table import read_manifest
+    from embedpipe.table import read_manifest_spark
 
-    if not config.histories or not _exists(config.table):
+    if not config.histories:
         return config, []
     try:
-        key_kind = read_manifest(config.table).get("key_kind")
+        key_kind = read_manifest_spark(spark, config.table).get("key_kind")
     except (InputError, TableError, OSError, ValueError):
-        return config, []  # load_table reports it properly
+        return config, []  # reading the table reports it properly
     if key_kind != "item" or ("builtin" not in config.similarity and "builtin" not in config.analogies):
         return config, []
     trimmed = dataclasses.replace(
@@ -285,7 +254,7 @@ def _recommendation_section(spark: SparkSession, table: EmbeddingTable, config: 
 
     ks = sorted(set(config.k_values))
     # candidate_table (two towers) pairs with 'table' only; compared tables score their own vectors.
-    candidates = load_table(config.candidate_table) if config.candidate_table else None
+    candidates = read_embedding_table_spark(spark, config.candidate_table) if config.candidate_table else None
     entries = [
         evaluate_recommendations(spark, t, path, config.histories, score=config.score, ks=ks,
                                  block_rows=config.block_rows, candidates=candidates if i == 0 else None,
@@ -314,11 +283,11 @@ def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
 
         histories_report = read_histories_report(spark, config.histories)
     metadata = read_item_metadata(config.item_metadata) if config.item_metadata else None
-    config, skipped = _word_lists_for(config)
+    config, skipped = _word_lists_for(spark, config)
     datasets = load_datasets(config)  # cheap: fail on a bad file before reading the table
     datasets = dataclasses.replace(datasets, warnings=datasets.warnings + skipped)
-    table = load_table(config.table)
-    compared = [load_table(path) for path in config.compare]
+    table = read_embedding_table_spark(spark, config.table)
+    compared = [read_embedding_table_spark(spark, path) for path in config.compare]
     report = build_report(table, config, datasets)
     if histories_report is not None:
         report["recommendation"] = _recommendation_section(spark, table, config, histories_report, compared)

@@ -1,4 +1,4 @@
-"""A labelled 2-D PCA plot of chosen keys (PNG, matplotlib's Agg canvas, no pyplot state).
+"""Labelled 2-D PCA plots of chosen keys, and of key pairs joined by arrows (PNG, matplotlib's Agg canvas).
 
 PCA runs on the unit-normalised vectors, since cosine is the similarity every other part of the
 report uses; the plot is a picture for people, not a metric. Labels may be Korean or any other
@@ -88,6 +88,54 @@ def plot_projection(
         figure.tight_layout()
         figure.savefig(path, format="png", metadata={"Software": None})
     log.info("wrote projection of %d keys to %s", len(labels), path)
+
+
+def plot_pair_arrows(
+    pairs: Sequence[tuple[str, str]],
+    coords: np.ndarray,
+    path: str,
+    *,
+    title: str,
+    explained: np.ndarray | None = None,
+    roles: tuple[str, str] = ("source", "target"),
+) -> None:
+    """Draw an arrow from each pair's first key to its second and save a PNG at ``path``.
+
+    ``coords`` holds the first keys' points, then the second keys' (``2 * len(pairs)`` rows, in
+    ``pairs`` order). This is word2vec's country -> capital picture: when a relation is learned,
+    the arrows run roughly parallel and the two roles sit on opposite sides of the plane.
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    coords = np.asarray(coords, dtype=np.float64)
+    n = len(pairs)
+    if coords.shape != (2 * n, 2):
+        raise ValueError(f"pair arrows need {2 * n} points (first keys, then second keys), got shape {coords.shape}")
+    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": _font_families()}):
+        warnings.filterwarnings("ignore", message=r"Glyph \d+")
+        warnings.filterwarnings("ignore", message=r".*missing from (current )?font")
+        figure = Figure(figsize=(10, 8), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        start, end = coords[:n], coords[n:]
+        axes.scatter(start[:, 0], start[:, 1], s=24, color="tab:blue", label=roles[0])
+        axes.scatter(end[:, 0], end[:, 1], s=24, color="tab:red", label=roles[1])
+        for (first, second), (x0, y0), (x1, y1) in zip(pairs, start, end, strict=True):
+            axes.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                          arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 0.9, "shrinkA": 3, "shrinkB": 3})
+            axes.annotate(first, (x0, y0), xytext=(3, 3), textcoords="offset points", fontsize=8, color="tab:blue")
+            axes.annotate(second, (x1, y1), xytext=(3, 3), textcoords="offset points", fontsize=8, color="tab:red")
+        if explained is not None:
+            axes.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
+            axes.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
+        axes.legend(fontsize=9)
+        axes.set_title(title)
+        axes.grid(True, alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path, format="png", metadata={"Software": None})
+    log.info("wrote %d %s -> %s arrows to %s", n, roles[0], roles[1], path)
 
 
 def projection_summary(labels: Sequence[str], coords: np.ndarray, explained: np.ndarray) -> dict[str, Any]:

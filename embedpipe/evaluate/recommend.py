@@ -44,10 +44,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from embedpipe import schema
+from embedpipe.arrow_vectors import list_array_to_matrix
 from embedpipe.errors import InputError
-from embedpipe.evaluate.vectors import unit_normalise
 from embedpipe.interactions.pipeline import HELDOUT_DIR
 from embedpipe.table import EmbeddingTable
+from embedpipe.vectors import unit_normalise
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -198,8 +199,7 @@ def score_batch(batch: pa.RecordBatch, *, catalogue: np.ndarray, index: Any, ks:
     dim = catalogue.shape[1]
     users = np.zeros((n, dim), dtype=np.float32)
     if has_vector.any():
-        users[has_vector] = (pc.list_flatten(vectors.filter(pa.array(has_vector))).to_numpy(zero_copy_only=False)
-                             .astype(np.float32).reshape(-1, dim))
+        users[has_vector] = list_array_to_matrix(vectors.filter(pa.array(has_vector)), dim)
     seen_parents, seen_rows = _list_rows(batch.column(_SEEN), index)
     truth_parents, truth_rows = _list_rows(batch.column(_TRUTH), index)
     relevant_counts = np.bincount(truth_parents, minlength=n)
@@ -234,7 +234,7 @@ _WORKER_CATALOGUES: dict[str, tuple[Any, np.ndarray]] = {}
 
 def _score_batches(batches: Iterator[pa.RecordBatch], *, broadcast: Any, cache_key: str, ks: tuple[int, ...],
                    block_rows: int) -> Iterator[pa.RecordBatch]:
-    from embedpipe.lookup.combiners import KeyIndex
+    from embedpipe.combiners import KeyIndex
 
     hit = _WORKER_CATALOGUES.get(cache_key)
     if hit is None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from embedpipe.evaluate.datasets import SimilarityDataset
-from embedpipe.evaluate.vectors import VectorIndex
+from embedpipe.vectors import VectorIndex
 
 
 def rank_average(values: np.ndarray) -> np.ndarray:

@@ -1,20 +1,25 @@
-"""Joining bags of tokens/items with embedding tables, neighbours and analogies.
+"""Using embedding tables: the Python API and the Spark jobs that join tables with data.
 
-* :mod:`embedpipe.lookup.combiners` -- the NumPy/Arrow kernels (one implementation per combiner);
-* :mod:`embedpipe.lookup.api` -- :func:`open_table` / :class:`EmbeddingLookup`, no Spark needed;
-* :mod:`embedpipe.lookup.embed` -- the ``embed`` Spark job (broadcast and shuffle-join paths);
-* :mod:`embedpipe.lookup.neighbors` -- the ``neighbors`` Spark job (blocked exact top-k, analogies).
+* :mod:`embedpipe.lookup.api` -- :func:`open_table`, an :class:`~embedpipe.table.EmbeddingTable`
+  with key lookups, neighbours, analogies and bag embeddings, no Spark needed;
+* :mod:`embedpipe.lookup.embed` -- the ``embed`` Spark job (broadcast and shuffle-join plans);
+* :mod:`embedpipe.lookup.neighbors` -- the ``neighbors`` Spark job (blocked exact or LSH top-k, analogies).
+
+The kernels they share live below this package: :mod:`embedpipe.combiners` (bags -> vectors) and
+:mod:`embedpipe.vectors` (cosine top-k and analogies, shared with :mod:`embedpipe.evaluate`).
 """
 
-from embedpipe.lookup.api import EmbeddingLookup, EmbedResult, open_table, read_stop_words
-from embedpipe.lookup.combiners import COMBINERS, IDF_SOURCES, OOV_POLICIES
+from embedpipe.combiners import COMBINERS, IDF_SOURCES, OOV_POLICIES, EmbedResult
+from embedpipe.lookup.api import open_table
+from embedpipe.table import EmbeddingTable
+from embedpipe.text.tokenizer import read_stop_words
 
 __all__ = [
     "COMBINERS",
     "IDF_SOURCES",
     "OOV_POLICIES",
     "EmbedResult",
-    "EmbeddingLookup",
+    "EmbeddingTable",
     "open_table",
     "read_stop_words",
 ]

@@ -1,7 +1,7 @@
 """``embedpipe embed``: join a dataset's bags of tokens/items with an embedding table.
 
 Every row's column (tokens, raw text or sparse indices + values) becomes a bag of keys, and the
-bag becomes a vector with one of the combiners of :mod:`embedpipe.lookup.combiners` (the same
+bag becomes a vector with one of the combiners of :mod:`embedpipe.combiners` (the same
 kernel the Spark-free API runs). Two physical plans, chosen from the table's size:
 
 * **broadcast** (the table fits in an executor Python worker): the table's keys, ids and vectors
@@ -12,6 +12,11 @@ kernel the Spark-free API runs). Two physical plans, chosen from the table's siz
   produced in ``mapInArrow``, left-joined with the table on the key (a sort-merge join, the
   table never leaves Spark), sorted by (row id, table id) within hash partitions of the row id and
   combined group by group with the same kernel; the vectors are joined back to the rows.
+
+Either way the table is held to the format first (:mod:`embedpipe.table`'s checks: NaN/Inf,
+vector lengths, NULL or duplicate keys, the manifest's row count): the broadcast plan as it loads
+the table, the shuffle plan with one Spark aggregation; a broken table fails the job with one line
+before anything is written.
 
 Both plans sum a row's found vectors in table-row order with float32 accumulation, so their
 outputs are identical. The output keeps every input column and adds ``vector`` (list<float32>,
@@ -33,12 +38,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from embedpipe import combiners as K
 from embedpipe import schema
+from embedpipe.arrow_vectors import list_array_to_matrix
 from embedpipe.errors import ConfigError, InputError, SchemaError, TableError
 from embedpipe.jobconfig import EMBED_FORMATS, EmbedConfig, TokenizerSettings
-from embedpipe.lookup import combiners as K
 from embedpipe.storage import HadoopFS, atomic_output
-from embedpipe.table import MANIFEST_FILE
+from embedpipe.table import EmbeddingTable, check_table_spark, read_embedding_table_spark, read_manifest_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,33 +73,9 @@ _KEY_OVERHEAD_BYTES = 96
 # ------------------------------------------------------------------------------- the table
 
 
-def read_table_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
-    """The table's manifest (pyarrow for local paths, the Hadoop FS for any other URI); one-line errors."""
-    from embedpipe.lookup.api import _is_local
-    from embedpipe.table import FORMAT_NAME, read_manifest
-
-    fs = HadoopFS(spark)
-    if not fs.exists(path):
-        raise InputError(f"embedding table not found: {path}")
-    manifest_path = f"{path.rstrip('/')}/{MANIFEST_FILE}"
-    if not fs.exists(manifest_path):
-        raise InputError(f"{path} is not an embedpipe embedding table (no {MANIFEST_FILE})")
-    try:
-        if _is_local(path):  # no Hadoop checksum files involved: a hand-edited manifest still reads
-            return read_manifest(path)
-        manifest = json.loads(fs.read_text(manifest_path))
-    except (ValueError, UnicodeDecodeError):
-        raise TableError(f"{path}: {MANIFEST_FILE} is not valid JSON") from None
-    if manifest.get("format") != FORMAT_NAME:
-        raise TableError(f"{path}: manifest format is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
-    return manifest
-
-
-def check_table(path: str, manifest: dict[str, Any], expected_dim: int | None) -> None:
-    """Refuse an empty table or one of the wrong dimension before any work starts."""
-    dim = int(manifest.get("dim") or 0)
-    if int(manifest.get("rows") or 0) == 0:
-        raise TableError(f"embedding table {path} has no rows")
+def check_table_dim(path: str, manifest: dict[str, Any], expected_dim: int | None) -> None:
+    """Refuse a table of another dimension than the config's ``dim`` before any work starts."""
+    dim = int(manifest["dim"])
     if expected_dim is not None and dim != expected_dim:
         raise TableError(f"embedding table {path} has dim {dim}, expected {expected_dim} (config key 'dim')")
 
@@ -111,17 +93,6 @@ def choose_strategy(config: EmbedConfig, manifest: dict[str, Any]) -> tuple[str,
     if size_mb <= config.broadcast_max_mb:
         return "broadcast", f"table about {size_mb:.0f} MiB <= broadcast_max_mb {config.broadcast_max_mb}"
     return "shuffle", f"table about {size_mb:.0f} MiB > broadcast_max_mb {config.broadcast_max_mb}"
-
-
-def _read_table_arrow(spark: SparkSession, path: str) -> pa.Table:
-    from embedpipe.lookup.api import _is_local, read_table_arrow
-
-    table = (read_table_arrow(path) if _is_local(path)
-             else spark.read.parquet(path).select(*schema.TABLE_COLUMNS).toArrow())
-    ids = table.column(schema.ID).to_numpy()
-    if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # tables are written sorted: skip the copy
-        table = table.sort_by(schema.ID)
-    return table
 
 
 # ------------------------------------------------------------------------------- the input
@@ -254,6 +225,7 @@ def _bags_and_rows(batch_column: pa.Array, values: pa.Array | None, kind: str,
 
 def embed_broadcast(
     spark: SparkSession,
+    table: EmbeddingTable,
     prepared: DataFrame,
     column: str,
     kind: str,
@@ -266,21 +238,14 @@ def embed_broadcast(
     """The broadcast plan: a scalar Arrow UDF over the column, the table in every Python worker."""
     from pyspark.sql import functions as F
 
-    table = _read_table_arrow(spark, config.table)
-    vectors = (
-        table.column(schema.VECTOR).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        .astype(np.float32, copy=False).reshape(table.num_rows, int(manifest["dim"]))
-    )
-    ids = table.column(schema.ID).to_numpy()
-    counts = table.column(schema.COUNT).to_numpy()
-    keys = table.column(schema.KEY).combine_chunks()
+    keys = pa.array(table.keys, pa.string())
     idf = None
     if config.combiner == "tfidf":
         if document_frequency is None:
-            idf = K.idf_weights(counts, int(np.sum(counts)))
+            idf = table.table_idf
         else:
-            idf = K.idf_weights(_df_per_row(document_frequency, kind, keys, ids), documents)
-    payload = {"keys": keys, "ids": ids, "vectors": vectors, "idf": idf}
+            idf = K.idf_weights(_df_per_row(document_frequency, kind, keys, table.ids), documents)
+    payload = {"keys": keys, "ids": table.ids, "vectors": table.vectors, "idf": idf}
     broadcast = spark.sparkContext.broadcast(payload)
     cache_key = (config.table, manifest.get("created_at"), uuid.uuid4().hex)
     options = {"broadcast": broadcast, "cache_key": cache_key, "kind": kind, "combiner": config.combiner,
@@ -398,8 +363,7 @@ def _combine_table(entries: pa.Table, *, dim: int, combiner: str, oov: str, norm
     found = entries.column(_ID).is_valid().to_numpy(zero_copy_only=False)
     weights = entries.column(_WEIGHT).to_numpy()
     occurrences = entries.column(_OCC).to_numpy()
-    vector_column = entries.column(_VECTOR).filter(pa.array(found)).combine_chunks()
-    matrix = vector_column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+    matrix = list_array_to_matrix(entries.column(_VECTOR).filter(pa.array(found)), dim)
     idf = None
     if combiner == "tfidf":
         idf = K.idf_weights(entries.column(_STAT).to_numpy(zero_copy_only=False)[found], documents)
@@ -520,8 +484,9 @@ def plan_embed(spark: SparkSession, config: EmbedConfig) -> EmbedPlan:
     except the small input-idf aggregation for ``tfidf`` with ``idf = input``)."""
     from pyspark.sql import functions as F
 
-    manifest = read_table_manifest(spark, config.table)
-    check_table(config.table, manifest, config.dim)
+    config.validate()  # also when called directly, not through the CLI
+    manifest = read_manifest_spark(spark, config.table)
+    check_table_dim(config.table, manifest, config.dim)
     frame, fmt = _read_input(spark, config)
     kind = resolve_kind(frame, config)
     keep = list(frame.columns)
@@ -531,6 +496,10 @@ def plan_embed(spark: SparkSession, config: EmbedConfig) -> EmbedPlan:
                               f"the column: the output adds {config.vector_column}, {TOKENS_FOUND}, {TOKENS_TOTAL})")
     prepared, column = prepare_input(spark, frame, config, kind, manifest)
     strategy, reason = choose_strategy(config, manifest)
+    # Held to the format before any work: loaded (and checked) for broadcast, one aggregation for shuffle.
+    table = read_embedding_table_spark(spark, config.table) if strategy == "broadcast" else None
+    if table is None:
+        check_table_spark(spark, config.table, manifest)
     log.info("embed %s (%s, column %s as %s) with %s: %s plan (%s); combiner %s, oov %s",
              config.input, fmt, config.column, kind, config.table, strategy, reason, config.combiner, config.oov)
     document_frequency, documents = None, 0
@@ -538,8 +507,11 @@ def plan_embed(spark: SparkSession, config: EmbedConfig) -> EmbedPlan:
         document_frequency, documents = input_document_frequency(prepared, column, kind)
     elif config.combiner == "tfidf" and strategy == "shuffle":  # the broadcast plan sums the counts itself
         documents = int(spark.read.parquet(config.table).agg(F.sum(schema.COUNT)).first()[0] or 0)
-    build = embed_broadcast if strategy == "broadcast" else embed_shuffle
-    result = build(spark, prepared, column, kind, config, manifest, keep, document_frequency, documents)
+    if table is not None:
+        result = embed_broadcast(spark, table, prepared, column, kind, config, manifest, keep, document_frequency,
+                                 documents)
+    else:
+        result = embed_shuffle(spark, prepared, column, kind, config, manifest, keep, document_frequency, documents)
     return EmbedPlan(result, prepared, column, kind, strategy, reason, manifest)
 
 

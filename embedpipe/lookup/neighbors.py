@@ -2,8 +2,10 @@
 
 Exact (default): the unit-normalised table is broadcast once per executor; the query rows are cut
 into blocks of ``block_rows`` that Spark spreads over its tasks, and each block is one
-``(block x N)`` matrix product plus a partial sort (:func:`embedpipe.evaluate.top_k_neighbours`).
-Work is ``N^2 dim`` flops and no row pair ever becomes a Spark row: never a cross join.
+``(block x N)`` matrix product plus a partial sort (:func:`embedpipe.vectors.top_k_neighbours`, the
+kernel the Python API's ``most_similar`` and the evaluation report run too). Work is ``N^2 dim``
+flops and no row pair ever becomes a Spark row: never a cross join. The table is read through
+:class:`~embedpipe.table.EmbeddingTable`, so a table breaking the format fails the job first.
 
 Approximate (for tables whose ``N^2`` is out of reach): random-hyperplane LSH. Each of
 ``lsh_tables`` hash tables gives every key a ``lsh_bits``-bit signature (the signs of its
@@ -31,9 +33,12 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
+from embedpipe.arrow_vectors import list_array_to_matrix, matrix_to_list_array
 from embedpipe.errors import ConfigError, InputError
 from embedpipe.jobconfig import NeighborsConfig
 from embedpipe.storage import atomic_output
+from embedpipe.table import read_embedding_table_spark
+from embedpipe.vectors import top_k_neighbours
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -46,19 +51,18 @@ RANK = "rank"
 NEIGHBORS_DDL = "key string, neighbor string, score float, rank int"
 ANALOGY_DDL = "a string, b string, c string, answer string, score float"
 
-_WORKER_INDEX: dict[str, Any] = {}
+_WORKER_INDEX: dict[str, tuple[list[str], np.ndarray]] = {}
 
 
-def _index_on_worker(broadcast: Any, cache_key: str):  # noqa: ANN202 - VectorIndex
-    from embedpipe.evaluate.vectors import VectorIndex
-
-    index = _WORKER_INDEX.get(cache_key)
-    if index is None:
+def _index_on_worker(broadcast: Any, cache_key: str) -> tuple[list[str], np.ndarray]:
+    """The broadcast (keys, unit vectors), unpickled once per Python worker process."""
+    hit = _WORKER_INDEX.get(cache_key)
+    if hit is None:
         keys, unit = broadcast.value
         _WORKER_INDEX.clear()
-        index = VectorIndex(keys, unit, lowercase=False)
-        _WORKER_INDEX[cache_key] = index
-    return index
+        hit = (keys, unit)
+        _WORKER_INDEX[cache_key] = hit
+    return hit
 
 
 def _neighbour_batch(keys: list[str], query_rows: np.ndarray, neighbours: np.ndarray,
@@ -78,14 +82,12 @@ def _neighbour_batch(keys: list[str], query_rows: np.ndarray, neighbours: np.nda
 
 def _exact_blocks(batches: Iterator[pa.RecordBatch], *, broadcast: Any, cache_key: str, query_rows: np.ndarray,
                   k: int) -> Iterator[pa.RecordBatch]:
-    from embedpipe.evaluate.neighbours import top_k_neighbours
-
-    index = _index_on_worker(broadcast, cache_key)
+    keys, unit = _index_on_worker(broadcast, cache_key)
     for batch in batches:
         for start, end in zip(batch.column("start").to_numpy(), batch.column("end").to_numpy(), strict=True):
             rows = query_rows[start:end]
-            neighbours, scores = top_k_neighbours(index, rows, k)
-            yield _neighbour_batch(index.keys, rows, neighbours, scores)
+            neighbours, scores = top_k_neighbours(unit, rows, k)
+            yield _neighbour_batch(keys, rows, neighbours, scores)
 
 
 def exact_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, query_rows: np.ndarray, k: int,
@@ -121,8 +123,8 @@ def _signature_batches(batches: Iterator[pa.RecordBatch], *, planes: np.ndarray,
     weights = (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
     for batch in batches:
         rows = batch.column(schema.ID).to_numpy()
-        vectors = batch.column(schema.VECTOR).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-        projections = np.einsum("nd,tbd->ntb", vectors.astype(np.float32), planes)
+        vectors = list_array_to_matrix(batch.column(schema.VECTOR), dim)
+        projections = np.einsum("nd,tbd->ntb", vectors, planes)
         codes = ((projections > 0).astype(np.int64) * weights).sum(axis=2)  # (n, tables)
         yield pa.RecordBatch.from_arrays(
             [pa.array(np.repeat(rows, tables)), pa.array(np.tile(np.arange(tables), rows.size)),
@@ -138,12 +140,12 @@ def _empty_neighbors() -> pa.Table:
 
 def _bucket_neighbors(table: pa.Table, *, broadcast: Any, cache_key: str, k: int) -> pa.Table:
     """Exact top-k among the keys of one bucket, in blocks of rows so memory stays bounded."""
-    index = _index_on_worker(broadcast, cache_key)
+    keys, unit = _index_on_worker(broadcast, cache_key)
     rows = np.sort(table.column("row").to_numpy())
     kk = min(k, rows.size - 1)
     if kk <= 0:
         return _empty_neighbors()
-    members = index.unit[rows]
+    members = unit[rows]
     block = max(1, _BUCKET_BLOCK_SCORES // rows.size)
     batches = []
     for start in range(0, rows.size, block):
@@ -154,7 +156,7 @@ def _bucket_neighbors(table: pa.Table, *, broadcast: Any, cache_key: str, k: int
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.lexsort((rows[top], -top_scores), axis=1)
         top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
-        batches.append(_neighbour_batch(index.keys, rows[start:end], rows[top], top_scores))
+        batches.append(_neighbour_batch(keys, rows[start:end], rows[top], top_scores))
     return pa.Table.from_batches(batches)
 
 
@@ -205,9 +207,8 @@ def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray
     broadcast = spark.sparkContext.broadcast((keys, unit))
     cache_key = uuid.uuid4().hex
     rows = spark.createDataFrame(
-        pa.table({schema.ID: np.arange(len(keys), dtype=np.int64),
-                  schema.VECTOR: pa.FixedSizeListArray.from_arrays(pa.array(unit.reshape(-1)), dim).cast(
-                      pa.list_(pa.float32()))}).to_pandas()
+        pa.table({schema.ID: np.arange(len(keys), dtype=np.int64), schema.VECTOR: matrix_to_list_array(unit)})
+        .to_pandas()
     )
     signatures = rows.mapInArrow(functools.partial(_signature_batches, planes=planes, dim=dim),
                                  "row bigint, lsh_table bigint, code bigint")
@@ -239,18 +240,13 @@ def parse_analogy(text: str) -> tuple[str, str, str]:
 
 def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any]:
     """Write the neighbours of ``config.table`` (all keys or ``queries``) and answer analogies."""
-    from embedpipe.lookup.api import EmbeddingLookup, read_table_arrow
-    from embedpipe.lookup.embed import check_table, read_table_manifest
-
     started = time.monotonic()
     questions = [parse_analogy(q) for q in config.analogies]
-    manifest = read_table_manifest(spark, config.table)
-    check_table(config.table, manifest, None)
-    lookup = EmbeddingLookup.from_arrow(read_table_arrow(config.table), manifest, path=config.table)
-    keys, unit = lookup.keys, lookup.index.unit
+    table = read_embedding_table_spark(spark, config.table)
+    keys, unit = table.keys, table.unit
     if config.queries:
         wanted = list(dict.fromkeys(config.queries))
-        found = lookup.rows(wanted)
+        found = table.rows(wanted)
         missing = [q for q, r in zip(wanted, found, strict=True) if r < 0]
         if len(missing) == len(wanted):
             raise InputError(f"none of the queries are keys of table {config.table}: {', '.join(missing[:5])}")
@@ -262,10 +258,10 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     k = min(config.k, len(keys) - 1)
     if k < 1:
         raise InputError(f"embedding table {config.table} has {len(keys)} key; neighbours need at least 2")
-    missing_words = [w for q in questions for w in q if w not in lookup]
+    missing_words = [w for q in questions for w in q if w not in table]
     if missing_words:
         raise InputError(f"analogy words not in table {config.table}: {', '.join(dict.fromkeys(missing_words))}")
-    answers = lookup.analogies(questions)
+    answers = table.analogies(questions)
     if config.method == "exact":
         frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
     else:

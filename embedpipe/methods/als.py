@@ -8,6 +8,7 @@ a user is the mean of their training items' vectors and every item is ranked by 
 * ``als``: ``pyspark.ml.recommendation.ALS(implicitPrefs=True)`` (Hu, Koren & Volinsky: confidence
   ``1 + alpha * r`` on the binary preference). The table holds the item factors; the user factors
   are dropped, since evaluation rebuilds users from their items like for every other method.
+  Settings: ``[train.als]`` (``reg``, ``alpha``, ``iterations``; the rank is ``dim``).
 * ``popularity``: a 1-D table whose only value is ``ln(1 + count)`` (training interactions). A
   user's mean of such values is positive, so ``dot`` scoring ranks every user's candidates by
   popularity (cosine would tie them all: every 1-D unit vector is 1). ``evaluate --score auto``
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from embedpipe.jobconfig import TrainConfig
     from embedpipe.methods.inputs import TrainingInput
+    from embedpipe.methods.settings import ALSSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ def train_als(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> 
     from pyspark.ml.recommendation import ALS
     from pyspark.sql import functions as F
 
+    settings: ALSSettings = config.settings
     entries = interaction_entries(data.matrix()).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         interactions = entries.count()
@@ -72,12 +75,8 @@ def train_als(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> 
         # and does not grow with a cluster.
         blocks = max(1, spark.sparkContext.defaultParallelism)
         params: dict[str, Any] = {
-            "rank": config.dim,
-            "regParam": config.als_reg,
-            "alpha": config.als_alpha,
-            "maxIter": config.als_iterations,
-            "implicitPrefs": True,
-            "seed": config.seed,
+            **config.recorded_params(),
+            "implicit_prefs": True,
             "blocks": blocks,
             "implementation": "pyspark.ml.recommendation.ALS",
             "input_kind": data.kind,
@@ -85,7 +84,7 @@ def train_als(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> 
         }
         log.info("als: fitting on %d (user, %s) entries with %s", interactions, data.key_kind, params)
         estimator = ALS(
-            rank=config.dim, maxIter=config.als_iterations, regParam=config.als_reg, alpha=config.als_alpha,
+            rank=config.dim, maxIter=settings.iterations, regParam=settings.reg, alpha=settings.alpha,
             implicitPrefs=True, seed=config.seed, numUserBlocks=blocks, numItemBlocks=blocks,
             userCol=_USER_INDEX, itemCol=_ITEM, ratingCol=_RATING,
             intermediateStorageLevel="MEMORY_AND_DISK", finalStorageLevel="MEMORY_AND_DISK",
@@ -98,7 +97,7 @@ def train_als(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> 
     finally:
         entries.unpersist()
     log.info("als: %d item factors in %.1f s (%.0f interactions/s per iteration)", factor_rows, fit_seconds,
-             interactions * config.als_iterations / max(fit_seconds, 1e-9))
+             interactions * settings.iterations / max(fit_seconds, 1e-9))
     rows = data.vocab.join(factors, data.vocab[schema.ID] == factors["id"], "inner").select(
         data.vocab[schema.TOKEN].alias(schema.KEY),
         data.vocab[schema.ID],

@@ -1,6 +1,6 @@
 """PCA / truncated SVD of the bag-of-words matrix (documents x vocabulary), LSA style.
 
-Word vectors are the vocabulary rows of the (V, k) component matrix, scaled per ``pca_scaling``
+Word vectors are the vocabulary rows of the (V, k) component matrix, scaled per ``pca.scaling``
 (``singular``: times the singular values, like LSA term vectors; ``sqrt``: their square roots;
 ``none``). Document vectors are each document's projection onto the components, ``X·V``
 (= ``U·S``); with the centred ``pca`` solver the column means are subtracted first, so they are
@@ -16,7 +16,8 @@ Two solvers:
   (ARPACK over Gramian-vector products for large vocabularies), fine for 200,000 words. ``U`` is
   never formed: document vectors are computed as ``X·V`` in an Arrow UDF with ``V`` broadcast.
 
-``auto`` picks ``pca`` when the vocabulary has at most ``pca_max_columns`` words, else ``svd``.
+``auto`` picks ``pca`` when the vocabulary has at most ``pca.max_columns`` words, else ``svd``
+(the settings are ``[train.pca]``, :class:`~embedpipe.methods.settings.PCASettings`).
 
 Components have an arbitrary sign; each is flipped so that its largest-magnitude entry is positive,
 so reruns write the same table.
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from embedpipe.jobconfig import TrainConfig
     from embedpipe.methods.inputs import TrainingInput
+    from embedpipe.methods.settings import PCASettings
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +75,25 @@ def _train_pca(
             f"config key 'dim' must be <= min(vocabulary size, {data.row_kind}s) = {limit} for pca "
             f"(vocabulary {columns}, {data.row_kind}s {rows}), got {config.dim}"
         )
-    solver, reason = choose_solver(config.pca_solver, columns, config.pca_max_columns)
+    settings: PCASettings = config.settings
+    solver, reason = choose_solver(settings.solver, columns, settings.max_columns)
     log.info("pca: solver %s (%s); %d %ss x %d columns, k=%d", solver, reason, rows, data.row_kind, columns,
              config.dim)
     if solver == "pca" and columns > 5_000:
         log.warning("pca: MLlib PCA decomposes a %d x %d covariance on the driver (cost ~ columns^3); "
-                    "pca_solver=svd scales better", columns, columns)
+                    "pca.solver=svd scales better", columns, columns)
     if solver == "pca":
         components, singular, ratios, mean = fit_mllib_pca(features, config.dim, rows)
     else:
         components, singular, ratios = fit_truncated_svd(features, config.dim, rows, columns)
         mean = None
     components = orient_components(components)
-    word_vectors = scale_components(components, singular, config.pca_scaling)
+    word_vectors = scale_components(components, singular, settings.scaling)
 
     params: dict[str, Any] = {
-        "dim": config.dim,
-        "pca_solver": config.pca_solver,
+        **config.recorded_params(),
         "solver_used": solver,
         "solver_reason": reason,
-        "pca_max_columns": config.pca_max_columns,
-        "pca_scaling": config.pca_scaling,
         "centred": mean is not None,
         "implementation": (
             "pyspark.ml.feature.PCA" if solver == "pca"
@@ -111,7 +111,7 @@ def _train_pca(
     )
     documents = None
     document_params: dict[str, Any] = {}
-    if config.doc_output:
+    if settings.doc_output:
         offset = None if mean is None else mean @ components
         documents = EmbeddingRows(
             document_rows(data, matrix, components, offset), key_kind=data.row_kind, expected_rows=rows
@@ -135,19 +135,19 @@ def _train_pca(
 
 
 def choose_solver(requested: str, columns: int, max_columns: int) -> tuple[str, str]:
-    """Resolve ``pca_solver`` to the path that will run, and say why."""
+    """Resolve ``pca.solver`` to the path that will run, and say why."""
     if requested == "pca":
         if columns > MLLIB_PCA_MAX_COLUMNS:
             raise ConfigError(
-                f"config key 'pca_solver' is 'pca' but the vocabulary has {columns} columns; MLlib PCA supports "
-                f"at most {MLLIB_PCA_MAX_COLUMNS}: use pca_solver=svd or auto"
+                f"config key 'pca.solver' is 'pca' but the vocabulary has {columns} columns; MLlib PCA supports "
+                f"at most {MLLIB_PCA_MAX_COLUMNS}: use pca.solver=svd or auto"
             )
-        return "pca", "pca_solver=pca requested"
+        return "pca", "pca.solver=pca requested"
     if requested == "svd":
-        return "svd", "pca_solver=svd requested"
+        return "svd", "pca.solver=svd requested"
     if columns <= max_columns:
-        return "pca", f"pca_solver=auto and vocabulary size {columns} <= pca_max_columns={max_columns}"
-    return "svd", f"pca_solver=auto and vocabulary size {columns} > pca_max_columns={max_columns}"
+        return "pca", f"pca.solver=auto and vocabulary size {columns} <= pca.max_columns={max_columns}"
+    return "svd", f"pca.solver=auto and vocabulary size {columns} > pca.max_columns={max_columns}"
 
 
 def fit_mllib_pca(

@@ -2,14 +2,14 @@
 
 Adding a method (a PyTorch SGNS trainer, item2vec, ALS, ...) means writing a module with a function
 ``train_x(spark, config, data) -> TrainedEmbeddings``, adding one :class:`TrainMethod` line to
-:data:`METHODS` and its name to ``TRAIN_METHODS`` in ``embedpipe/jobconfig.py``; the pipeline and the
-other methods do not change. Methods are imported only when they run, so one method's
-dependencies (torch, say) are never needed by another.
+:data:`METHODS` and its settings class (its ``[train.<method>]`` section) to ``METHOD_SETTINGS`` in
+``embedpipe/methods/settings.py``; the pipeline and the other methods do not change. Methods are
+imported only when they run, so one method's dependencies (torch, say) are never needed by another.
 
 Methods train; only this module writes. The key table goes to ``output``; a method that also embeds
-the rows of its input (documents, users) returns them and they go to ``doc_output`` when it is
-set; further key tables a method returns (``extra_tables``, e.g. softmax's output vectors) follow.
-The tables are committed one after the other, each atomically (the main key table first).
+the rows of its input (documents, users) returns them and they go to its ``doc_output`` setting
+when it is set; further key tables a method returns (``extra_tables``, e.g. softmax's output
+vectors) follow. The tables are committed one after the other, each atomically (the main key table first).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ class TrainMethod:
     name: str
     trainer: str  # "module:function", imported only when the method runs
     summary: str
-    embeds_rows: bool = False  # also returns document/user vectors (honours doc_output)
 
     def load(self) -> Trainer:
         module_name, _, function_name = self.trainer.partition(":")
@@ -56,8 +55,7 @@ METHODS: dict[str, TrainMethod] = {
         TrainMethod("word2vec", "embedpipe.methods.word2vec:train_word2vec",
                     "Spark MLlib Word2Vec (skip-gram, hierarchical softmax) on the token/item sequences"),
         TrainMethod("pca", "embedpipe.methods.pca:train_pca",
-                    "PCA / distributed truncated SVD of the bag-of-words (or user x item) count matrix",
-                    embeds_rows=True),
+                    "PCA / distributed truncated SVD of the bag-of-words (or user x item) count matrix"),
         TrainMethod("sgns", "embedpipe.methods.sgns:train_sgns_on_spark",
                     "embedpipe's PyTorch skip-gram with negative sampling in Spark barrier tasks (CPU or GPU)"),
         TrainMethod("item2vec", "embedpipe.methods.item2vec:train_item2vec_on_spark",
@@ -83,9 +81,6 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
     method = METHODS.get(config.method)
     if method is None:
         raise ConfigError(f"config key 'method' must be one of {', '.join(METHODS)}, got {config.method!r}")
-    if config.doc_output and not method.embeds_rows:
-        supported = ", ".join(name for name, m in METHODS.items() if m.embeds_rows)
-        raise ConfigError(f"config key 'doc_output' is only used by method {supported}, not {config.method}")
     log.info("train: method=%s seed=%d config=%s", config.method, config.seed, config_to_dict(config))
     trainer = method.load()
     data = read_training_input(spark, config.input)
@@ -106,14 +101,15 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         "output": config.output,
         **trained.stats,
     }
-    if config.doc_output and trained.documents is not None:
+    doc_output = getattr(config.settings, "doc_output", None)  # pca's; a method that embeds rows has one
+    if doc_output and trained.documents is not None:
         doc_manifest = write_embedding_table(
-            spark, trained.documents.rows, config.doc_output,
+            spark, trained.documents.rows, doc_output,
             method=config.method, dim=trained.dim, params=trained.document_params, source=data.path,
             seed=trained.seed, tokenizer=data.tokenizer, key_kind=trained.documents.key_kind,
             expected_rows=trained.documents.expected_rows, inputs=(config.input,),
         )
-        summary["doc_output"] = config.doc_output
+        summary["doc_output"] = doc_output
         summary["doc_rows"] = doc_manifest["rows"]
     for extra in trained.extra_tables:
         extra_manifest = write_embedding_table(

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
+from embedpipe.arrow_vectors import matrix_to_list_array
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -71,12 +72,9 @@ def vectors_frame(spark: SparkSession, matrix: np.ndarray) -> DataFrame:
     For vocabulary-sized matrices only (they are on the driver already); built column-wise in
     Arrow, with no per-row Python.
     """
-    rows, dim = matrix.shape
-    flat = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
-    offsets = pa.array(np.arange(0, rows * dim + 1, dim, dtype=np.int32))
     table = pa.table({
-        schema.ID: pa.array(np.arange(rows, dtype=np.int64)),
-        schema.VECTOR: pa.ListArray.from_arrays(offsets, flat),
+        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64)),
+        schema.VECTOR: matrix_to_list_array(matrix),
     })
     return spark.createDataFrame(table)
 

@@ -6,8 +6,9 @@ the sequences of a training input for given :class:`~embedpipe.torchtrain.SGNSPa
 histories, full windows) differ only in the params and the input they accept.
 
 How it is distributed (no RPC layer of our own): the sequences are hash-partitioned by ``doc_id``
-into ``processes`` partitions and handed to one *barrier* ``mapInArrow`` task each, so Spark
-schedules all replicas together (and retries them together). Every task encodes its partition's
+into ``processes`` partitions and handed to one *barrier* ``mapInArrow`` task each
+(:func:`~embedpipe.methods.barrier.run_replicas`, the runner every PyTorch method shares), so Spark
+schedules all replicas together (and fails them together). Every task encodes its partition's
 Arrow batches into ids against the broadcast vocabulary and trains its own replica with
 :func:`embedpipe.torchtrain.train_sgns`. With more than one process the replicas join a
 ``torch.distributed`` group (gloo on CPU, NCCL on GPU; the rendezvous address is agreed through
@@ -18,8 +19,9 @@ plain averaging would halve it (measured at chance-level quality). Every replica
 same seeded matrices, so the updates live in one space. Task 0 then emits the input vectors as
 Arrow batches; the driver pairs them with the (already collected, vocabulary-sized) keys and
 counts and hands the rows to the pipeline, which writes the common table. With
-``export_output_vectors`` task 0 also returns the context (output) vectors, taken after the final
-replica sync like the input vectors, and the method returns them as an
+``export_output_vectors`` set (``[train.sgns]`` or ``[train.item2vec]``) task 0 also returns the
+context (output) vectors, taken after the final replica sync like the input vectors, and the
+method returns them as an
 :class:`~embedpipe.methods.result.ExtraTable` with the same keys: SGNS scores a (center, context) pair
 by input · output, so ``evaluate --table T --candidate-table T-output`` ranks items by the
 trained objective itself (two towers) rather than by input-input cosine.
@@ -36,7 +38,7 @@ Cost of replicas: each sees 1/processes of the data between rounds, so on small 
 combined model trails a single process; the README's performance section gives the measured
 difference. Determinism: with a seed, the same input and the same ``processes``, the partitioning,
 every replica's sampling and the summing order are fixed, so CPU runs repeat exactly (with the
-default ``deterministic=True``; ``--no-deterministic`` runs Hogwild threads, faster, not repeatable).
+default ``sgns.deterministic = true``; false runs Hogwild threads, faster, not repeatable).
 
 GPUs: ask Spark for them the standard way (``spark.executor.resource.gpu.amount``,
 ``spark.task.resource.gpu.amount=1`` and a discovery script); each task trains on the GPU Spark
@@ -57,66 +59,63 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
+from embedpipe.arrow_vectors import matrix_to_list_array
 from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.barrier import ReplicaGroup, join_group, task_device
+from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from embedpipe.methods.inputs import TrainingInput
+    from embedpipe.methods.settings import SGNSSettings
     from embedpipe.torchtrain import SGNSParams
 
 log = logging.getLogger(__name__)
 
-#: Per-row id, input vector, output (context) vector (null unless exported) and run facts (the facts repeat
-#: on every row: task 0's Arrow batches are the only output). The four clocks are task 0's wall-clock times
-#: (time.time()) at: entering the task function, torch and the trainer imported, partition read and encoded,
-#: training done — for the driver's breakdown of the stage.
-RESULT_SCHEMA = (
-    "id bigint, vector array<float>, output_vector array<float>, loss double, tokens bigint, "
-    "entered double, imported double, encoded double, trained double, "
-    "step string, batch_size bigint, trained_on string"
-)
 #: What rank 0 reports of the settings its trainer resolved ('auto' values), for the manifest.
 _RESOLVED = ("step", "batch_size", "trained_on")
-_ROWS_PER_BATCH = 4096
-#: SGNSParams names that the job config spells differently (for one-line errors naming the job's key).
-CONFIG_KEYS = {"lr": "step_size"}
+#: Task 0's wall-clock times (time.time(), in its info row) at: entering the task function, torch and the
+#: trainer imported, partition read and encoded, training done — for the driver's breakdown of the stage.
+_CLOCKS = ("entered", "imported", "encoded", "trained")
 
 
-def sgns_params(config: TrainConfig, **overrides: Any) -> dict[str, Any]:
-    """The trainer's parameters from the job config (one source of truth: SGNSParams validates them)."""
-    values = {
+def core_params(config: TrainConfig, *, threads: int | None, epochs: int, sample: float,
+                shrink_window: bool) -> dict[str, Any]:
+    """Every SGNSParams value from the job config (sgns's or item2vec's section).
+
+    All are passed, none left to SGNSParams' defaults: the job's defaults are the ones users get.
+    """
+    settings = config.settings
+    return {
         "dim": config.dim,
-        "window": config.window,
-        "negative": config.negative,
-        "sample": config.sample,
-        "min_lr": config.min_lr,
-        "max_exp": config.max_exp,
-        "step_cap": config.step_cap,
-        "epochs": config.resolved_epochs(),
-        "batch_size": config.batch_size,
+        "window": settings.window,
+        "shrink_window": shrink_window,
+        "negative": settings.negative,
+        "sample": sample,
+        "lr": settings.step_size,
+        "min_lr": settings.min_step_size,
+        "epochs": epochs,
         "seed": config.seed,
         "device": config.device,
-        "negative_mode": config.negative_mode,
-        "threads": config.threads,
-        "deterministic": config.deterministic,
-        "cpu_kernel": config.cpu_kernel,
-        "cuda_kernel": config.cuda_kernel,
+        "threads": threads,
+        "deterministic": settings.deterministic,
     }
-    if config.step_size is not None:  # else SGNSParams' own default
-        values["lr"] = config.step_size
-    values.update(overrides)
-    return values
+
+
+def sgns_params(config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
+    """The trainer's parameters for ``train --method sgns`` (word2vec's shrunk windows)."""
+    settings: SGNSSettings = config.settings
+    return core_params(config, threads=threads or config.threads, epochs=settings.epochs, sample=settings.sample,
+                       shrink_window=True)
 
 
 def train_sgns_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
     """``train --method sgns``: SGNS on the token (or item) sequences with word2vec's shrunk windows."""
     from embedpipe.torchtrain import SGNSParams
 
-    params = SGNSParams(**sgns_params(config, threads=task_threads(spark, config)))  # validates before Spark work
+    params = SGNSParams(**sgns_params(config, task_threads(spark, config)))  # validates before Spark work
     return train_sequences_on_spark(spark, config, data, params, method="sgns")
 
 
@@ -158,37 +157,32 @@ def train_sequences_on_spark(
     """Train SGNS with ``params`` on ``data``'s sequences in ``config.processes`` barrier tasks.
 
     The one Spark code path of every SGNS-style method: ``config`` supplies what is not a trainer
-    parameter (``min_count``, ``processes``, ``averages_per_epoch``, checkpoints); the result has
-    one vector per kept vocabulary key, and with ``config.export_output_vectors`` an extra table of
-    the context vectors.
+    parameter (``processes``, ``averages_per_epoch``, checkpoints); the result has one vector per
+    vocabulary key, and with the section's ``export_output_vectors`` an extra table of the context
+    vectors.
     """
-    vocab = data.kept_vocabulary(config.min_count)
-    # Ids are assigned by count desc, so the kept vocabulary is exactly ids 0..k-1 (vocabulary-sized).
-    vocab_table = vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
+    vocab_table = data.vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
     if vocab_table.num_rows == 0:
-        raise EmptyResultError(
-            f"no vocabulary {data.key_kind}s of {data.path} have count >= min_count={config.min_count}"
-        )
+        raise EmptyResultError(f"train input {data.path} has an empty vocabulary")
     keys = vocab_table.column(schema.TOKEN).combine_chunks()
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     processes = config.processes
-    checkpoints = _prepare_checkpoints(config, params, len(keys))
-    with_output = config.export_output_vectors is not None
-    broadcast = spark.sparkContext.broadcast(
-        (keys, counts, params.to_dict(), processes, config.averages_per_epoch, checkpoints, with_output)
-    )
+    checkpoints = _prepare_checkpoints(config, params, len(keys), method)
+    output_table = config.settings.export_output_vectors
+    with_output = output_table is not None
     log.info("%s: %d %ss, %d barrier task(s), params %s", method, len(keys), data.key_kind, processes,
              params.to_dict())
 
-    started, clock = time.perf_counter(), time.time()
-    result = _sequences(data, processes).mapInArrow(_replica_task(broadcast), RESULT_SCHEMA, barrier=True).toArrow()
-    fit_seconds = time.perf_counter() - started
-    broadcast.unpersist()
-    order = _result_order(result, len(keys), method)
-    matrix = _result_matrix(result, "vector", order, params.dim)
-    tokens_trained, loss = int(result.column("tokens")[0].as_py()), float(result.column("loss")[0].as_py())
+    result = run_replicas(
+        data.sentences().select(schema.DOC_ID, schema.TOKENS), _train_replica, processes=processes,
+        order_by=schema.DOC_ID, device=params.device, method=method,
+        shared=(keys, counts, params.to_dict(), config.averages_per_epoch, checkpoints, with_output),
+    )
+    fit_seconds, info, clock = result.seconds, result.info, result.started
+    matrix = result.matrix("input", len(keys), params.dim)
+    tokens_trained, loss = int(info["tokens"]), float(info["loss"])
     epochs_run = params.epochs - checkpoints.resume_epoch
-    marks = [clock, *(float(result.column(c)[0].as_py()) for c in ("entered", "imported", "encoded", "trained"))]
+    marks = [clock, *(float(info[name]) for name in _CLOCKS)]
     split = dict(zip(("start_seconds", "import_seconds", "encode_seconds", "train_seconds"),
                      (round(b - a, 3) for a, b in zip(marks, marks[1:], strict=False)), strict=True))
     split["result_seconds"] = round(fit_seconds - (marks[-1] - clock), 3)
@@ -202,11 +196,11 @@ def train_sequences_on_spark(
     )
 
     recorded = {
-        **params.to_dict(),
+        **config.recorded_params(),
+        "threads": params.threads,  # as resolved (task_threads)
+        "epochs": params.epochs,  # item2vec: as resolved from the log's size
         # what the trainer made of 'auto' settings on rank 0's device
-        **{name: result.column(name)[0].as_py() for name in _RESOLVED},
-        "min_count": config.min_count,
-        "processes": processes,
+        **{name: info[name] for name in _RESOLVED},
         "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
                       if processes > 1 else "none"),
         "implementation": "embedpipe.torchtrain (PyTorch) in Spark barrier tasks",
@@ -216,9 +210,8 @@ def train_sequences_on_spark(
     extra: tuple[ExtraTable, ...] = ()
     if with_output:
         extra = (ExtraTable(
-            output=config.export_output_vectors,  # type: ignore[arg-type]
-            rows=EmbeddingRows(_table_rows(spark, keys, counts, _result_matrix(result, "output_vector", order,
-                                                                               params.dim)),
+            output=output_table,
+            rows=EmbeddingRows(_table_rows(spark, keys, counts, result.matrix("output", len(keys), params.dim)),
                                key_kind=data.key_kind, expected_rows=len(keys)),
             dim=params.dim,
             params={**recorded, "layer": "output (context vectors)"},
@@ -237,49 +230,22 @@ def train_sequences_on_spark(
     )
 
 
-def _sequences(data: TrainingInput, processes: int) -> DataFrame:
-    """The ``tokens`` column in ``processes`` partitions, each in a fixed (doc_id) order."""
-    # Shuffle blocks arrive in no fixed order: sorting within each partition makes the order a
-    # replica sees its documents in (and so the seeded run) repeatable.
-    return (
-        data.sentences().repartition(processes, schema.DOC_ID).sortWithinPartitions(schema.DOC_ID)
-        .select(schema.TOKENS)
-    )
-
-
-def _result_order(result: pa.Table, size: int, method: str) -> np.ndarray:
-    """The row order that sorts task 0's rows by id (checked to be exactly ids 0..size-1)."""
-    ids = result.column("id").to_numpy()
-    order = np.argsort(ids)
-    if not np.array_equal(ids[order], np.arange(size)):
-        raise RuntimeError(f"{method} tasks returned {len(ids)} vectors for {size} keys")
-    return order
-
-
-def _result_matrix(result: pa.Table, column: str, order: np.ndarray, dim: int) -> np.ndarray:
-    """The V x dim float32 matrix of one vector column of task 0's rows, ordered by id."""
-    flat = result.column(column).combine_chunks().take(pa.array(order)).flatten()
-    return flat.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(order), dim)
-
-
 def _table_rows(spark: SparkSession, keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> DataFrame:
     """``key, id, count, vector`` built in Arrow on the driver from vocabulary-sized arrays.
 
     The keys and counts were collected in id order already, so there is nothing to join: one Arrow
     table becomes the frame (cheaper than a Spark join of the vectors back to the vocabulary).
     """
-    rows, dim = matrix.shape
-    offsets = pa.array(np.arange(0, rows * dim + 1, dim, dtype=np.int32))
     table = pa.table({
         schema.KEY: keys.cast(pa.string()),
-        schema.ID: pa.array(np.arange(rows, dtype=np.int64)),
+        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64)),
         schema.COUNT: pa.array(counts.astype(np.int64)),
-        schema.VECTOR: pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1))),
+        schema.VECTOR: matrix_to_list_array(matrix),
     })
     return spark.createDataFrame(table)
 
 
-def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: int) -> _Checkpoints:
+def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: int, method: str) -> _Checkpoints:
     """Check ``checkpoint_dir``/``resume`` on the driver, before any task starts.
 
     Resuming: every replica's checkpoint must fit the params (one-line ConfigError otherwise);
@@ -323,7 +289,7 @@ def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: in
         saved = read_checkpoint(replica)
         if saved is None:  # pragma: no cover - listed a moment ago
             continue
-        check_checkpoint(saved, params, vocab_size, replica / CHECKPOINT_NAME, CONFIG_KEYS)
+        check_checkpoint(saved, params, vocab_size, replica / CHECKPOINT_NAME, job_keys(method))
         epochs[rank] = int(saved["epoch"])
     ahead = max(epochs, key=lambda r: (epochs[r], -r))
     source = root / f"replica-{ahead}" / CHECKPOINT_NAME
@@ -339,83 +305,54 @@ def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: in
     return _Checkpoints(str(root), epochs[ahead])
 
 
-def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow function
-    """The function each barrier task runs; it closes over the broadcast only (pickles cleanly)."""
+def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: tuple) -> TaskOutput | None:
+    """One SGNS replica (a :data:`~embedpipe.methods.barrier.TaskFunction`): encode the partition against the
+    vocabulary, train, sum updates with the other replicas; rank 0 returns the vectors and run facts."""
+    from embedpipe.torchtrain import IdCorpus, SGNSParams, encode_sentences, train_sgns
+    from embedpipe.torchtrain.model import read_checkpoint
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        entered = time.time()
-        from pyspark import BarrierTaskContext
-
-        from embedpipe.torchtrain import IdCorpus, SGNSParams, encode_sentences, train_sgns
-        from embedpipe.torchtrain.model import read_checkpoint
-
-        imported = time.time()
-        keys, counts, params_dict, world, averages_per_epoch, checkpoints, with_output = broadcast.value
-        context = BarrierTaskContext.get()
-        rank = context.partitionId()
-        parts = [encode_sentences(batch.column(0), keys) for batch in batches]
-        corpus = IdCorpus.concat(parts) if parts else encode_sentences([], keys)
-        encoded = time.time()  # the partition read (shuffle fetch, sort) and encoded
-        device = task_device(params_dict["device"], context)
-        # One seed for every replica: identical initial matrices are what make summing updates meaningful
-        # (independently initialised replicas live in unrelated rotations of the space).
-        params = SGNSParams(**{**params_dict, "device": device})
-        checkpoint_dir = checkpoints.replica_dir(rank)
-        group = None
-        if world > 1:
-            resumed = read_checkpoint(checkpoint_dir) if checkpoints.resume_epoch else None
-            group = join_group(context, rank, world, device, ReplicaGroup(
-                averages_per_epoch,
-                lambda state: (state.w_in, state.w_out),
-                initial_of=lambda state: _initial_matrices(state, params, resumed),
-            ))
+    imported = time.time()
+    keys, counts, params_dict, averages_per_epoch, checkpoints, with_output = shared
+    parts = [encode_sentences(batch.column(0), keys) for batch in batches]
+    corpus = IdCorpus.concat(parts) if parts else encode_sentences([], keys)
+    encoded = time.time()  # the partition read (shuffle fetch, sort) and encoded
+    # One seed for every replica: identical initial matrices are what make summing updates meaningful
+    # (independently initialised replicas live in unrelated rotations of the space).
+    params = SGNSParams(**{**params_dict, "device": replica.device})
+    checkpoint_dir = checkpoints.replica_dir(replica.rank)
+    resumed = read_checkpoint(checkpoint_dir) if checkpoints.resume_epoch and replica.world > 1 else None
+    group = replica.join(ReplicaGroup(
+        averages_per_epoch,
+        lambda state: (state.w_in, state.w_out),
+        initial_of=lambda state: _initial_matrices(state, params, resumed),
+    ))
+    tokens = np.array([corpus.n_tokens], dtype=np.int64)
+    try:
+        if group is not None:
             # the rounds of the epochs already trained are done: the next one is due inside this epoch
             group.rounds = checkpoints.resume_epoch * averages_per_epoch
-        tokens = np.array([corpus.n_tokens], dtype=np.int64)
-        try:
-            if group is not None:
-                tokens = group.total(tokens)
-            result = train_sgns(
-                corpus, counts, params, replica_sync=group, counts_total=int(tokens[0]),
-                checkpoint_dir=checkpoint_dir, resume=checkpoints.resume_epoch > 0,
-            )
-        finally:
-            if group is not None:
-                group.close()
-        trained = time.time()
-        if rank != 0:
-            return
-        # both matrices are the state after the final replica sync (the same on every replica)
-        vectors = np.ascontiguousarray(result.input_vectors, dtype=np.float32)
-        outputs = np.ascontiguousarray(result.output_vectors, dtype=np.float32) if with_output else None
-        final_loss = float(result.epoch_losses[-1]) if result.epoch_losses else float("nan")
-        resolved = (result.kernel, result.batch_size, result.device)
-        for start in range(0, len(vectors), _ROWS_PER_BATCH):
-            block = vectors[start:start + _ROWS_PER_BATCH]
-            n = len(block)
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(np.arange(start, start + n, dtype=np.int64)),
-                    _vector_array(block),
-                    (pa.nulls(n, pa.list_(pa.float32())) if outputs is None
-                     else _vector_array(outputs[start:start + n])),
-                    pa.array(np.full(n, final_loss)),
-                    pa.array(np.full(n, int(tokens[0]), dtype=np.int64)),
-                    *(pa.array(np.full(n, clock)) for clock in (entered, imported, encoded, trained)),
-                    *(pa.array([value] * n) for value in resolved),
-                ],
-                names=["id", "vector", "output_vector", "loss", "tokens", "entered", "imported", "encoded",
-                       "trained", *_RESOLVED],
-            )
-
-    return run
-
-
-def _vector_array(block: np.ndarray) -> pa.ListArray:
-    """An Arrow list<float> array of a (n, dim) float32 block's rows (column-wise, no per-row Python)."""
-    n, dim = block.shape
-    return pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
-                                    pa.array(np.ascontiguousarray(block).reshape(-1)))
+            tokens = group.total(tokens)
+        result = train_sgns(
+            corpus, counts, params, replica_sync=group, counts_total=int(tokens[0]),
+            checkpoint_dir=checkpoint_dir, resume=checkpoints.resume_epoch > 0,
+        )
+    finally:
+        if group is not None:
+            group.close()
+    trained = time.time()
+    if replica.rank != 0:
+        return None
+    # both matrices are the state after the final replica sync (the same on every replica)
+    vectors = {"input": result.input_vectors}
+    if with_output:
+        vectors["output"] = result.output_vectors
+    info = {
+        "loss": float(result.epoch_losses[-1]) if result.epoch_losses else float("nan"),
+        "tokens": int(tokens[0]),
+        "imported": imported, "encoded": encoded, "trained": trained,
+        "step": result.kernel, "batch_size": int(result.batch_size), "trained_on": result.device,
+    }
+    return TaskOutput(info=info, vectors=vectors)
 
 
 def _initial_matrices(state: Any, params: Any, resumed: dict[str, Any] | None) -> tuple[Any, Any]:

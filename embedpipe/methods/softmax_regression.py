@@ -11,7 +11,8 @@ needed in the tasks:
 * ``regression`` reads a tokenize output's ``bow/`` written with ``--label-column`` (word ids with
   counts as weights, and the label).
 
-Distribution is the same as ``train --method sgns`` (see :mod:`embedpipe.methods.sgns`): the rows are
+Distribution is the same as ``train --method sgns``, through the same runner
+(:func:`~embedpipe.methods.barrier.run_replicas`; see :mod:`embedpipe.methods.sgns`): the rows are
 hash-partitioned by row key into ``processes`` partitions, sorted within each (so a seeded run
 repeats), and each partition is one barrier ``mapInArrow`` task that turns its Arrow batches into a
 :class:`~embedpipe.torchtrain.bag_corpus.BagCorpus` (offsets and ids straight from the list columns, no
@@ -24,14 +25,13 @@ Regression metrics (RMSE/MAE of the model, the mean predictor and ridge on the v
 computed by every replica on its own validation rows and pooled over the replicas (RMSE as the
 root of the pooled mean square). They go into the job summary, ``stats`` and the manifest params.
 
-``export_output_vectors`` (softmax) also writes the output item vectors as a second table with
-the same keys; it is returned as an extra table, which the pipeline commits after the main one.
-The softmax has no output bias by default (``output_bias``), so mean(input vectors) . output
-vector is the model's whole score and ``evaluate --table T --candidate-table T-output`` ranks by it.
+``softmax.export_output_vectors`` also writes the output item vectors as a second table with the
+same keys; it is returned as an extra table, which the pipeline commits after the main one. The
+softmax has no output bias, so mean(input vectors) . output vector is the model's whole score and
+``evaluate --table T --candidate-table T-output`` ranks by it.
 
-Both methods take ``bag_epochs``/``bag_step_size``/``bag_batch_size`` rather than sgns's
-``epochs``/``step_size``/``batch_size``, whose defaults undertrain a bag model (TrainConfig refuses
-the sgns keys with these methods).
+Each method has its own section (``[train.softmax]``, ``[train.regression]``:
+:mod:`embedpipe.methods.settings`), whose values are all passed to ``BagModelParams``.
 
 Regression replicas share one standardisation of the target (mean and standard deviation over
 all labelled rows, two scalars computed by Spark), so the models they average agree on its scale.
@@ -39,10 +39,7 @@ all labelled rows, two scalars computed by Spark), so the models they average ag
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +47,9 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
-from embedpipe.errors import (
-    ConfigError,
-    EmbedpipeError,
-    EmptyResultError,
-    InputError,
-    TrainingDivergedError,
-)
+from embedpipe.errors import ConfigError, EmptyResultError, InputError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.barrier import ReplicaGroup, join_group, task_device
+from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, in_job_terms, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, flatten_lists
 
 if TYPE_CHECKING:
@@ -68,39 +59,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: What the barrier tasks return: vectors of the input (``kind = input``) and output (``output``)
-#: layers by id, and one ``stats`` row whose ``info`` is a JSON object.
-RESULT_SCHEMA = "kind string, id bigint, vector array<float>, info string"
-_ROWS_PER_BATCH = 4096
 _METRIC_NAMES = ("", "mean_", "ridge_")
-#: The softmax's default dropout: with target_items=20 it put the softmax above ALS's Recall@20 at 6,040
-#: and 100,000 users (README, Performance).
-SOFTMAX_DROPOUT = 0.3
-
-
 def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
-    """The trainer's parameters from the job config (BagModelParams validates them)."""
-    combiner = config.combiner
-    if combiner == "auto":
-        combiner = "mean" if objective == "softmax" else "sum"
+    """Every BagModelParams value from the job config (softmax's or regression's section).
+
+    All are passed, none left to BagModelParams' defaults: the job's defaults are the ones users get.
+    """
+    settings = config.settings
     return {
         "objective": objective,
         "dim": config.dim,
-        "hidden": tuple(config.hidden),
-        "combiner": combiner,
-        "epochs": config.bag_epochs,
-        "lr": config.bag_step_size,
-        "batch_size": config.bag_batch_size,
+        "hidden": tuple(settings.hidden),
+        "combiner": settings.combiner,
+        "epochs": settings.epochs,
+        "lr": settings.step_size,
+        "batch_size": settings.batch_size,
         "seed": config.seed,
         "device": config.device,
         "threads": config.threads,
-        "sampled": config.sampled,
-        "proposal_power": config.proposal_power,
-        "holdout": config.target_items,
-        "output_bias": config.output_bias,
-        "dropout": (SOFTMAX_DROPOUT if objective == "softmax" else 0.0) if config.dropout is None else config.dropout,
-        "validation_fraction": config.validation_fraction,
-        "ridge_alpha": config.ridge_alpha,
+        "dropout": settings.dropout,
+        **({"sampled": settings.sampled, "proposal_power": settings.proposal_power, "holdout": settings.target_items}
+           if objective == "softmax" else
+           {"validation_fraction": settings.validation_fraction, "ridge_alpha": settings.ridge_alpha}),
     }
 
 
@@ -114,7 +94,7 @@ def train_softmax_on_spark(spark: SparkSession, config: TrainConfig, data: Train
             f"train --method softmax needs a histories output (users and the items they watched); "
             f"{data.path} is a {data.kind} output"
         )
-    output_table = config.export_output_vectors
+    output_table = config.settings.export_output_vectors
     matrix = data.matrix()
     eligible = F.size(schema.INDICES) >= 2  # an input item and a held-out target
     counted = matrix.agg(
@@ -180,13 +160,13 @@ def train_regression_on_spark(spark: SparkSession, config: TrainConfig, data: Tr
 
 
 def _checked_params(config: TrainConfig, objective: str) -> Any:
-    """The validated BagModelParams; a ConfigError names the job's key (step_size, not lr)."""
+    """The validated BagModelParams; a ConfigError names the job's key (softmax.step_size, not lr)."""
     from embedpipe.torchtrain import BagModelParams
 
     try:
         return BagModelParams(**bag_params(config, objective))
     except ConfigError as exc:
-        raise ConfigError(_in_job_terms(str(exc))) from None
+        raise ConfigError(in_job_terms(str(exc), job_keys(objective))) from None
 
 
 class _Fitted:
@@ -221,29 +201,14 @@ def _fit_on_spark(
     counts = data.vocab.select(schema.COUNT).orderBy(schema.ID).toArrow().column(schema.COUNT).to_numpy()
     counts = counts.astype(np.float64)
     target_scale = _target_scale(rows) if params.objective == "regression" else None
-    broadcast = spark.sparkContext.broadcast(
-        (counts, params.to_dict(), processes, config.averages_per_epoch, with_output, target_scale)
-    )
-    # Shuffle blocks arrive in no fixed order: sorting within each partition fixes the row order a
-    # replica sees (and so the seeded run).
-    partitioned = rows.repartition(processes, schema.DOC_ID).sortWithinPartitions(schema.DOC_ID).drop(schema.DOC_ID)
     log.info("%s: %d %ss, %d barrier task(s), params %s", params.objective, vocab_size, data.key_kind, processes,
              params.to_dict())
-    started = time.perf_counter()
-    try:
-        result = partitioned.mapInArrow(_replica_task(broadcast), RESULT_SCHEMA, barrier=True).toArrow()
-    except Exception as exc:  # a user error raised inside a task arrives wrapped in a Py4J/Python exception
-        raise _task_error(exc) from None
-    finally:
-        broadcast.unpersist()
-    seconds = time.perf_counter() - started
-    kinds = result.column("kind").to_pylist()
-    info_rows = [i for i, kind in enumerate(kinds) if kind == "stats"]
-    if len(info_rows) != 1:
-        raise RuntimeError(f"{params.objective} tasks returned {len(info_rows)} stats rows, expected 1")
-    info = json.loads(result.column("info")[info_rows[0]].as_py())
-    input_vectors = _matrix(result, kinds, "input", vocab_size, params.dim)
-    output_vectors = _matrix(result, kinds, "output", vocab_size, params.output_dim) if with_output else None
+    shared = (counts, params.to_dict(), config.averages_per_epoch, with_output, target_scale)
+    result = run_replicas(rows, _train_replica, processes=processes, order_by=schema.DOC_ID, device=params.device,
+                          method=params.objective, shared=shared)
+    info, seconds = result.info, result.seconds
+    input_vectors = result.matrix("input", vocab_size, params.dim)
+    output_vectors = result.matrix("output", vocab_size, params.output_dim) if with_output else None
     fitted = _Fitted(input_vectors, output_vectors, info, seconds, processes)
     log.info("%s: trained %d rows x %d epochs in %.1f s (training loop %.1f s: %.0f rows/s, %.0f entries/s), "
              "losses %s", params.objective, info["rows"], info["epochs"], seconds, info["task_seconds"],
@@ -261,17 +226,6 @@ def _target_scale(rows: DataFrame) -> tuple[float, float]:
     return float(stats["mean"]), std if std > 0 else 1.0
 
 
-def _matrix(result: pa.Table, kinds: list[str], kind: str, rows: int, dim: int) -> np.ndarray:
-    """The ``kind`` vectors of the task result as a (rows, dim) float32 matrix ordered by id."""
-    positions = np.flatnonzero(np.asarray(kinds, dtype=object) == kind)
-    ids = result.column("id").to_numpy()[positions]
-    order = np.argsort(ids)
-    if not np.array_equal(ids[order], np.arange(rows)):
-        raise RuntimeError(f"the training tasks returned {len(ids)} {kind} vectors for {rows} keys")
-    vectors = result.column("vector").take(pa.array(positions[order])).combine_chunks().flatten()
-    return vectors.to_numpy(zero_copy_only=False).astype(np.float32).reshape(rows, dim)
-
-
 def _key_rows(spark: SparkSession, data: TrainingInput, matrix: np.ndarray) -> DataFrame:
     """The table rows (key, id, count, vector) of a vocabulary-sized matrix."""
     from pyspark.sql import functions as F
@@ -284,10 +238,10 @@ def _key_rows(spark: SparkSession, data: TrainingInput, matrix: np.ndarray) -> D
 
 
 def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fitted) -> dict[str, Any]:
-    """Manifest params: everything the model was trained with (not run statistics)."""
+    """Manifest params: the job's settings and what the model resolved (not run statistics)."""
     return {
-        **params.to_dict(),
-        "processes": config.processes,
+        **config.recorded_params(),
+        "threads": params.threads,
         "averaging": (f"mean of model parameters {config.averages_per_epoch}x per epoch"
                       if config.processes > 1 else "none"),
         "implementation": "embedpipe.torchtrain bag model (PyTorch) in Spark barrier tasks",
@@ -297,88 +251,40 @@ def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fi
     }
 
 
-_ERRORS: dict[str, type[EmbedpipeError]] = {
-    cls.__name__: cls for cls in (ConfigError, InputError, EmptyResultError, TrainingDivergedError)
-}
-_ERROR_LINE = re.compile(r"(?:embedpipe\.errors\.)?(" + "|".join(_ERRORS) + r"): (.+)")
+def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: tuple) -> TaskOutput | None:
+    """One bag-model replica (a :data:`~embedpipe.methods.barrier.TaskFunction`): train on the partition,
+    average the model with the other replicas; rank 0 returns the vectors and the pooled run facts."""
+    from embedpipe.torchtrain import BagModelParams, train_bag_model
 
-
-#: Trainer parameter names that the job calls differently (messages are translated to the job's keys).
-_JOB_KEYS = {"lr": "bag_step_size", "batch_size": "bag_batch_size", "epochs": "bag_epochs",
-             "holdout": "target_items"}
-
-
-def _in_job_terms(message: str) -> str:
-    """A trainer message with its parameter names replaced by the ``train`` config keys the user sets."""
-    for trainer_key, job_key in _JOB_KEYS.items():
-        message = message.replace(f"config key '{trainer_key}'", f"config key '{job_key}'")
-        message = message.replace(f"{trainer_key}=", f"{job_key}=")
-    return message
-
-
-def _task_error(exc: Exception) -> Exception:
-    """The embedpipe error a task raised (found in the wrapped traceback's text), else ``exc`` itself.
-
-    A user error inside a task (diverged training, an empty replica) would otherwise reach the
-    job as a multi-page JVM stack trace instead of its one-line message and exit code.
-    """
-    for line in reversed(str(exc).splitlines()):
-        found = _ERROR_LINE.search(line.strip())
-        if found:
-            return _ERRORS[found.group(1)](_in_job_terms(found.group(2).strip()))
-    return exc
-
-
-def _replica_task(broadcast: Any):  # noqa: ANN202 - returns the mapInArrow function
-    """The function each barrier task runs; it closes over the broadcast only (pickles cleanly)."""
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import BarrierTaskContext
-
-        from embedpipe.torchtrain import BagModelParams, train_bag_model
-
-        counts, params_dict, world, averages_per_epoch, with_output, target_scale = broadcast.value
-        context = BarrierTaskContext.get()
-        rank = context.partitionId()
-        corpus = bag_corpus(list(batches), params_dict["objective"])
-        device = task_device(params_dict["device"], context)
-        # One seed for every replica: identical initial models are what make averaging meaningful.
-        params = BagModelParams(**{**params_dict, "device": device})
-        group = None
-        if world > 1:
-            group = join_group(context, rank, world, device, ReplicaGroup(
-                averages_per_epoch, lambda state: list(state.model.parameters()), mode="mean",
-            ))
-        try:
-            result = train_bag_model(corpus, counts, params, replica_sync=group, target_scale=target_scale)
-            totals = np.array([corpus.n_rows, corpus.n_entries, *_metric_sums(result.metrics)], dtype=np.float64)
-            if group is not None:
-                totals = group.total(totals)
-        finally:
-            if group is not None:
-                group.close()
-        if rank != 0:
-            return
-        info = {
-            "objective": params.objective,
-            "rows": int(totals[0]),
-            "entries": int(totals[1]),
-            "epochs": params.epochs,
-            "epoch_losses": [float(x) for x in result.epoch_losses],
-            "device": result.device,
-            "metrics": _pooled_metrics(totals[2:]),
-            "task_seconds": result.seconds,
-        }
-        yield pa.RecordBatch.from_pylist(
-            [{"kind": "stats", "id": -1, "vector": [], "info": json.dumps(info)}],
-            schema=pa.schema([("kind", pa.string()), ("id", pa.int64()), ("vector", pa.list_(pa.float32())),
-                              ("info", pa.string())]),
-        )
-        yield from _vector_batches("input", result.input_vectors)
-        if with_output:
-            yield from _vector_batches("output", result.output_vectors)
-
-    return run
+    counts, params_dict, averages_per_epoch, with_output, target_scale = shared
+    corpus = bag_corpus(list(batches), params_dict["objective"])
+    # One seed for every replica: identical initial models are what make averaging meaningful.
+    params = BagModelParams(**{**params_dict, "device": replica.device})
+    group = replica.join(ReplicaGroup(averages_per_epoch, lambda state: list(state.model.parameters()), mode="mean"))
+    try:
+        result = train_bag_model(corpus, counts, params, replica_sync=group, target_scale=target_scale)
+        totals = np.array([corpus.n_rows, corpus.n_entries, *_metric_sums(result.metrics)], dtype=np.float64)
+        if group is not None:
+            totals = group.total(totals)
+    finally:
+        if group is not None:
+            group.close()
+    if replica.rank != 0:
+        return None
+    info = {
+        "objective": params.objective,
+        "rows": int(totals[0]),
+        "entries": int(totals[1]),
+        "epochs": params.epochs,
+        "epoch_losses": [float(x) for x in result.epoch_losses],
+        "device": result.device,
+        "metrics": _pooled_metrics(totals[2:]),
+        "task_seconds": result.seconds,
+    }
+    vectors = {"input": result.input_vectors}
+    if with_output:
+        vectors["output"] = result.output_vectors
+    return TaskOutput(info=info, vectors=vectors)
 
 
 def bag_corpus(batches: list[pa.RecordBatch], objective: str) -> Any:
@@ -422,21 +328,3 @@ def _pooled_metrics(sums: np.ndarray) -> dict[str, float]:
         pooled[f"{prefix}rmse"] = float(np.sqrt(sums[1 + 2 * i] / n))
         pooled[f"{prefix}mae"] = float(sums[2 + 2 * i] / n)
     return pooled
-
-
-def _vector_batches(kind: str, vectors: np.ndarray) -> Iterator[pa.RecordBatch]:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    for start in range(0, len(vectors), _ROWS_PER_BATCH):
-        block = vectors[start:start + _ROWS_PER_BATCH]
-        n = len(block)
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.repeat(pa.scalar(kind, pa.string()), n),
-                pa.array(np.arange(start, start + n, dtype=np.int64)),
-                pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32)),
-                                         pa.array(block.reshape(-1))),
-                pa.nulls(n, pa.string()),
-            ],
-            names=["kind", "id", "vector", "info"],
-        )

@@ -5,7 +5,8 @@ its own vocabulary and drops words below its ``minCount``; left alone, a vocabul
 silently have no vector. So the sequences are first filtered to the vocabulary (minus tokens below
 this job's ``min_count``), MLlib runs with ``minCount=1``, and every kept vocabulary token is then
 guaranteed a vector; a token that still lacks one means the vocabulary does not match the
-sequences, which is reported as an input error. Filtering before fitting also means out-of-
+sequences, which is reported as an input error. The settings are ``[train.word2vec]``
+(:class:`~embedpipe.methods.settings.Word2VecSettings`). Filtering before fitting also means out-of-
 vocabulary tokens do not occupy window positions, as in gensim.
 """
 
@@ -29,12 +30,11 @@ if TYPE_CHECKING:
 
     from embedpipe.jobconfig import TrainConfig
     from embedpipe.methods.inputs import TrainingInput
+    from embedpipe.methods.settings import Word2VecSettings
 
 log = logging.getLogger(__name__)
 
 MLLIB_MIN_COUNT = 1
-#: MLlib Word2Vec's own stepSize default, the job's when step_size is not set.
-MLLIB_STEP_SIZE = 0.025
 
 
 def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
@@ -42,27 +42,21 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
     from pyspark.ml.feature import Word2Vec
     from pyspark.ml.functions import vector_to_array
 
-    vocab = data.kept_vocabulary(config.min_count)
+    settings: Word2VecSettings = config.settings
+    vocab = data.kept_vocabulary(settings.min_count)
     keys = vocab.select(schema.TOKEN).toArrow().column(0).combine_chunks()  # vocabulary-sized
     if len(keys) == 0:
         raise EmptyResultError(
-            f"no vocabulary {data.key_kind}s of {data.path} have count >= min_count={config.min_count}"
+            f"no vocabulary {data.key_kind}s of {data.path} have count >= word2vec.min_count={settings.min_count}"
         )
     dropped = data.vocab_size - len(keys)
     if dropped:
-        log.info("word2vec: min_count=%d drops %d of %d vocabulary %ss", config.min_count, dropped,
+        log.info("word2vec: min_count=%d drops %d of %d vocabulary %ss", settings.min_count, dropped,
                  data.vocab_size, data.key_kind)
     sentences = keep_vocabulary_tokens(data.sentences(), keys)
     params: dict[str, Any] = {
-        "dim": config.dim,
-        "window": config.window,
-        "min_count": config.min_count,
+        **config.recorded_params(),
         "mllib_min_count": MLLIB_MIN_COUNT,
-        "epochs": config.resolved_epochs(),
-        "partitions": config.partitions,
-        "step_size": config.resolved_step_size(MLLIB_STEP_SIZE),
-        "seed": config.seed,
-        "max_sentence_length": config.max_sentence_length,
         "implementation": "pyspark.ml.feature.Word2Vec",
         "input_kind": data.kind,
         "vocab_size": len(keys),
@@ -71,13 +65,13 @@ def train_word2vec(spark: SparkSession, config: TrainConfig, data: TrainingInput
     log.info("word2vec: fitting MLlib Word2Vec on %d %ss with %s", len(keys), data.key_kind, params)
     estimator = Word2Vec(
         vectorSize=config.dim,
-        windowSize=config.window,
+        windowSize=settings.window,
         minCount=MLLIB_MIN_COUNT,
-        maxIter=config.resolved_epochs(),
-        numPartitions=config.partitions,
-        stepSize=config.resolved_step_size(MLLIB_STEP_SIZE),
+        maxIter=settings.epochs,
+        numPartitions=settings.partitions,
+        stepSize=settings.step_size,
         seed=config.seed,
-        maxSentenceLength=config.max_sentence_length,
+        maxSentenceLength=settings.max_sentence_length,
         inputCol=schema.TOKENS,
         outputCol="_unused",
     )

@@ -78,6 +78,37 @@ def load_stop_words(spark: SparkSession, spec: str) -> frozenset[str]:
     return result
 
 
+def read_stop_words(spec: str) -> frozenset[str]:
+    """:func:`load_stop_words` without a JVM (the Spark-free table API tokenizes raw text with it).
+
+    Language lists are read from the Spark MLlib jar that ships with pyspark (the same files
+    ``StopWordsRemover.loadDefaultStopWords`` reads); a file is read from the local filesystem.
+    """
+    import glob
+    import os
+    import zipfile
+
+    spec = spec.strip()
+    if not spec:
+        return frozenset()
+    if spec.lower() in STOP_WORD_LANGUAGES:
+        import pyspark
+
+        jars = glob.glob(os.path.join(os.path.dirname(pyspark.__file__), "jars", "spark-mllib_*.jar"))
+        if not jars:
+            raise InputError(f"stop words {spec!r}: pyspark's MLlib jar is not installed")
+        with zipfile.ZipFile(jars[0]) as jar:
+            text = jar.read(f"org/apache/spark/ml/feature/stopwords/{spec.lower()}.txt").decode("utf-8")
+    else:
+        path = spec.removeprefix("file://").removeprefix("file:")
+        if not os.path.isfile(path):
+            raise InputError(f"stop words file not found: {spec}")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    words = [line.strip() for line in text.splitlines()]
+    return frozenset(w.replace(APOSTROPHES, "'").lower() for w in words if w and not w.startswith("#"))
+
+
 def tokenize_column(text: Column, settings: TokenizerSettings, stop_words: Collection[str] = ()) -> Column:
     """``array<string>`` of the tokens of ``text`` (a string Column), in document order.
 

@@ -8,7 +8,8 @@ Rows are updated with atomic adds, not read-modify-write: thousands of warps in 
 frequent noise words' output rows many times within one memory round trip, and plain stores would
 drop most of those updates (in the CPU model of :mod:`embedpipe.torchtrain.pairwise_cuda`, keeping only
 the last of the concurrent updates of a row cut planted similarity from 0.623 to 0.473). Added, they
-are the model's summed updates.
+are the model's summed updates. It imports only :mod:`embedpipe.torchtrain.kernel_common`, so the
+dependencies run one way: ``pairwise_cuda`` -> ``_cuda_kernels`` -> ``kernel_common``.
 
 A block is one warp. Its lanes add up a score through shared memory between two
 ``syncthreads`` (the simulator has no warp shuffles); with one warp per block that barrier is a
@@ -20,16 +21,15 @@ import math
 
 from numba import cuda, float32, int64, uint64
 
-from embedpipe.torchtrain.pairwise_cpu import CONTEXT, TARGET, _draw_py
-from embedpipe.torchtrain.pairwise_cuda import MAX_TERMS, PER_LANE, WARP
+from embedpipe.torchtrain.kernel_common import MAX_EXP, MAX_TERMS, PER_LANE, WARP, draw_py
 
-draw = cuda.jit(device=True)(_draw_py)
+draw = cuda.jit(device=True)(draw_py)
 
 
 @cuda.jit(device=True)
-def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, state, max_exp, lane,
+def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, state, lane,
                outputs, scores, partials, inputs, update):
-    """One pair, as ``pairwise._train_pair_py``; the lane holds coordinates lane, lane + 32, ...
+    """One pair, as ``pairwise_cpu._train_pair_py``; the lane holds coordinates lane, lane + 32, ...
 
     Every lane sums the 32 partial scores in the same order, so all lanes hold the same score.
     """
@@ -69,8 +69,8 @@ def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, 
         tail = math.exp(-abs(z))
         linear += max(-z, float32(0.0))
         product *= 1.0 + tail
-        if max_exp > 0.0 and abs(z) >= max_exp:
-            continue  # saturated: gensim skips the term (see SGNSParams.max_exp)
+        if abs(z) >= MAX_EXP:
+            continue  # saturated: gensim skips the term
         miss = tail / (float32(1.0) + tail) if z >= 0.0 else float32(1.0) / (float32(1.0) + tail)
         gradient = step * miss if t == 0 else -step * miss  # lr * weight * (label - sigmoid(score))
         out = outputs[t]
@@ -88,7 +88,7 @@ def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, 
 
 @cuda.jit(device=True)
 def seed_state(state, seed, window):
-    """``pairwise._seed_py`` of ``(seed << 32) | window`` (``pairwise_cuda.window_seed``), into ``state[0]``."""
+    """``kernel_common.seed_state_py`` of ``(seed << 32) | window`` (``window_seed``), into ``state[0]``."""
     z = ((uint64(seed) << uint64(32)) | uint64(window)) + uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> uint64(27))) * uint64(0x94D049BB133111EB)
@@ -97,7 +97,7 @@ def seed_state(state, seed, window):
 
 
 @cuda.jit
-def train_windows(w_in, w_out, centers, contexts, mask, accept, alias, negative, mode, lr, seed, max_exp, losses):
+def train_windows(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed, losses):
     """Warp (block) ``b`` trains windows b, b + blocks, ... pair by pair; lane 0 writes its summed loss."""
     lane = cuda.threadIdx.x
     warp = cuda.blockIdx.x
@@ -115,12 +115,7 @@ def train_windows(w_in, w_out, centers, contexts, mask, accept, alias, negative,
             weight = mask[i, j]
             if weight == 0.0:
                 continue
-            context = contexts[i, j]
-            if mode != CONTEXT:
-                total += train_pair(w_in, w_out, context, center, weight, lr, accept, alias, negative, state,
-                                    max_exp, lane, outputs, scores, partials, inputs, update)
-            if mode != TARGET:
-                total += train_pair(w_in, w_out, center, context, weight, lr, accept, alias, negative, state,
-                                    max_exp, lane, outputs, scores, partials, inputs, update)
+            total += train_pair(w_in, w_out, contexts[i, j], center, weight, lr, accept, alias, negative, state,
+                                lane, outputs, scores, partials, inputs, update)
     if lane == 0:
         losses[warp] = total

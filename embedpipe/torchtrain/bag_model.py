@@ -1,6 +1,7 @@
 """Bag-of-items models: an embedding bag inside a larger model, trained for softmax or regression.
 
-Two objectives on the same machinery (seeded epochs, checkpoints, progress, replica sync) as SGNS:
+Two objectives on the same machinery as SGNS (seeded epochs, and the epoch loop of
+:mod:`embedpipe.torchtrain.epochs`: checkpoints, progress, replica sync, divergence checks):
 
 * ``softmax`` — the input is the set of items a user watched; each epoch ``holdout`` random items of
   every user are held out of the input (resampled every epoch) and a softmax over the catalogue
@@ -13,9 +14,9 @@ Two objectives on the same machinery (seeded epochs, checkpoints, progress, repl
   and a ridge regression on the bag-of-words counts.
 
 The embedding layer's rows are the exported item/word vectors (``BagModelResult.input_vectors``).
-Softmax has no per-item output bias unless ``output_bias``: then the model's score of an item is
-exactly mean(input vectors) . ``output_vectors[item]``, so the two exported tables carry it (with
-the bias, the output vectors alone rank clearly worse on the planted watch log).
+Softmax has no per-item output bias: the model's score of an item is exactly
+mean(input vectors) . ``output_vectors[item]``, so the two exported tables carry it (a bias scored
+no better, and without it the output vectors alone ranked clearly worse: ``docs/decisions.md``).
 
 Example::
 
@@ -30,8 +31,7 @@ import dataclasses
 import logging
 import math
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,21 +40,15 @@ import numpy as np
 import torch
 
 from embedpipe.config import option
-from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
+from embedpipe.errors import ConfigError, EmptyResultError, InputError
 from embedpipe.torchtrain.bag_corpus import BagCorpus, gather_rows
 from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
+from embedpipe.torchtrain.epochs import Step, run_epochs
 from embedpipe.torchtrain.model import derive_seed, read_checkpoint_file, write_checkpoint
-from embedpipe.torchtrain.params import check_declared_bounds
+from embedpipe.torchtrain.params import DEFAULT_SEED, check_declared_bounds
 from embedpipe.torchtrain.regression_eval import regression_metrics
 from embedpipe.torchtrain.regression_eval import word_effects as regression_word_effects
-from embedpipe.torchtrain.runtime import (
-    ProgressBar,
-    ReplicaSync,
-    TrainProgress,
-    format_seconds,
-    resolve_device,
-    torch_threads,
-)
+from embedpipe.torchtrain.runtime import ReplicaSync, TrainProgress, resolve_device, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +56,11 @@ OBJECTIVES = ("softmax", "regression")
 COMBINERS = ("mean", "sqrtn", "sum")
 DEVICES = ("auto", "cpu", "cuda")
 
-CHECKPOINT_FORMAT = "embedpipe.bagmodel.checkpoint.v1"
+#: v2: written since ``output_bias`` left BagModelParams (a v1 checkpoint may hold a bias this model lacks).
+CHECKPOINT_FORMAT = "embedpipe.bagmodel.checkpoint.v2"
 CHECKPOINT_NAME = "bagmodel_checkpoint.pt"
 #: Params that may change between a checkpoint and its resumption.
 RESUMABLE_CHANGES = frozenset({"device", "threads", "epochs"})
-#: Steps between divergence checks inside an epoch (each check is a host sync on CUDA).
-CHECK_EVERY = 32
 #: Random streams (derive_seed(seed, stream, ...)) so the draws of different purposes never overlap.
 _INIT_STREAM, _EPOCH_STREAM, _SPLIT_STREAM = 0, 1, 2
 
@@ -87,7 +80,9 @@ class BagModelParams:
     epochs: int = option(10, "passes over the rows", min=1)
     lr: float = option(0.01, "Adam learning rate (SparseAdam for the embedding rows)", min=0.0, min_exclusive=True)
     batch_size: int = option(256, "rows (users or texts) per optimiser step", min=1)
-    seed: int = option(1, "random seed (initialisation, hold-outs, negatives, shuffling, dropout, split)", min=0)
+    seed: int = option(
+        DEFAULT_SEED, "random seed (initialisation, hold-outs, negatives, shuffling, dropout, split)", min=0
+    )
     device: str = option("auto", "where to train: auto (cuda if available), cpu or cuda", choices=DEVICES)
     threads: int | None = option(
         None, "torch intra-op threads (default: 1 on CPU, where a step's ops are too small to split, torch's "
@@ -99,10 +94,6 @@ class BagModelParams:
     )
     proposal_power: float = option(
         0.75, "softmax: sampled negatives are drawn with probability count^proposal_power", min=0.0, max=1.0
-    )
-    output_bias: bool = option(
-        False, "softmax: give every item a learned logit bias; without it (default) the model's score is exactly "
-        "mean(input vectors) . output vector, so the two exported tables reproduce it (two-tower retrieval)"
     )
     holdout: int = option(
         1, "softmax: items held out of each user's input per epoch as the targets (at most all but one)", min=1
@@ -177,7 +168,6 @@ class BagModelResult:
     device: str
     params: BagModelParams = field(repr=False)
     metrics: dict[str, float] = field(default_factory=dict)
-    output_bias: np.ndarray | None = field(default=None, repr=False)  # softmax: V per-item logit bias
     word_effects: np.ndarray | None = field(default=None, repr=False)  # regression: V, see above
     entries_per_second: float = 0.0  # bag entries (interactions / word tokens) per second in this run
 
@@ -189,7 +179,7 @@ class BagTrainingState:
     For data-parallel replicas average the model with
     ``ReplicaGroup(per_epoch, tensors_of=lambda s: list(s.model.parameters()), mode="mean")``:
     ``model`` is the :class:`~embedpipe.torchtrain.bag_net.BagNet` (parameters ``embedding``,
-    ``hidden.*``, ``out_weight``/``out_bias`` or ``head.*``); optimiser moments stay per replica.
+    ``hidden.*``, ``out_weight`` or ``head.*``); optimiser moments stay per replica.
     """
 
     model: BagNet
@@ -201,6 +191,15 @@ class BagTrainingState:
     step: int = 0  # optimiser steps taken
     examples_done: int = 0  # examples over all completed epochs
     epoch_losses: list[float] = field(default_factory=list)
+
+    @property
+    def units_done(self) -> int:
+        """``examples_done`` under the epoch loop's name (:class:`~embedpipe.torchtrain.epochs.EpochState`)."""
+        return self.examples_done
+
+    @units_done.setter
+    def units_done(self, value: int) -> None:
+        self.examples_done = value
 
     def to_dict(self, params: BagModelParams) -> dict[str, Any]:
         """A plain dict of tensors, numbers and strings — loadable with ``weights_only=True``."""
@@ -391,10 +390,9 @@ def batch_loss(model: BagNet, batch: BagBatch, negatives: torch.Tensor | None, p
     if model.objective == "regression":
         return regression_loss(model.predict(h), batch.targets)
     if negatives is None:
-        return full_softmax_loss(h, batch.targets, model.out_weight, model.out_bias,  # type: ignore[arg-type]
-                                 batch.target_mask)
+        return full_softmax_loss(h, batch.targets, model.out_weight, batch.target_mask)  # type: ignore[arg-type]
     return sampled_softmax_loss(
-        h, batch.targets, model.out_weight, model.out_bias, negatives,  # type: ignore[arg-type]
+        h, batch.targets, model.out_weight, negatives,  # type: ignore[arg-type]
         proposal_log[batch.targets], proposal_log[negatives], sparse=model.sparse_output,  # type: ignore[index]
         target_mask=batch.target_mask,
     )
@@ -419,7 +417,7 @@ def build_state(vocab_size: int, params: BagModelParams, device: torch.device) -
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(params.seed, _INIT_STREAM))
         model = BagNet(vocab_size, params.dim, params.hidden, params.combiner, params.objective,
-                       params.dropout, sparse_output=params.sampled > 0, output_bias=params.output_bias)
+                       params.dropout, sparse_output=params.sampled > 0)
     model.to(device)
     optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(model.sparse_parameters(), lr=params.lr)]
     dense = model.dense_parameters()
@@ -457,14 +455,6 @@ def split_rows(n_rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _diverged(value: float, state: BagTrainingState, params: BagModelParams) -> TrainingDivergedError:
-    return TrainingDivergedError(
-        f"{params.objective} training diverged: the loss became {value} in epoch {state.epoch + 1}/{params.epochs} "
-        f"at step {state.step}; lower config key 'lr' (now {params.lr:g}) or look for huge weights or NaN/Inf "
-        "in the resumed checkpoint"
-    )
-
-
 def train_bag_model(
     corpus: BagCorpus,
     counts: np.ndarray | None,
@@ -492,7 +482,7 @@ def train_bag_model(
     for the attribute names to average). ``target_scale`` = (mean, std) fixes the regression
     target's standardisation (default: the training rows' own); replicas that average their models
     must share one, e.g. computed over the whole data set by the caller.
-    Raises :class:`TrainingDivergedError` on a NaN/Inf loss.
+    Raises :class:`~embedpipe.errors.TrainingDivergedError` (``param`` "lr") on a NaN/Inf loss.
     """
     params = params or BagModelParams()
     counts = _check_inputs(corpus, counts, params)
@@ -544,11 +534,15 @@ def train_bag_model(
             params.objective, device, len(batcher.rows), corpus.n_entries, vocab_size, params.to_dict(),
         )
         entries_per_example = float(corpus.lengths()[batcher.rows].mean())
-        start = time.perf_counter()
-        start_examples = state.examples_done
-        _run_epochs(state, batcher, params, device, checkpoint_dir, progress, log_interval, replica_sync)
-        seconds = time.perf_counter() - start
-        examples = state.examples_done - start_examples
+        objective = _BagObjective(state, params, batcher, device)
+        state.model.train()
+        try:
+            run = run_epochs(
+                state, objective, epochs=params.epochs, device=device, checkpoint_dir=checkpoint_dir,
+                progress=progress, log_interval=log_interval, replica_sync=replica_sync,
+            )
+        finally:
+            state.model.eval()
         model = state.model
         metrics: dict[str, float] = {}
         word_effects = None
@@ -559,100 +553,51 @@ def train_bag_model(
             metrics = regression_metrics(state, corpus, rows, val_rows, params, device)
             effect_rows = val_rows if len(val_rows) else rows
             word_effects = regression_word_effects(state, corpus.take(effect_rows[:100_000]), device)
+        seconds = run.seconds
         return BagModelResult(
             input_vectors=model.embedding.detach().cpu().numpy().copy(),
             output_vectors=None if model.out_weight is None else model.out_weight.detach().cpu().numpy().copy(),
             epoch_losses=list(state.epoch_losses),
-            examples_per_second=examples / seconds if seconds > 0 else 0.0,
+            examples_per_second=run.units / seconds if seconds > 0 else 0.0,
             seconds=seconds,
             device=str(device),
             params=params,
             metrics=metrics,
-            output_bias=None if model.out_bias is None else model.out_bias.detach().cpu().numpy()[:, 0].copy(),
             word_effects=word_effects,
-            entries_per_second=examples * entries_per_example / seconds if seconds > 0 else 0.0,
+            entries_per_second=run.units * entries_per_example / seconds if seconds > 0 else 0.0,
         )
 
 
-def _run_epochs(
-    state: BagTrainingState,
-    batcher: _Batcher,
-    params: BagModelParams,
-    device: torch.device,
-    checkpoint_dir: str | Path | None,
-    progress: Callable[[TrainProgress], None] | None,
-    log_interval: float,
-    replica_sync: ReplicaSync | None,
-) -> None:
-    epochs = params.epochs
-    per_epoch = batcher.examples
-    total = epochs * per_epoch
-    bar = ProgressBar.for_stderr(unit="examples")
-    start = time.perf_counter()
-    start_examples = state.examples_done
-    model = state.model
-    name = f"bag model ({params.objective})"
+class _BagObjective:
+    """The bag models' objective for :func:`~embedpipe.torchtrain.epochs.run_epochs`: shuffled batches of
+    rows, one Adam (SparseAdam for sparse rows) step each, every draw seeded by the epoch."""
 
-    def report(done: int, loss: float, epoch_end: bool) -> None:
-        elapsed = time.perf_counter() - start
-        rate = (done - start_examples) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else math.inf
-        epoch = state.epoch + (0 if epoch_end else 1)
-        info = TrainProgress(epoch, epochs, done, total, loss, params.lr, rate, eta, epoch_end)
-        logger.info(
-            "%s epoch %d/%d%s: %.1f%% done, loss %.4f, %.0f examples/s, ETA %s",
-            name, info.epoch, epochs, " done" if epoch_end else "", 100 * info.fraction_done, loss, rate,
-            format_seconds(eta),
-        )
-        if bar is not None:
-            bar.update(info, force=epoch_end)
-        if progress is not None:
-            progress(info)
+    unit = "examples"
+    in_flight = 0
 
-    model.train()
-    try:
-        for epoch in range(state.epoch, epochs):
-            rng = np.random.default_rng(derive_seed(state.seed, _EPOCH_STREAM, epoch))
-            generator = torch.Generator(device=device).manual_seed(derive_seed(state.seed, _EPOCH_STREAM, epoch, 1))
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            seen = 0
-            reported_loss, reported_seen = 0.0, 0
-            last_report = time.perf_counter()
-            for batch, negatives, size in batcher.epoch(rng):
-                for opt in state.optimizers:
-                    opt.zero_grad(set_to_none=True)
-                loss = batch_loss(model, batch, negatives, batcher.proposal_log, generator)
-                loss.backward()
-                for opt in state.optimizers:
-                    opt.step()
-                loss_sum += loss.detach().double() * size
-                seen += size
-                state.step += 1
-                if replica_sync is not None and replica_sync.due(epoch + seen / per_epoch):
-                    replica_sync.sync(state, epoch + seen / per_epoch)
-                timed = time.perf_counter() - last_report >= log_interval
-                if timed or state.step % CHECK_EVERY == 0:
-                    total_loss = float(loss_sum)
-                    if not math.isfinite(total_loss):
-                        raise _diverged(total_loss, state, params)
-                    if timed:
-                        window = seen - reported_seen
-                        report(epoch * per_epoch + seen, (total_loss - reported_loss) / max(window, 1), False)
-                        reported_loss, reported_seen = total_loss, seen
-                        last_report = time.perf_counter()
-            total_loss = float(loss_sum)
-            if not math.isfinite(total_loss):
-                raise _diverged(total_loss, state, params)
-            state.epoch += 1
-            state.examples_done = state.epoch * per_epoch
-            state.epoch_losses.append(total_loss / max(seen, 1))
-            if replica_sync is not None:
-                replica_sync.sync(state, float(state.epoch))
-            if checkpoint_dir is not None:
-                path = save_checkpoint(checkpoint_dir, state, params)
-                logger.info("checkpoint after epoch %d written to %s", state.epoch, path)
-            report(state.examples_done, state.epoch_losses[-1], True)
-    finally:
-        model.eval()
-        if bar is not None:
-            bar.close()
+    def __init__(self, state: BagTrainingState, params: BagModelParams, batcher: _Batcher, device: torch.device):
+        self.state = state
+        self.params = params
+        self.batcher = batcher
+        self.device = device
+        self.name = params.objective
+        self.units_per_epoch = batcher.examples
+        self.lr = params.lr
+
+    def steps(self, epoch: int) -> Iterator[Step]:
+        state, batcher = self.state, self.batcher
+        rng = np.random.default_rng(derive_seed(state.seed, _EPOCH_STREAM, epoch))
+        generator = torch.Generator(device=self.device).manual_seed(derive_seed(state.seed, _EPOCH_STREAM, epoch, 1))
+        seen = 0
+        for batch, negatives, size in batcher.epoch(rng):
+            for opt in state.optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss = batch_loss(state.model, batch, negatives, batcher.proposal_log, generator)
+            loss.backward()
+            for opt in state.optimizers:
+                opt.step()
+            seen += size
+            yield Step(loss.detach().double() * size, size, seen, self.lr)
+
+    def save_checkpoint(self, directory: str | Path) -> Path:
+        return save_checkpoint(directory, self.state, self.params)

@@ -20,10 +20,9 @@ _MASKED = float("-inf")
 class BagNet(nn.Module):
     """``embedding`` (V x dim, sparse gradients) pooled per bag, ``hidden`` ReLU layers, then a head.
 
-    softmax: ``out_weight`` (V x d_out, zero-initialised) and, with ``output_bias``, ``out_bias``
-    (V x 1, else None); the logit of item ``i`` for a bag with pooled vector ``h`` is
-    ``h . out_weight[i] (+ out_bias[i])``. Without the bias the model's score is a plain inner
-    product, so the exported input and output tables reproduce it exactly (two-tower retrieval). With
+    softmax: ``out_weight`` (V x d_out, zero-initialised); the logit of item ``i`` for a bag with
+    pooled vector ``h`` is ``h . out_weight[i]``, a plain inner product with no per-item bias, so the
+    exported input and output tables reproduce the model's score exactly (two-tower retrieval). With
     ``sparse_output`` the output rows get sparse gradients (sampled softmax: only the rows of the
     batch's targets and negatives are touched). regression: ``head`` is a Linear(d_out, 1).
     """
@@ -37,7 +36,6 @@ class BagNet(nn.Module):
         objective: str,
         dropout: float = 0.0,
         sparse_output: bool = False,
-        output_bias: bool = True,
     ):
         super().__init__()
         self.vocab_size = int(vocab_size)
@@ -52,11 +50,9 @@ class BagNet(nn.Module):
         d_out = widths[-1]
         if objective == "softmax":
             self.out_weight = nn.Parameter(torch.zeros(vocab_size, d_out))
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size, 1)) if output_bias else None
             self.head = None
         else:
             self.out_weight = None
-            self.out_bias = None
             self.head = nn.Linear(d_out, 1)
 
     def sparse_parameters(self) -> list[nn.Parameter]:
@@ -64,8 +60,6 @@ class BagNet(nn.Module):
         params = [self.embedding]
         if self.sparse_output and self.out_weight is not None:
             params.append(self.out_weight)
-            if self.out_bias is not None:
-                params.append(self.out_bias)
         return params
 
     def dense_parameters(self) -> list[nn.Parameter]:
@@ -120,14 +114,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
 
 
 def full_softmax_loss(
-    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, out_bias: torch.Tensor | None,
-    target_mask: torch.Tensor | None = None,
+    h: torch.Tensor, targets: torch.Tensor, out_weight: torch.Tensor, target_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``targets`` (B x k item ids, ``target_mask``'s real ones) under a softmax over
     every item (B x V logits)."""
     logits = h @ out_weight.T
-    if out_bias is not None:
-        logits = logits + out_bias[:, 0]
     log_probs = torch.log_softmax(logits, dim=1)
     return masked_mean(-log_probs.gather(1, targets), target_mask)
 
@@ -136,7 +127,6 @@ def sampled_softmax_loss(
     h: torch.Tensor,
     targets: torch.Tensor,
     out_weight: torch.Tensor,
-    out_bias: torch.Tensor | None,
     negatives: torch.Tensor,
     target_log_expected: torch.Tensor,
     negative_log_expected: torch.Tensor,
@@ -150,8 +140,8 @@ def sampled_softmax_loss(
     expected number of times each id is drawn. Subtracting them from the logits makes the sampled
     loss a consistent estimate of the full softmax loss (Jean et al. 2015; Bengio & Senecal 2008);
     a negative equal to the example's target gets logit -inf so it does not compete with itself.
-    Only the B x k x S sampled logits are built, never B x V. ``out_bias`` None: no bias term;
-    ``target_mask`` (B x k) as in :func:`full_softmax_loss`.
+    Only the B x k x S sampled logits are built, never B x V. ``target_mask`` (B x k) as in
+    :func:`full_softmax_loss`.
     """
     k = targets.shape[1]
     rows = torch.cat([targets.reshape(-1), negatives])
@@ -160,10 +150,6 @@ def sampled_softmax_loss(
     w_true, w_neg = w[:n_true].view(targets.shape[0], k, -1), w[n_true:]
     true_logits = (h[:, None, :] * w_true).sum(-1) - target_log_expected
     neg_logits = h @ w_neg.T - negative_log_expected  # B x S
-    if out_bias is not None:
-        b = F.embedding(rows, out_bias, sparse=sparse)[:, 0]
-        true_logits = true_logits + b[:n_true].view_as(targets)
-        neg_logits = neg_logits + b[n_true:]
     neg_logits = neg_logits[:, None, :].expand(-1, k, -1)
     hits = negatives[None, None, :] == targets[:, :, None]
     neg_logits = neg_logits.masked_fill(hits, _MASKED)

@@ -32,8 +32,8 @@ class WindowBatch:
     ``contexts[i, j]`` is valid where ``mask[i, j] == 1`` (columns past a sentence end are padding:
     they hold a real id, so they can be gathered, and get zero weight). Columns are ordered by
     distance: -1, +1, -2, +2, ... ``noise_targets`` (``B x negative``) replace the center word of
-    every pair in the window; ``noise_contexts`` replace its context word (or, for the pairwise
-    kernel, ``noise_seed`` seeds its own per-pair draws). ``words_done`` is the
+    every pair in the window (the batched step); for the pairwise kernels, ``noise_seed`` seeds their
+    own per-pair draws instead. ``words_done`` is the
     epoch's raw-token position reached by the batch, which drives the learning-rate decay.
     """
 
@@ -41,7 +41,6 @@ class WindowBatch:
     contexts: torch.Tensor
     mask: torch.Tensor
     noise_targets: torch.Tensor | None = None
-    noise_contexts: torch.Tensor | None = None
     words_done: int = 0
     noise_seed: int | None = None  # instead of noise tensors: the seed of the step's own per-pair draws
 
@@ -62,10 +61,10 @@ class WindowBatch:
         def pieces(t: torch.Tensor | None) -> list[torch.Tensor | None]:
             return [None] * parts if t is None else list(torch.tensor_split(t, cuts))
 
-        columns = (self.centers, self.contexts, self.mask, self.noise_targets, self.noise_contexts)
+        columns = (self.centers, self.contexts, self.mask, self.noise_targets)
         return [
-            WindowBatch(c, x, m, nt, nc, words_done=self.words_done, noise_seed=self.noise_seed)  # type: ignore[arg-type]
-            for c, x, m, nt, nc in zip(*(pieces(t) for t in columns), strict=True)
+            WindowBatch(c, x, m, nt, words_done=self.words_done, noise_seed=self.noise_seed)  # type: ignore[arg-type]
+            for c, x, m, nt in zip(*(pieces(t) for t in columns), strict=True)
         ]
 
 
@@ -144,9 +143,10 @@ class SkipGramBatcher:
 
     The corpus is copied to the device once; each epoch subsamples it (word2vec's keep
     probabilities), draws a shrunk window per center (uniform in 1..window, as word2vec.c) and
-    ``negative`` noise words per window for each side ``negative_mode`` asks for — or, with
-    ``step_draws_noise``, no noise words but a seed per batch: the pairwise CPU kernel
-    (:mod:`embedpipe.torchtrain.pairwise_cpu`) draws ``negative`` noise words per pair itself, as word2vec does.
+    ``negative`` noise words per window — or, with ``step_draws_noise``, no noise words but a seed
+    per batch: the pairwise kernels (:mod:`embedpipe.torchtrain.pairwise_cpu`,
+    :mod:`embedpipe.torchtrain.pairwise_cuda`) draw ``negative`` noise words per pair themselves, as
+    word2vec does.
 
     Windows are grouped by their shrunk width: a run of ``batch_size * window`` consecutive kept
     centers is cut into one batch per width ``b`` (``2b`` context columns), so a batch has about
@@ -168,7 +168,6 @@ class SkipGramBatcher:
         window: int,
         negative: int,
         batch_size: int,
-        negative_mode: str = "target",
         device: torch.device | str = "cpu",
         chunk_tokens: int = CHUNK_TOKENS,
         shrink_window: bool = True,
@@ -183,7 +182,6 @@ class SkipGramBatcher:
         self.window = window
         self.negative = negative
         self.batch_size = batch_size
-        self.negative_mode = negative_mode
         self.shrink_window = shrink_window
         self.step_draws_noise = step_draws_noise
         self.chunks = sentence_chunks(corpus.offsets, chunk_tokens)
@@ -228,15 +226,12 @@ class SkipGramBatcher:
             shrink = torch.randint(1, self.window + 1, (n,), generator=generator, device=self.device)
         else:
             shrink = torch.full((n,), self.window, dtype=torch.int64, device=self.device)
-        noise_targets = noise_contexts = None
+        noise_targets = None
         seeds = [None] * (self.window + 1)
         if self.step_draws_noise:  # one seed per batch (width) for the step's own noise draws
             seeds = torch.randint(0, 1 << 32, (self.window + 1,), generator=generator, device=self.device).tolist()
         else:
-            if self.negative_mode in ("target", "both"):
-                noise_targets = self.noise.sample((n, self.negative), generator)
-            if self.negative_mode in ("context", "both"):
-                noise_contexts = self.noise.sample((n, self.negative), generator)
+            noise_targets = self.noise.sample((n, self.negative), generator)
         order = torch.argsort(shrink, stable=True)
         sizes = torch.bincount(shrink, minlength=self.window + 1).tolist()
         first = 0
@@ -254,7 +249,6 @@ class SkipGramBatcher:
                 contexts=tokens[pos],
                 mask=valid.to(torch.float32),
                 noise_targets=None if noise_targets is None else noise_targets[members],
-                noise_contexts=None if noise_contexts is None else noise_contexts[members],
                 words_done=words_done,
                 noise_seed=seeds[width],
             )

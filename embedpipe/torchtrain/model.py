@@ -27,14 +27,13 @@ from embedpipe.torchtrain.params import SGNSParams
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "embedpipe.sgns.checkpoint.v1"
+#: v2: written since the experiment settings (max_exp, step_cap, negative_mode, batch_size, ...) left
+#: SGNSParams; a v1 checkpoint may have trained with one of them, so it is refused, not reinterpreted.
+CHECKPOINT_FORMAT = "embedpipe.sgns.checkpoint.v2"
 CHECKPOINT_NAME = "sgns_checkpoint.pt"
-#: What training did before a key existed, where that differs from the key's default now: a checkpoint
-#: written then resumes only with this value (max_exp: every term was trained until 2026-11-26).
-BEFORE_THE_KEY: dict[str, object] = {"max_exp": 0.0}
 #: Params that may change between a checkpoint and its resumption (they do not alter the maths,
 #: or, for ``epochs``, extend or shorten the schedule on purpose).
-RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs", "cpu_kernel", "cuda_kernel"})
+RESUMABLE_CHANGES = frozenset({"device", "threads", "deterministic", "epochs"})
 
 
 def derive_seed(seed: int, *stream: int) -> int:
@@ -63,6 +62,15 @@ class TrainingState:
     @property
     def vocab_size(self) -> int:
         return int(self.w_in.shape[0])
+
+    @property
+    def units_done(self) -> int:
+        """``words_done`` under the epoch loop's name (:class:`~embedpipe.torchtrain.epochs.EpochState`)."""
+        return self.words_done
+
+    @units_done.setter
+    def units_done(self, value: int) -> None:
+        self.words_done = value
 
     @property
     def dim(self) -> int:
@@ -142,7 +150,14 @@ def read_checkpoint_file(path: Path, expected_format: str, kind: str) -> dict[st
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
         raise InputError(f"checkpoint {path} cannot be read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != expected_format:
+    found = data.get("format") if isinstance(data, dict) else None
+    if found != expected_format:
+        family = expected_format.rsplit(".", 1)[0]
+        if isinstance(found, str) and found.rsplit(".", 1)[0] == family:
+            raise InputError(
+                f"checkpoint {path} was written by another embedpipe version (format {found}, this one reads "
+                f"{expected_format}); start without resume"
+            )
         raise InputError(f"checkpoint {path} is not {kind} checkpoint (expected format {expected_format})")
     return data
 
@@ -156,14 +171,11 @@ def check_checkpoint(
 ) -> None:
     """Raise ConfigError/InputError unless the checkpoint ``data`` can be resumed with ``params``.
 
-    A key the checkpoint does not record (written before the key existed) counts as its default, or
-    as :data:`BEFORE_THE_KEY` says where training differed then;
     ``names`` maps params to the caller's config keys for the message (e.g. ``lr`` -> ``step_size``).
     """
     saved = data["params"]
-    defaults = {**SGNSParams().to_dict(), **BEFORE_THE_KEY}
     for key, value in params.to_dict().items():
-        before = saved.get(key, defaults[key])
+        before = saved.get(key)
         if key not in RESUMABLE_CHANGES and before != value:
             name = (names or {}).get(key, key)
             raise ConfigError(

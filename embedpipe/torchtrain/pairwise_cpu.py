@@ -1,6 +1,6 @@
 """The CPU step of SGNS as word2vec runs it: one pair after another, compiled with numba.
 
-Why a second step on CPU. The batched step of :mod:`embedpipe.torchtrain.batched_step` turns a window's work
+Why not the batched step on CPU. The batched step of :mod:`embedpipe.torchtrain.batched_step` turns a window's work
 into small matrix products, which keeps a GPU busy, but on a CPU those products are tiny
 (a 6 x 6 block per window) and the step spends its time moving gathered copies of rows through
 memory: on two cores it reached 0.3-0.6x gensim's words/s. It also has to share its noise words
@@ -21,15 +21,16 @@ the GIL, so the training loop prepares the next batch while it runs (bit-identic
 thread count), or several batches train at once, lock-free, as in gensim (Hogwild,
 ``deterministic=False``).
 
-Orientation per ``negative_mode`` is that of :mod:`embedpipe.torchtrain.batched_step`: ``target`` trains
-``W_in[context]`` against ``W_out[center]`` and noise targets; ``context`` trains ``W_in[center]``
-against ``W_out[context]`` and noise contexts; ``both`` trains each pair's ``target`` side, then its
-``context`` side. As in word2vec, a noise word equal to the pair's observed output is skipped.
+Orientation is word2vec's (that of :mod:`embedpipe.torchtrain.batched_step`): ``W_in[context]`` is
+trained against ``W_out[center]`` and the noise words. As in word2vec, a noise word equal to the
+pair's observed output is skipped.
+
+Without numba (the ``torch`` extra installs it) the module still imports, and :class:`PairwiseStep`
+raises a one-line ConfigError saying what to install.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -37,85 +38,20 @@ import torch
 
 from embedpipe.errors import ConfigError
 from embedpipe.torchtrain.batching import WindowBatch
+from embedpipe.torchtrain.kernel_common import MAX_EXP, draw_py, seed_state_py
 
-try:  # an optional dependency: without it the CPU uses the batched step
+try:  # installed with the torch extra; without it the module imports and PairwiseStep says what to install
     import numba
 except ImportError:  # pragma: no cover - exercised where numba is not installed
     numba = None
 
-logger = logging.getLogger(__name__)
+#: The one-line error when numba is missing.
+NEEDS_NUMBA = "the SGNS trainer's CPU kernel needs numba: pip install 'embedpipe[torch]' (or pip install numba)"
 
 
 def available() -> bool:
     """Whether the compiled pairwise kernel can run here (numba is installed)."""
     return numba is not None
-
-
-def resolve_kernel(
-    name: str, device: torch.device, cuda_kernel: str = "auto", dim: int = 100, negative: int = 5
-) -> str:
-    """'pairwise' or 'batched' for ``name`` (the CPU choice) or ``cuda_kernel`` on ``device``.
-
-    ``auto`` picks the pairwise kernel on CPU when numba is installed; asking for it explicitly
-    without numba is a config error rather than a silent slow path. On CUDA, ``auto`` picks the
-    pairwise kernel where it fits ``dim`` and ``negative`` and a one-window launch of it works
-    (:func:`~embedpipe.torchtrain.pairwise_cuda.probe`), else the batched step, saying why in the log;
-    an explicit choice is taken as given (:class:`~embedpipe.torchtrain.pairwise_cuda.CudaPairwiseStep`
-    then fails with the reason).
-    """
-    if device.type != "cpu":
-        if cuda_kernel != "auto":
-            return cuda_kernel
-        from embedpipe.torchtrain import pairwise_cuda  # imports this module: imported on use
-
-        try:
-            pairwise_cuda.check_supported(dim, negative)
-            reason = pairwise_cuda.probe(device.index if device.index is not None else torch.cuda.current_device())
-        except ConfigError as error:  # past its registers: the message names the key
-            reason = str(error)
-        if reason is None:
-            return "pairwise"
-        logger.warning("cuda_kernel auto: using the batched step, the pairwise kernel cannot run: %s", reason)
-        return "batched"
-    if name == "pairwise" and not available():
-        raise ConfigError(
-            "config key 'cpu_kernel' is 'pairwise' but numba is not installed (pip install numba, or use 'auto')"
-        )
-    if name == "auto":
-        return "pairwise" if available() else "batched"
-    return name
-
-
-TARGET, CONTEXT, BOTH = 0, 1, 2
-MODES = {"target": TARGET, "context": CONTEXT, "both": BOTH}
-
-
-def _seed_py(seed: int) -> np.ndarray:
-    """The generator state for ``seed``: one splitmix64 step, never 0 (xorshift's fixed point)."""
-    z = np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = z if z != np.uint64(0) else np.uint64(1)
-    return state
-
-
-def _draw_py(accept: np.ndarray, alias: np.ndarray, state: np.ndarray) -> int:
-    """One noise word by Walker's alias method (the tables of :class:`~embedpipe.torchtrain.batching.NoiseSampler`).
-
-    One xorshift64* number per draw (a few cycles, like word2vec's LCG but without its weak low
-    bits): the high 32 bits pick the slot, the low 32 bits decide between it and its alias.
-    """
-    x = state[0]
-    x ^= x >> np.uint64(12)
-    x ^= x << np.uint64(25)
-    x ^= x >> np.uint64(27)
-    state[0] = x
-    r = x * np.uint64(0x2545F4914F6CDD1D)
-    slot = np.int64(((r >> np.uint64(32)) * np.uint64(accept.shape[0])) >> np.uint64(32))
-    uniform = np.float64(r & np.uint64(0xFFFFFFFF)) * (1.0 / 4294967296.0)
-    return slot if uniform < accept[slot] else alias[slot]
 
 
 def _noise_py(accept: np.ndarray, alias: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -130,7 +66,7 @@ def _noise_py(accept: np.ndarray, alias: np.ndarray, count: int, seed: int) -> n
 def _train_pair_py(
     w_in: np.ndarray, w_out: np.ndarray, row: int, positive: int, weight: float, lr: float,
     accept: np.ndarray, alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray,
-    outputs: np.ndarray, scores: np.ndarray, max_exp: float,
+    outputs: np.ndarray, scores: np.ndarray,
 ) -> float:
     """SGD on one pair: ``w_in[row]`` scores ``w_out[positive]`` high and ``negative`` fresh noise words low.
 
@@ -138,10 +74,9 @@ def _train_pair_py(
     row reads are independent, so the CPU overlaps their cache misses (the kernel is bound by memory
     latency, not arithmetic). Then each output row moves by its own term, and the input row once, by
     the sum of its terms' gradients (word2vec's ``neu1e``). A noise word equal to ``positive`` is
-    skipped, and so is the update of a term whose score is ``max_exp`` or more away from 0 (gensim's
-    rule; its loss still counts; ``max_exp`` 0 trains every term). Returns the pair's weighted loss
-    before its update. ``update``, ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1,
-    negative + 1).
+    skipped, and so is the update of a term whose score is :data:`MAX_EXP` or more away from 0
+    (gensim's rule; its loss still counts). Returns the pair's weighted loss before its update.
+    ``update``, ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1, negative + 1).
     """
     dim = w_in.shape[1]
     terms = 1
@@ -169,8 +104,8 @@ def _train_pair_py(
         tail = np.exp(-np.abs(z))  # float32 math
         linear += max(-z, np.float32(0.0))
         product *= 1.0 + np.float64(tail)
-        if max_exp > 0.0 and np.abs(z) >= max_exp:
-            continue  # saturated: gensim skips the term (see SGNSParams.max_exp)
+        if np.abs(z) >= MAX_EXP:
+            continue  # saturated: gensim skips the term
         miss = tail / (np.float32(1.0) + tail) if z >= 0.0 else np.float32(1.0) / (np.float32(1.0) + tail)
         gradient = step * miss if t == 0 else -step * miss  # lr * weight * (label - sigmoid(score))
         for x in range(dim):
@@ -183,13 +118,12 @@ def _train_pair_py(
 
 def _train_windows_py(
     w_in: np.ndarray, w_out: np.ndarray, centers: np.ndarray, contexts: np.ndarray, mask: np.ndarray,
-    accept: np.ndarray, alias: np.ndarray, negative: int, mode: int, lr: float, seed: int, max_exp: float,
+    accept: np.ndarray, alias: np.ndarray, negative: int, lr: float, seed: int,
 ) -> float:
     """Train every valid (center, context) pair of the windows in order; returns the summed loss.
 
-    Per pair: the ``target`` side (``W_in[context]`` vs ``W_out[center]``) and/or the ``context``
-    side (``W_in[center]`` vs ``W_out[context]``), each with its own ``negative`` noise words drawn
-    from ``seed``'s stream in that order.
+    Per pair: ``W_in[context]`` against ``W_out[center]`` and ``negative`` noise words drawn from
+    ``seed``'s stream in order.
     """
     state = _seed(seed)
     update = np.zeros(w_in.shape[1], dtype=np.float32)
@@ -202,13 +136,8 @@ def _train_windows_py(
             weight = mask[i, j]
             if weight == 0.0:
                 continue
-            context = contexts[i, j]
-            if mode != CONTEXT:
-                loss += _train_pair(w_in, w_out, context, center, weight, lr, accept, alias, negative, update, state,
-                                    outputs, scores, max_exp)
-            if mode != TARGET:
-                loss += _train_pair(w_in, w_out, center, context, weight, lr, accept, alias, negative, update, state,
-                                    outputs, scores, max_exp)
+            loss += _train_pair(w_in, w_out, contexts[i, j], center, weight, lr, accept, alias, negative, update,
+                                state, outputs, scores)
     return loss
 
 
@@ -229,8 +158,8 @@ def _jit(function):
 
 
 if numba is not None:
-    _seed = _jit(_seed_py)
-    _draw = _jit(_draw_py)
+    _seed = _jit(seed_state_py)
+    _draw = _jit(draw_py)
     _noise = _jit(_noise_py)
     _train_pair = _jit(_train_pair_py)
     _train_windows = _jit(_train_windows_py)
@@ -241,18 +170,12 @@ else:  # pragma: no cover
 class PairwiseStep:
     """The step the training loop calls: the noise tables as arrays, then :func:`_train_windows` per batch."""
 
-    def __init__(
-        self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str, max_exp: float = 0.0
-    ):
+    def __init__(self, accept: torch.Tensor, alias: torch.Tensor, negative: int):
         if _train_windows is None:
-            raise ConfigError("the pairwise CPU kernel needs numba (pip install numba)")
-        if negative_mode not in MODES:
-            raise ValueError(f"unknown negative_mode {negative_mode!r}")
+            raise ConfigError(NEEDS_NUMBA)
         self.accept = accept.cpu().numpy()
         self.alias = alias.cpu().numpy()
         self.negative = negative
-        self.mode = MODES[negative_mode]
-        self.max_exp = float(max_exp)
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` pair by pair on the CPU matrices in place; returns the summed loss (float64).
@@ -263,8 +186,7 @@ class PairwiseStep:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
         loss = _train_windows(
             w_in.numpy(), w_out.numpy(), batch.centers.numpy(), batch.contexts.numpy(), batch.mask.numpy(),
-            self.accept, self.alias, self.negative, self.mode, float(lr), batch.noise_seed,
-            self.max_exp,
+            self.accept, self.alias, self.negative, float(lr), batch.noise_seed,
         )
         return torch.tensor(loss, dtype=torch.float64)
 
@@ -272,5 +194,5 @@ class PairwiseStep:
 def noise_words(accept: np.ndarray, alias: np.ndarray, count: int, seed: int) -> np.ndarray:
     """The first ``count`` noise words of a step seeded with ``seed``, in the order it draws them."""
     if _noise is None:
-        raise ConfigError("the pairwise CPU kernel needs numba (pip install numba)")
+        raise ConfigError(NEEDS_NUMBA)
     return _noise(accept, alias, count, seed)

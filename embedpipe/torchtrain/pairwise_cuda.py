@@ -21,11 +21,13 @@ read-modify-write stores do to a hot row), the model scored 0.473 / 0.596.
 
 The pair's arithmetic is :func:`embedpipe.torchtrain.pairwise_cpu._train_pair_py`'s: all of a pair's scores
 first, then each output row by its own term, then the input row by the summed update; a noise word
-equal to the observed output is skipped, and so is the update of a term scored ``max_exp`` or more
-away from 0. Noise comes from the same alias tables and xorshift64* draws, seeded per window by
-:func:`window_seed`, so a one-warp launch reproduces the CPU kernel pair for pair (a test does, in
-numba's CUDA simulator). With many warps the order of concurrent updates varies from run to run, so
-CUDA results are not bit-reproducible (nor are the batched step's, whose ``index_add_`` uses atomics).
+equal to the observed output is skipped, and so is the update of a term scored
+:data:`~embedpipe.torchtrain.kernel_common.MAX_EXP` or more away from 0. Noise comes from the same
+alias tables and xorshift64* draws (:mod:`embedpipe.torchtrain.kernel_common`), seeded per window by
+:func:`~embedpipe.torchtrain.kernel_common.window_seed`, so a one-warp launch reproduces the CPU kernel
+pair for pair (a test does, in numba's CUDA simulator). With many warps the order of concurrent
+updates varies from run to run, so CUDA results are not bit-reproducible (nor are the batched step's,
+whose ``index_add_`` uses atomics).
 
 numba's CUDA target is imported on first use only: CPU runs never touch it. Set
 ``NUMBA_ENABLE_CUDASIM=1`` before the first use to run the kernel in numba's simulator (slow;
@@ -41,40 +43,22 @@ import numpy as np
 import torch
 
 from embedpipe.errors import ConfigError
-from embedpipe.torchtrain import pairwise_cpu as pairwise
 from embedpipe.torchtrain.batching import WindowBatch
-from embedpipe.torchtrain.pairwise_cpu import BOTH, MODES
+from embedpipe.torchtrain.kernel_common import MAX_DIM, MAX_TERMS, WARP
 
-WARP = 32
 #: The most warps a launch runs at once (at most this many windows in flight; see the module docstring).
 MAX_WARPS = 4096
 #: One-warp blocks per multiprocessor: one wave on any GPU (2,112 warps on an H100's 132).
 WARPS_PER_SM = 16
-#: Coordinates each lane keeps in registers: ``dim`` up to 32 x 16 = 512.
-PER_LANE = 16
-MAX_DIM = WARP * PER_LANE
-#: Scores a lane keeps per pair: the observed output and up to 31 noise words.
-MAX_TERMS = 32
 
 
-def window_seed(seed: int, window: int) -> np.ndarray:
-    """The xorshift64* state of window ``window`` of a batch seeded ``seed`` (a 1-element uint64 array):
-    every window draws its own noise stream, so warps need not share one."""
-    combined = (int(seed) << 32) | int(window)
-    if pairwise._seed is not None:
-        return pairwise._seed(combined)
-    with np.errstate(over="ignore"):  # pragma: no cover - without numba; uint64 arithmetic wraps by design
-        return pairwise._seed_py(combined)
-
-
-def check_supported(dim: int, negative: int) -> None:
-    """ConfigError naming the key when the kernel's per-lane registers cannot hold the run's sizes."""
+def unsupported(dim: int, negative: int) -> str | None:
+    """Why the kernel's per-lane registers cannot hold the run's sizes, or None when they can."""
     if dim > MAX_DIM:
-        raise ConfigError(f"config key 'dim' must be <= {MAX_DIM} with cuda_kernel 'pairwise', got {dim}")
+        return f"dim is {dim}, above the {MAX_DIM} its registers hold"
     if negative + 1 > MAX_TERMS:
-        raise ConfigError(
-            f"config key 'negative' must be <= {MAX_TERMS - 1} with cuda_kernel 'pairwise', got {negative}"
-        )
+        return f"negative is {negative}, above the {MAX_TERMS - 1} its registers hold"
+    return None
 
 
 def _numba_cuda() -> Any:
@@ -105,7 +89,7 @@ def available() -> bool:
 def _kernel() -> Any:
     """The compiled-on-first-launch kernel; numba's CUDA target is imported here, not at module import."""
     _numba_cuda()
-    from embedpipe.torchtrain._cuda_kernels import train_windows
+    from embedpipe.torchtrain._cuda_kernels import train_windows  # imports numba.cuda: on first launch only
 
     return train_windows
 
@@ -118,35 +102,28 @@ def grid_warps(windows: int, multiprocessors: int) -> int:
 
 def launch(
     w_in: Any, w_out: Any, centers: Any, contexts: Any, mask: Any, accept: Any, alias: Any,
-    negative: int, mode: int, lr: float, seed: int, max_exp: float, losses: Any, stream: Any = 0,
+    negative: int, lr: float, seed: int, losses: Any, stream: Any = 0,
 ) -> None:
     """Run the kernel on arrays numba can take (device arrays, or NumPy arrays in the simulator);
     ``losses`` (float64) has one slot per warp to launch."""
     _kernel()[len(losses), WARP, stream](
-        w_in, w_out, centers, contexts, mask, accept, alias, negative, mode, np.float32(lr), seed,
-        np.float32(max_exp), losses,
+        w_in, w_out, centers, contexts, mask, accept, alias, negative, np.float32(lr), seed, losses,
     )
 
 
 class CudaPairwiseStep:
-    """The step the training loop calls on CUDA with ``cuda_kernel="pairwise"``: one launch per batch,
+    """The step the training loop calls on CUDA when the kernel can run there: one launch per batch,
     on torch's current stream, so it orders with the tensor code that builds the batches."""
 
-    def __init__(
-        self, accept: torch.Tensor, alias: torch.Tensor, negative: int, negative_mode: str, max_exp: float,
-        dim: int,
-    ):
+    def __init__(self, accept: torch.Tensor, alias: torch.Tensor, negative: int, dim: int):
         if not available():
-            raise ConfigError("config key 'cuda_kernel' is 'pairwise' but numba's CUDA target is not installed "
-                              "(pip install numba-cuda)")
-        if negative_mode not in MODES:
-            raise ValueError(f"unknown negative_mode {negative_mode!r}")
-        check_supported(dim, negative)
+            raise ConfigError("the pairwise CUDA kernel needs numba's CUDA target: pip install 'embedpipe[cuda]'")
+        reason = unsupported(dim, negative)
+        if reason is not None:
+            raise ConfigError(f"the pairwise CUDA kernel cannot run: {reason}")
         self.accept = accept
         self.alias = alias
         self.negative = negative
-        self.mode = MODES[negative_mode]
-        self.max_exp = float(max_exp)
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
@@ -154,13 +131,13 @@ class CudaPairwiseStep:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
         return _launch_on_torch_stream(
             w_in, w_out, batch.centers, batch.contexts, batch.mask, self.accept, self.alias, self.negative,
-            self.mode, lr, batch.noise_seed, self.max_exp,
+            lr, batch.noise_seed,
         ).sum()
 
 
 def _launch_on_torch_stream(
     w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
-    accept: torch.Tensor, alias: torch.Tensor, negative: int, mode: int, lr: float, seed: int, max_exp: float,
+    accept: torch.Tensor, alias: torch.Tensor, negative: int, lr: float, seed: int,
 ) -> torch.Tensor:
     """:func:`launch` on torch's current stream, after the ops that made its inputs (no synchronisation
     needed); returns each warp's summed loss."""
@@ -177,7 +154,7 @@ def _launch_on_torch_stream(
         stream = cuda.external_stream(torch.cuda.current_stream(w_in.device).cuda_stream)
         launch(
             view(w_in), view(w_out), view(centers), view(contexts), view(mask), view(accept), view(alias),
-            negative, mode, lr, seed, max_exp, view(losses), stream,
+            negative, lr, seed, view(losses), stream,
         )
     return losses
 
@@ -186,7 +163,7 @@ def _launch_on_torch_stream(
 def probe(device_index: int) -> str | None:
     """None when the kernel compiles and runs on CUDA device ``device_index``, else why it does not.
 
-    ``cuda_kernel = "auto"`` asks this before it picks the kernel, so that a machine whose numba-cuda
+    The trainer asks this before it picks the CUDA step, so that a machine whose numba-cuda
     cannot build or launch it (no NVVM, a driver or NumPy it does not support) trains with the batched
     step instead of failing at the first step. It launches the kernel once on a one-window problem
     with a zero step: the compile it triggers is the one the run would pay at its first launch.
@@ -200,7 +177,7 @@ def probe(device_index: int) -> str | None:
         _launch_on_torch_stream(
             rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device), window, window.float(),
             torch.ones(2, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.int64, device=device),
-            1, MODES["target"], 0.0, 1, 6.0,
+            1, 0.0, 1,
         )
         torch.cuda.synchronize(device)
     except Exception as error:  # any failure means "use the batched step"; the caller logs the reason
@@ -208,6 +185,4 @@ def probe(device_index: int) -> str | None:
     return None
 
 
-__all__ = [
-    "BOTH", "CudaPairwiseStep", "MAX_WARPS", "available", "check_supported", "launch", "probe", "window_seed",
-]
+__all__ = ["CudaPairwiseStep", "MAX_WARPS", "available", "launch", "probe", "unsupported"]

@@ -1,7 +1,8 @@
-"""What every objective's training loop shares: devices, CPU threads, progress reports, replica sync.
+"""What every objective's training shares: devices, CPU threads, progress reports, replica sync.
 
-The SGNS loop (:mod:`embedpipe.torchtrain.sgns_train`) and the bag-of-items models use these, so a progress
-line, a ``--device`` value or a replica-averaging hook means the same thing for every method.
+The epoch loop (:mod:`embedpipe.torchtrain.epochs`) and both trainers (SGNS, the bag-of-items models)
+use these, so a progress line, a ``--device`` value or a replica-averaging hook means the same thing
+for every method.
 """
 
 from __future__ import annotations

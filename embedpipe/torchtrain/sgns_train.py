@@ -1,12 +1,15 @@
-"""The SGNS training loop: epochs, learning-rate decay, progress, divergence checks, checkpoints.
+"""The SGNS trainer: the step each device runs, fed by the shared epoch loop.
 
 ``train_sgns`` takes plain arrays (an :class:`~embedpipe.torchtrain.corpus.IdCorpus` and the word
 counts) and runs on CPU or CUDA with the same code; the Spark layer only has to build those arrays.
+Epochs, learning-rate decay, progress, replica sync, checkpoints and divergence checks are the
+loop of :mod:`embedpipe.torchtrain.epochs`; this module supplies its steps.
 
-The step: on CUDA by default (and on CPU with ``cpu_kernel="batched"``) the batched step of
-:mod:`embedpipe.torchtrain.batched_step`; on CPU by default the pairwise kernel of
-:mod:`embedpipe.torchtrain.pairwise_cpu` (word2vec's per-pair SGD, compiled), fed the same batches, and on
-CUDA with ``cuda_kernel="pairwise"`` its warp-per-window twin in :mod:`embedpipe.torchtrain.pairwise_cuda`.
+The step is chosen here, in one place (:func:`choose_kernel`): on CPU the pairwise kernel of
+:mod:`embedpipe.torchtrain.pairwise_cpu` (word2vec's per-pair SGD, compiled with numba); on CUDA its
+warp-per-window twin in :mod:`embedpipe.torchtrain.pairwise_cuda` where a one-window probe launch
+works, else the batched step of :mod:`embedpipe.torchtrain.batched_step`, with the reason logged.
+Both are fed the same batches of windows.
 
 Reproducibility: on CPU, the same corpus, counts and params give bit-identical vectors, whatever
 ``threads`` is: every random number comes from seeded :class:`torch.Generator` objects (see
@@ -20,11 +23,8 @@ to float rounding (and the pairwise CUDA kernel's warps update in a varying orde
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +32,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embedpipe.errors import ConfigError, EmptyResultError, InputError, TrainingDivergedError
+from embedpipe.errors import ConfigError, EmptyResultError, InputError
+from embedpipe.torchtrain import pairwise_cpu, pairwise_cuda
 from embedpipe.torchtrain.batched_step import (
+    REFERENCE_BATCH,
+    auto_batch_size,
     batch_loss,
+    lr_scale,
     pair_count,
     score_batch,
     sgns_step,
@@ -43,23 +47,15 @@ from embedpipe.torchtrain.batched_step import (
 )
 from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowBatch
 from embedpipe.torchtrain.corpus import IdCorpus, keep_probabilities, noise_distribution
+from embedpipe.torchtrain.epochs import Step, run_epochs
 from embedpipe.torchtrain.model import TrainingState, load_checkpoint, save_checkpoint
-from embedpipe.torchtrain.pairwise_cpu import PairwiseStep, resolve_kernel
-from embedpipe.torchtrain.pairwise_cuda import CudaPairwiseStep
-from embedpipe.torchtrain.params import REFERENCE_BATCH, SGNSParams, auto_batch_size, lr_scale
-from embedpipe.torchtrain.runtime import (
-    ProgressBar,
-    ReplicaSync,
-    TrainProgress,
-    format_seconds,
-    resolve_device,
-    torch_threads,
-)
+from embedpipe.torchtrain.params import SGNSParams
+from embedpipe.torchtrain.runtime import ReplicaSync, TrainProgress, resolve_device, torch_threads
 
 logger = logging.getLogger(__name__)
 
-#: Steps between divergence checks inside an epoch (each check is a host sync on CUDA).
-CHECK_EVERY = 32
+#: The steps :func:`choose_kernel` picks from ("auto": the device's default).
+KERNELS = ("auto", "pairwise", "batched")
 
 
 @dataclass(frozen=True)
@@ -75,8 +71,39 @@ class TrainResult:
     pairs: int  # (center, context) pairs trained in this run
     device: str
     params: SGNSParams = field(repr=False)
-    batch_size: int = 0  # windows per step actually used (params.batch_size, or auto_batch_size's choice)
-    kernel: str = ""  # the step that ran: 'pairwise' or 'batched' (cpu_kernel / cuda_kernel resolved on the device)
+    batch_size: int = 0  # windows per step (the batched step's automatic size; the pairwise kernels' unit of work)
+    kernel: str = ""  # the step that ran: 'pairwise' or 'batched'
+
+
+def choose_kernel(device: torch.device, dim: int, negative: int, forced: str = "auto") -> str:
+    """The step to run on ``device``: 'pairwise' or 'batched'.
+
+    CPU: the pairwise kernel; without numba that is a one-line ConfigError naming the extra to
+    install (the batched step is several times slower there and scored lower). CUDA: the pairwise
+    kernel where it fits ``dim`` and ``negative`` and a one-window launch of it works
+    (:func:`~embedpipe.torchtrain.pairwise_cuda.probe`), else the batched step, saying why in the log.
+    ``forced`` is a test hook (compare kernels or devices), not a user setting.
+    """
+    if forced not in KERNELS:
+        raise ValueError(f"unknown kernel {forced!r}")
+    if device.type == "cpu":
+        if forced == "batched":
+            return "batched"
+        if not pairwise_cpu.available():
+            raise ConfigError(pairwise_cpu.NEEDS_NUMBA)
+        return "pairwise"
+    if forced != "auto":
+        return forced
+    reason = pairwise_cuda.unsupported(dim, negative)
+    if reason is None:
+        reason = pairwise_cuda.probe(device.index if device.index is not None else torch.cuda.current_device())
+    if reason is None:
+        return "pairwise"
+    logger.warning("SGNS on CUDA: using the batched step, the pairwise kernel cannot run: %s", reason)
+    return "batched"
+
+
+Kernel = Callable[[torch.Tensor, torch.Tensor, WindowBatch, float], torch.Tensor]
 
 
 class _Stepper:
@@ -97,25 +124,19 @@ class _Stepper:
     * The pairwise kernel: deterministic runs one worker that trains the batches in order while the
       caller prepares the next (the kernel releases the GIL); Hogwild runs ``workers`` of them.
 
-    :meth:`step` returns the batch's summed loss, or a future of it while a Hogwild worker is busy.
+    :meth:`step` returns the batch's summed loss, or a future of it while a worker is busy.
     """
 
     def __init__(
         self,
         state: TrainingState,
-        negative_mode: str,
         workers: int,
         hogwild: bool = False,
-        pairwise: PairwiseStep | CudaPairwiseStep | None = None,
+        pairwise: Kernel | None = None,
         batch_size: int = REFERENCE_BATCH,
-        max_exp: float = 0.0,
-        step_cap: str = "row",
     ):
         self.state = state
-        self.max_exp = max_exp
-        self.step_cap = step_cap
         self.batch_size = batch_size
-        self.negative_mode = negative_mode
         self.workers = workers
         self.hogwild = hogwild and workers > 1
         self.pairwise = pairwise
@@ -143,24 +164,24 @@ class _Stepper:
     @property
     def lr_factor(self) -> float:
         """The factor on the learning rate: the batched step sums a batch's gradients (see lr_scale);
-        the pairwise kernel applies them one at a time, so word2vec's rate needs none."""
+        the pairwise kernels apply them one at a time, so word2vec's rate needs none."""
         return 1.0 if self.pairwise is not None else lr_scale(self.batch_size)
 
     def step(self, batch: WindowBatch, lr: float) -> torch.Tensor | Future:
-        w_in, w_out, mode = self.state.w_in, self.state.w_out, self.negative_mode
+        w_in, w_out = self.state.w_in, self.state.w_out
         if self.pairwise is not None:
             if self.pool is None:
                 return self.pairwise(w_in, w_out, batch, lr)
             return self.pool.submit(self.pairwise, w_in, w_out, batch, lr)
         if self.pool is None:
-            return sgns_step(w_in, w_out, batch, lr, mode, self.buffers, self.max_exp, self.step_cap)
+            return sgns_step(w_in, w_out, batch, lr, self.buffers)
         if self.hogwild:
             return self.pool.submit(self._hogwild_step, batch, lr)
         first, *others = batch.split(self.workers)  # this thread scores the first part itself
-        futures = [self.pool.submit(score_batch, w_in, w_out, part, mode, self.max_exp) for part in others]
-        parts = [score_batch(w_in, w_out, first, mode, self.max_exp)] + [future.result() for future in futures]
-        pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr, self.step_cap)
-        update_outputs(w_out, self.buffers[1], parts, lr, self.step_cap)
+        futures = [self.pool.submit(score_batch, w_in, w_out, part) for part in others]
+        parts = [score_batch(w_in, w_out, first)] + [future.result() for future in futures]
+        pending = self.pool.submit(update_inputs, w_in, self.buffers[0], parts, lr)
+        update_outputs(w_out, self.buffers[1], parts, lr)
         pending.result()
         return batch_loss(parts)
 
@@ -168,17 +189,44 @@ class _Stepper:
         buffers = getattr(self.local, "buffers", None)
         if buffers is None:
             buffers = self.local.buffers = (torch.zeros_like(self.buffers[0]), torch.zeros_like(self.buffers[1]))
-        return sgns_step(
-            self.state.w_in, self.state.w_out, batch, lr, self.negative_mode, buffers, self.max_exp, self.step_cap
-        )
+        return sgns_step(self.state.w_in, self.state.w_out, batch, lr, buffers)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
 
-def _resolve(loss: torch.Tensor | Future) -> torch.Tensor:
-    return loss.result() if isinstance(loss, Future) else loss
+class _SkipGram:
+    """The SGNS objective for :func:`~embedpipe.torchtrain.epochs.run_epochs`: batches of windows, each
+    trained by the stepper at the linearly decaying learning rate."""
+
+    name = "SGNS"
+    unit = "words"
+
+    def __init__(self, state: TrainingState, params: SGNSParams, batcher: SkipGramBatcher, stepper: _Stepper,
+                 n_tokens: int, device: torch.device):
+        self.state = state
+        self.params = params
+        self.batcher = batcher
+        self.stepper = stepper
+        self.device = device
+        self.units_per_epoch = n_tokens
+        self.in_flight = stepper.in_flight
+        self.lr = params.lr
+        scale = stepper.lr_factor
+        self.lr_start, self.lr_end = params.lr * scale, params.min_lr * scale
+        self.total_words = params.epochs * n_tokens
+
+    def steps(self, epoch: int) -> Iterator[Step]:
+        words = epoch * self.units_per_epoch
+        for batch in self.batcher.epoch(self.state.epoch_generator(self.device)):
+            lr = max(self.lr_end, self.lr_start - (self.lr_start - self.lr_end) * words / self.total_words)
+            loss = self.stepper.step(batch, lr)
+            words = epoch * self.units_per_epoch + batch.words_done
+            yield Step(loss, pair_count(batch), batch.words_done, lr)
+
+    def save_checkpoint(self, directory: str | Path) -> Path:
+        return save_checkpoint(directory, self.state, self.params)
 
 
 def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None, counts_total: int | None = None) -> np.ndarray:
@@ -207,14 +255,6 @@ def _check_inputs(corpus: IdCorpus, counts: np.ndarray | None, counts_total: int
     return counts
 
 
-def _diverged(value: float, state: TrainingState, params: SGNSParams, epochs: int, lr: float) -> TrainingDivergedError:
-    return TrainingDivergedError(
-        f"SGNS training diverged: the loss became {value} in epoch {state.epoch + 1}/{epochs} at step {state.step} "
-        f"(learning rate {lr:.3g}); lower config key 'lr' (now {params.lr:g}) or look for NaN/Inf in the "
-        "resumed checkpoint"
-    )
-
-
 def train_sgns(
     corpus: IdCorpus,
     counts: np.ndarray | None = None,
@@ -226,6 +266,8 @@ def train_sgns(
     log_interval: float = 5.0,
     replica_sync: ReplicaSync | None = None,
     counts_total: int | None = None,
+    _kernel: str = "auto",
+    _batch_size: int | None = None,
 ) -> TrainResult:
     """Train skip-gram with negative sampling on ``corpus`` and return the vectors.
 
@@ -240,7 +282,10 @@ def train_sgns(
     replicas' updates.
     ``counts_total`` is the number of tokens the counts were taken from, when ``corpus`` is only a
     share of them (a replica's partition); the counts are checked against it, not against ``corpus``.
-    Raises :class:`~embedpipe.errors.TrainingDivergedError` when the loss becomes NaN or infinite.
+    ``_kernel`` and ``_batch_size`` are test and benchmark hooks (force a step, e.g. the batched one
+    on CPU to compare devices; windows per step), not settings.
+    Raises :class:`~embedpipe.errors.TrainingDivergedError` (``param`` "lr") when the loss becomes
+    NaN or infinite.
     """
     params = params or SGNSParams()
     counts = _check_inputs(corpus, counts, counts_total)
@@ -248,13 +293,13 @@ def train_sgns(
         raise ConfigError("resume needs a checkpoint directory")
     device = resolve_device(params.device)
     vocab_size = len(counts)
-    kernel = resolve_kernel(params.cpu_kernel, device, params.cuda_kernel, params.dim, params.negative)
+    kernel = choose_kernel(device, params.dim, params.negative, _kernel)
     # replicas size their steps from the whole corpus, so that all of them take the same steps; the
     # pairwise kernels update pair by pair, so their batch is only the unit of work per hand-off (per
     # launch on CUDA, where it should be big enough to keep every warp busy)
     per_pair_on_cpu = kernel == "pairwise" and device.type == "cpu"
     auto = REFERENCE_BATCH if per_pair_on_cpu else auto_batch_size(counts_total or corpus.n_tokens)
-    batch_size = params.batch_size or auto
+    batch_size = _batch_size or auto
     # CPU: `threads` worker threads, each running one-thread torch ops (see _Stepper); CUDA: one
     # host thread, and `threads` (if given) only sets torch's intra-op threads for host-side work.
     workers = (params.threads or torch.get_num_threads()) if device.type == "cpu" else 1
@@ -270,13 +315,11 @@ def train_sgns(
         if state is None:
             state = TrainingState.initial(vocab_size, params, device)
         noise = NoiseSampler(noise_distribution(counts), device)
-        pairwise: PairwiseStep | CudaPairwiseStep | None = None
+        pairwise: Kernel | None = None
         if per_pair_on_cpu:
-            pairwise = PairwiseStep(noise.accept, noise.alias, params.negative, params.negative_mode, params.max_exp)
+            pairwise = pairwise_cpu.PairwiseStep(noise.accept, noise.alias, params.negative)
         elif kernel == "pairwise":
-            pairwise = CudaPairwiseStep(
-                noise.accept, noise.alias, params.negative, params.negative_mode, params.max_exp, params.dim
-            )
+            pairwise = pairwise_cuda.CudaPairwiseStep(noise.accept, noise.alias, params.negative, params.dim)
         batcher = SkipGramBatcher(
             corpus,
             keep_probabilities(counts, params.sample),
@@ -284,136 +327,35 @@ def train_sgns(
             window=params.window,
             negative=params.negative,
             batch_size=batch_size,
-            negative_mode=params.negative_mode,
             device=device,
             shrink_window=params.shrink_window,
             step_draws_noise=pairwise is not None,
         )
-        stepper = _Stepper(
-            state, params.negative_mode, workers, hogwild=not params.deterministic, pairwise=pairwise,
-            batch_size=batch_size, max_exp=params.max_exp, step_cap=params.step_cap,
-        )
+        stepper = _Stepper(state, workers, hogwild=not params.deterministic, pairwise=pairwise, batch_size=batch_size)
         logger.info(
             "training SGNS on %s: %d tokens in %d sentences, %d words, %s step, %d worker thread(s), %d windows "
             "per step (learning rate x %.3g), params %s",
             device, corpus.n_tokens, corpus.n_sentences, vocab_size, kernel, workers, batch_size,
             stepper.lr_factor, params.to_dict(),
         )
+        objective = _SkipGram(state, params, batcher, stepper, corpus.n_tokens, device)
         try:
-            return _run_epochs(
-                state, batcher, stepper, corpus.n_tokens, params, device, checkpoint_dir, progress, log_interval,
-                replica_sync,
+            run = run_epochs(
+                state, objective, epochs=params.epochs, device=device, checkpoint_dir=checkpoint_dir,
+                progress=progress, log_interval=log_interval, replica_sync=replica_sync,
             )
         finally:
             stepper.close()
-
-
-def _run_epochs(
-    state: TrainingState,
-    batcher: SkipGramBatcher,
-    stepper: _Stepper,
-    n_tokens: int,
-    params: SGNSParams,
-    device: torch.device,
-    checkpoint_dir: str | Path | None,
-    progress: Callable[[TrainProgress], None] | None,
-    log_interval: float,
-    replica_sync: ReplicaSync | None = None,
-) -> TrainResult:
-    epochs = params.epochs
-    total_words = epochs * n_tokens
-    scale = stepper.lr_factor
-    lr_start, lr_end = params.lr * scale, params.min_lr * scale
-    bar = ProgressBar.for_stderr()
-    start = time.perf_counter()
-    start_words = state.words_done
-    run_pairs = 0.0
-    lr = lr_start
-
-    def report(words: int, loss: float, epoch_end: bool) -> None:
-        elapsed = time.perf_counter() - start
-        rate = (words - start_words) / elapsed if elapsed > 0 else 0.0
-        eta = (total_words - words) / rate if rate > 0 else math.inf
-        epoch = state.epoch + (0 if epoch_end else 1)
-        info = TrainProgress(epoch, epochs, words, total_words, loss, lr, rate, eta, epoch_end)
-        if epoch_end:
-            logger.info(
-                "SGNS epoch %d/%d done: loss %.4f, %.0f words/s, %.1f%% done, ETA %s",
-                info.epoch, epochs, loss, rate, 100 * info.fraction_done, format_seconds(eta),
-            )
-        else:
-            logger.info(
-                "SGNS epoch %d/%d: %.1f%% done, loss %.4f, lr %.5f, %.0f words/s, ETA %s",
-                info.epoch, epochs, 100 * info.fraction_done, loss, lr, rate, format_seconds(eta),
-            )
-        if bar is not None:
-            bar.update(info, force=epoch_end)
-        if progress is not None:
-            progress(info)
-
-    try:
-        for epoch in range(state.epoch, epochs):
-            epoch_start_words = epoch * n_tokens
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            pair_sum = torch.zeros((), dtype=torch.float64, device=device)
-            reported_loss, reported_pairs = 0.0, 0.0
-            words = epoch_start_words
-            last_report = time.perf_counter()
-            pending: deque[torch.Tensor | Future] = deque()
-            for batch in batcher.epoch(state.epoch_generator(device)):
-                lr = max(lr_end, lr_start - (lr_start - lr_end) * words / total_words)
-                pending.append(stepper.step(batch, lr))
-                while len(pending) > stepper.in_flight:
-                    loss_sum += _resolve(pending.popleft())
-                pair_sum += pair_count(batch)
-                state.step += 1
-                words = epoch_start_words + batch.words_done
-                if replica_sync is not None and replica_sync.due(words / n_tokens):
-                    while pending:  # the matrices must be quiet while replicas exchange them
-                        loss_sum += _resolve(pending.popleft())
-                    replica_sync.sync(state, words / n_tokens)
-                timed = time.perf_counter() - last_report >= log_interval
-                if timed or state.step % CHECK_EVERY == 0:
-                    total_loss, total_pairs = float(loss_sum), float(pair_sum)
-                    if not math.isfinite(total_loss):
-                        raise _diverged(total_loss, state, params, epochs, lr)
-                    if timed:
-                        window_pairs = total_pairs - reported_pairs
-                        window_loss = (total_loss - reported_loss) / window_pairs if window_pairs else 0.0
-                        reported_loss, reported_pairs = total_loss, total_pairs
-                        report(words, window_loss, False)
-                        last_report = time.perf_counter()
-            while pending:
-                loss_sum += _resolve(pending.popleft())
-            total_loss, total_pairs = float(loss_sum), float(pair_sum)
-            if not math.isfinite(total_loss):
-                raise _diverged(total_loss, state, params, epochs, lr)
-            epoch_loss = total_loss / total_pairs if total_pairs else 0.0
-            run_pairs += total_pairs
-            state.epoch += 1
-            state.words_done = state.epoch * n_tokens
-            state.epoch_losses.append(epoch_loss)
-            if replica_sync is not None:
-                replica_sync.sync(state, float(state.epoch))
-            if checkpoint_dir is not None:
-                path = save_checkpoint(checkpoint_dir, state, params)
-                logger.info("checkpoint after epoch %d written to %s", state.epoch, path)
-            report(state.words_done, epoch_loss, True)
-    finally:
-        if bar is not None:
-            bar.close()
-    seconds = time.perf_counter() - start
-    words = state.words_done - start_words
-    if run_pairs == 0 and words > 0:
+    if run.examples == 0 and run.units > 0:
         logger.warning("the corpus produced no (center, context) pairs: every sentence has fewer than 2 kept tokens")
     return TrainResult(
         input_vectors=state.w_in.detach().cpu().numpy().copy(),
         output_vectors=state.w_out.detach().cpu().numpy().copy(),
         epoch_losses=list(state.epoch_losses),
-        words_per_second=words / seconds if seconds > 0 else 0.0,
-        seconds=seconds,
-        words=words,
-        pairs=int(run_pairs),
+        words_per_second=run.units / run.seconds if run.seconds > 0 else 0.0,
+        seconds=run.seconds,
+        words=run.units,
+        pairs=int(run.examples),
         device=str(device),
         params=params,
         batch_size=batcher.batch_size,

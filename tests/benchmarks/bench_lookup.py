@@ -5,7 +5,7 @@
 
 Data: ``--keys`` random keys x ``--dim`` float32 table (Zipf-like counts); ``--docs`` documents of
 about ``--tokens`` tokens drawn Zipf-like from the keys, about 2% of them out of vocabulary.
-Both plans compute the count-weighted sum S.E (``combiner = weighted_sum``, OOV skipped) and write
+Both plans compute the count-weighted sum S.E (``combiner = sum``, OOV skipped) and write
 the same Parquet (every input column + vector): embedpipe's job (``strategy auto`` -> broadcast +
 a scalar Arrow UDF) and the SQL plan (explode the tokens, join the table, group by document, sum
 the vectors element-wise, join the sums back to the documents; ``--sql-doc-id-only`` drops that
@@ -144,7 +144,7 @@ def main() -> None:
         for _ in range(args.repeat):
             started = time.perf_counter()
             summary = run_embed(spark, EmbedConfig(table=table, input=str(work / "docs"),
-                                                   output=str(work / "ours"), combiner="weighted_sum"))
+                                                   output=str(work / "ours"), combiner="sum"))
             ours = min(ours, time.perf_counter() - started)
             if not args.skip_sql:
                 started = time.perf_counter()

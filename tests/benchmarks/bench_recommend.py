@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
         [--dim 32] [--epochs N] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
-        [--item2vec-settings item_sample=0] [--variants "item2vec:epochs=10;als:als_reg=1,als_alpha=40"]
+        [--item2vec-settings window=10] [--variants "item2vec:epochs=10;als:reg=1,alpha=40"]
         [--workdir DIR] [--skip-udata]
 
 Data: :func:`embedpipe.demo.generator.generate_watch_log` (``--users`` users x about 50 distinct
@@ -17,7 +17,7 @@ is the two towers and ``<method> (input only)`` its input table alone (cosine). 
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
 Recall@20 on the planted log; see the README's item2vec bullet); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
-settings passed as ``--set``, e.g. ``item2vec:item_sample=0.001`` or ``als:als_alpha=10``; a
+settings passed as ``--set <method>.<key>``, e.g. ``item2vec:window=10`` or ``als:alpha=10``; a
 two-tower method gets both rows), so baselines get the same tuning chances as the new models. All jobs run
 in-process through
 ``embedpipe.cli.main`` (one SparkSession); a method whose training fails (not built yet, a bug, a
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.demo.generator import generate_watch_log  # noqa: E402
-from embedpipe.jobconfig import TrainConfig  # noqa: E402
+from embedpipe.methods.settings import SoftmaxSettings  # noqa: E402
 from embedpipe.table import MANIFEST_FILE  # noqa: E402
 from tests.benchmarks.common import spark_session  # noqa: E402
 
@@ -77,16 +77,16 @@ def method_arguments(method: str, output: Path, args: argparse.Namespace, settin
     if method == "popularity":
         return []
     extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
-             for arg in ("--set", f"{key}={value}")]
+             for arg in ("--set", f"{method}.{key}={value}")]
     if method == "als":
-        return ["--dim", str(args.dim), "--set", "als_iterations=10", *extra]
-    two_towers = ["--set", f"export_output_vectors={output}-output"] if method in TWO_TOWERS else []
+        return ["--dim", str(args.dim), "--set", "als.iterations=10", *extra]
+    two_towers = ["--set", f"{method}.export_output_vectors={output}-output"] if method in TWO_TOWERS else []
     dim = ["--dim", settings.get("dim", str(args.dim))]
-    if method == "softmax":  # the job's own bag_* defaults unless --bag-epochs is given
-        epochs = ["--bag-epochs", str(args.bag_epochs)] if args.bag_epochs else []
+    if method == "softmax":  # the method's own epochs unless --bag-epochs is given
+        epochs = ["--set", f"softmax.epochs={args.bag_epochs}"] if args.bag_epochs else []
         return [*dim, *epochs, *two_towers, *extra]
-    epochs = settings.get("epochs") or (str(args.epochs) if args.epochs else None)  # else the job's default
-    return [*dim, *(["--epochs", epochs] if epochs else []), *two_towers, *extra]
+    epochs = settings.get("epochs") or (str(args.epochs) if args.epochs else None)  # else the method's default
+    return [*dim, *(["--set", f"{method}.epochs={epochs}"] if epochs else []), *two_towers, *extra]
 
 
 def passes(method: str, args: argparse.Namespace, settings: dict[str, str], table: Path) -> int:
@@ -96,9 +96,9 @@ def passes(method: str, args: argparse.Namespace, settings: dict[str, str], tabl
         recorded = json.loads(manifest.read_text(encoding="utf-8")).get("params", {}).get("epochs")
         if recorded:
             return int(recorded)
-    bag_epochs = args.bag_epochs or TrainConfig.__dataclass_fields__["bag_epochs"].default
-    fixed = {"popularity": 1, "als": int(settings.get("als_iterations", 10)),
-             "softmax": int(settings.get("bag_epochs", bag_epochs))}
+    bag_epochs = args.bag_epochs or SoftmaxSettings().epochs
+    fixed = {"popularity": 1, "als": int(settings.get("iterations", 10)),
+             "softmax": int(settings.get("epochs", bag_epochs))}
     return int(settings.get("epochs") or fixed.get(method, args.epochs or 1))
 
 

@@ -6,7 +6,7 @@ Usage::
     # GPU (the device machine has PyTorch and CUDA but no Spark; gensim travels as a wheel, see
     # tests/benchmarks/gpu_check.sh, which runs the CUDA tests and both of these):
     python tests/benchmarks/bench_sgns_core.py --device cuda --corpus wiki --tokens 0 --epochs 5 \
-        --threads 16 --repeats 3 --vary-seed [--batch-sizes 1024 16384 65536] [--rows step_cap=line]
+        --threads 16 --repeats 3 --vary-seed [--batch-sizes 1024 16384 65536] [--rows kernel=batched]
     python tests/benchmarks/bench_sgns_core.py --device cuda --corpus demo --demo-documents 2000000 \
         --tokens 0 --epochs 5 --threads 16 --repeats 3 --vary-seed
 
@@ -17,10 +17,12 @@ until it has ``--tokens`` tokens (0: once); ``demo`` is embedpipe's generated de
 settings: skip-gram, dim 100, window 5, negative 5, sample 1e-3; gensim with ``--threads`` workers.
 On CPU embedpipe runs in both modes: lock-step workers (``deterministic=True``, the default) and
 Hogwild workers (``deterministic=False``, the way gensim's workers share the matrices); on CUDA one
-row per ``--batch-sizes`` entry. Raw words/s = corpus tokens x epochs / training seconds; runs are
-interleaved and medians reported, because a shared machine is noisy. Quality: WordSim-353 /
-SimLex-999 Spearman and Google analogy accuracy (the demo corpus: its planted similarity pairs and
-analogies); with ``--vary-seed`` the mean over the repeats. Not a test: nothing is asserted.
+row per ``--batch-sizes`` entry. ``--batch-sizes`` and the ``kernel``/``batch_size`` keys of
+``--rows`` use ``train_sgns``'s test hooks (``_kernel``, ``_batch_size``): they are not settings.
+Raw words/s = corpus tokens x epochs / training seconds; runs are interleaved and medians reported,
+because a shared machine is noisy. Quality: WordSim-353 / SimLex-999 Spearman and Google analogy
+accuracy (the demo corpus: its planted similarity pairs and analogies); with ``--vary-seed`` the mean
+over the repeats. Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -92,10 +94,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="embedpipe windows per step, one row each (default: the automatic choice)")
-    parser.add_argument("--mode", default="target", choices=("target", "context", "both"),
-                        help="negative_mode of the default rows")
     parser.add_argument("--rows", nargs="+", default=[], metavar="KEY=VALUE,...",
-                        help="extra embedpipe rows, each SGNSParams overrides, e.g. 'batch_size=4096,lr=0.0125'")
+                        help="extra embedpipe rows, each SGNSParams overrides and the hooks kernel=pairwise|batched "
+                             "and batch_size=N, e.g. 'kernel=batched,batch_size=4096,lr=0.0125'")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved runs per system; medians are reported")
     parser.add_argument("--vary-seed", action="store_true",
                         help="repeat i runs every system with seed 1 + i, and quality is the mean over the repeats "
@@ -119,8 +120,8 @@ def main() -> None:
 
     from embedpipe.config import build_config, parse_overrides
     from embedpipe.torchtrain import SGNSParams, encode_sentences, train_sgns
-    from embedpipe.torchtrain.pairwise_cpu import resolve_kernel
-    from embedpipe.torchtrain.params import REFERENCE_BATCH, auto_batch_size
+    from embedpipe.torchtrain.batched_step import REFERENCE_BATCH, auto_batch_size
+    from embedpipe.torchtrain.sgns_train import choose_kernel
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-sgns-core-"))
     t0 = time.perf_counter()
@@ -152,26 +153,30 @@ def main() -> None:
           f"device {device_name})")
     base_params = SGNSParams(
         dim=100, window=5, negative=5, sample=1e-3, epochs=args.epochs, seed=1, device=args.device,
-        threads=args.threads, negative_mode=args.mode,
+        threads=args.threads,
     )
-    variants: dict[str, SGNSParams] = {}
+    # each row: its params and train_sgns's hooks (_kernel, _batch_size)
+    variants: dict[str, tuple[SGNSParams, dict[str, object]]] = {}
+    kernel = choose_kernel(torch.device(args.device), base_params.dim, base_params.negative)
     for batch_size in args.batch_sizes or [None]:
-        params = dataclasses.replace(base_params, batch_size=batch_size)
-        kernel = resolve_kernel("auto", torch.device(args.device))
-        auto = REFERENCE_BATCH if kernel == "pairwise" else auto_batch_size(corpus.n_tokens)
+        hooks = {"_batch_size": batch_size}
+        auto = REFERENCE_BATCH if kernel == "pairwise" and args.device == "cpu" else auto_batch_size(corpus.n_tokens)
         described = f"{kernel}, batch {batch_size}" if batch_size else f"{kernel}, auto batch {auto}"
         if args.device == "cuda":
-            variants[f"embedpipe cuda ({args.mode}, {described})"] = params
+            variants[f"embedpipe cuda ({described})"] = base_params, hooks
             continue
         for variant in [] if args.variants == "none" else args.variants.split(","):
             deterministic = {"lockstep": True, "hogwild": False}[variant]
-            variants[f"embedpipe {variant} ({args.mode}, {described})"] = dataclasses.replace(
-                params, deterministic=deterministic)
+            variants[f"embedpipe {variant} ({described})"] = (
+                dataclasses.replace(base_params, deterministic=deterministic), hooks)
 
     for row in args.rows:  # typed and validated like a job's --set key=value
         overrides = parse_overrides(row.split(","))
+        hooks = {"_kernel": overrides.pop("kernel", "auto")}
+        if "batch_size" in overrides:
+            hooks["_batch_size"] = int(overrides.pop("batch_size"))
         variants[f"embedpipe {args.device} ({row})"] = build_config(
-            SGNSParams, {**base_params.to_dict(), **overrides}, from_text_keys=frozenset(overrides))
+            SGNSParams, {**base_params.to_dict(), **overrides}, from_text_keys=frozenset(overrides)), hooks
 
     def run_gensim(alpha: float, seed: int) -> tuple[float, np.ndarray]:
         model = Word2Vec(workers=args.threads, **{**settings, "seed": seed, "alpha": alpha})
@@ -180,14 +185,15 @@ def main() -> None:
         model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
         return time.perf_counter() - start, model.wv.vectors
 
-    def run_embedpipe(params: SGNSParams, seed: int) -> tuple[float, np.ndarray]:
-        result = train_sgns(corpus, counts, dataclasses.replace(params, seed=seed), log_interval=1e9)
+    def run_embedpipe(variant: tuple[SGNSParams, dict[str, object]], seed: int) -> tuple[float, np.ndarray]:
+        params, hooks = variant
+        result = train_sgns(corpus, counts, dataclasses.replace(params, seed=seed), log_interval=1e9, **hooks)
         return result.seconds, result.input_vectors
 
     if args.device == "cuda":  # CUDA context, kernels (numba's compiled on first launch) and allocator warm
-        for name, params in list(variants.items()):
+        for name, (params, hooks) in list(variants.items()):
             try:
-                train_sgns(corpus, counts, dataclasses.replace(params, epochs=1), log_interval=1e9)
+                train_sgns(corpus, counts, dataclasses.replace(params, epochs=1), log_interval=1e9, **hooks)
             except Exception as error:  # e.g. a kernel whose dependency this machine lacks: report, go on
                 print(f"  skipped {name}: {type(error).__name__}: {error}", flush=True)
                 del variants[name]
@@ -200,7 +206,7 @@ def main() -> None:
          functools.partial(run_gensim, alpha))
         for alpha in args.gensim_alphas
     ]
-    systems += [(name, functools.partial(run_embedpipe, params)) for name, params in variants.items()]
+    systems += [(name, functools.partial(run_embedpipe, variant)) for name, variant in variants.items()]
     for repeat in range(args.repeats):
         for name, run in systems:
             seed = 1 + repeat if args.vary_seed else 1

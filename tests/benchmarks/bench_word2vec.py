@@ -48,8 +48,8 @@ def bench_corpus(
     for partitions in [] if args.skip_mllib else args.partitions:
         table_dir = str(workdir / f"mllib-{partitions}")
         summary = run_train(spark, TrainConfig(
-            input=tokens_dir, output=table_dir, method="word2vec", dim=100, window=5, min_count=5,
-            epochs=args.epochs, partitions=partitions, seed=1,
+            input=tokens_dir, output=table_dir, method="word2vec", dim=100, seed=1,
+            settings={"window": 5, "min_count": 5, "epochs": args.epochs, "partitions": partitions},
         ))
         table = read_embedding_table(table_dir)
         seconds = summary["fit_seconds"]
@@ -60,10 +60,10 @@ def bench_corpus(
         threads = max(1, (os.cpu_count() or 2) // processes)
         for mode in args.sgns_modes:
             table_dir = str(workdir / f"sgns-{processes}-{mode}")
-            summary = run_train(spark, TrainConfig(
-                input=tokens_dir, output=table_dir, method="sgns", dim=100, window=5, min_count=5, negative=5,
-                sample=1e-3, epochs=args.epochs, seed=1, device="cpu", processes=processes,
-                threads=threads, deterministic=mode == "lockstep",
+            summary = run_train(spark, TrainConfig(  # the tokenize above already kept words counted 5+ times
+                input=tokens_dir, output=table_dir, method="sgns", dim=100, seed=1, device="cpu", processes=processes,
+                threads=threads, settings={"window": 5, "negative": 5, "sample": 1e-3, "epochs": args.epochs,
+                                           "deterministic": mode == "lockstep"},
             ))
             table = read_embedding_table(table_dir)
             seconds = summary["fit_seconds"]

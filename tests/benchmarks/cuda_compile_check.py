@@ -42,7 +42,7 @@ def main() -> None:
     kernel = pairwise_cuda._kernel()
     signature = (
         float32[:, ::1], float32[:, ::1], int64[::1], int64[:, ::1], float32[:, ::1], float64[::1], int64[::1],
-        int64, int64, float32, int64, float32, float64[::1],
+        int64, float32, int64, float64[::1],  # negative, lr, seed, losses
     )
     ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
     print(f"PTX for sm_{cc[0]}{cc[1]}: {len(ptx):,} characters")

@@ -10,8 +10,10 @@
 # (numba-cuda 0.30.4 and numba 0.68.0 register np.row_stack, which NumPy 2.5 dropped: pairwise_cuda
 # restores the alias, and the CUDA tests passed on an H200 image with those versions on NumPy 2.5.2.)
 # With .whl/ present this installs them into /tmp/site first. Output goes to $OUT (default: out/gpu).
-# Benchmark rows besides the default: ROWS (default "cuda_kernel=pairwise", the warp-per-window
-# kernel of embedpipe/torchtrain/pairwise_cuda.py; it needs numba-cuda), e.g. ROWS="step_cap=line batch_size=32768".
+# The default row is the trainer's own choice (the warp-per-window pairwise kernel of
+# embedpipe/torchtrain/pairwise_cuda.py where numba-cuda can run it). Rows besides it: ROWS (default
+# "kernel=batched", the batched step it falls back to; bench_sgns_core.py --rows: SGNSParams keys and the
+# trainer's test hooks kernel=, batch_size=), e.g. ROWS="kernel=batched,batch_size=32768".
 # To fit a short device lease: TESTS_K (a pytest -k expression; default: every trainer test), REPEATS
 # (seeds per system, default 3) and STEP_TIMEOUT (seconds per step, default 1800; a step cut off still
 # leaves its per-run lines, words/s and quality included, in $OUT).
@@ -37,7 +39,7 @@ timeout "$STEP_TIMEOUT" python3 -m pytest -q -p no:cacheprovider -rs ${TESTS_K:+
     tests/unit/test_torchtrain_bagmodel.py tests/unit/test_torchtrain_pairwise.py tests/unit/test_torchtrain_pairwise_cuda.py 2>&1 | tail -8 | tee "$OUT/tests.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 rows=()
-ROWS=${ROWS-cuda_kernel=pairwise}
+ROWS=${ROWS-kernel=batched}
 [ -n "$ROWS" ] && rows=(--rows $ROWS)
 for corpus in "wiki" "demo --demo-documents 2000000"; do
     timeout "$STEP_TIMEOUT" python3 tests/benchmarks/bench_sgns_core.py --device cuda --corpus $corpus --tokens 0 \

@@ -1,7 +1,7 @@
 """A CPU model of the CUDA pairwise kernel's staleness: does Hogwild over thousands of warps keep
 word2vec's quality? Runs ``bench_sgns_core.py`` with the CPU pairwise kernel replaced by the model.
 
-Usage (any bench_sgns_core.py arguments after the model's own; ``negative_mode`` target only)::
+Usage (any bench_sgns_core.py arguments after the model's own)::
 
     python tests/benchmarks/staleness_model.py --warps 4096 [--lost] --corpus demo \\
         --demo-documents 2000000 --tokens 0 --epochs 5 --threads 1 --skip-gensim --variants none --rows threads=1
@@ -28,10 +28,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.torchtrain import pairwise_cpu as pairwise  # noqa: E402
+from embedpipe.torchtrain.kernel_common import MAX_EXP  # noqa: E402
 
 
 @numba.njit(nogil=True, fastmath=True)
-def _rounds(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed, max_exp, warps, lost):
+def _rounds(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed, warps, lost):
     state = pairwise._seed(seed)
     n, width = contexts.shape
     dim = w_in.shape[1]
@@ -84,7 +85,7 @@ def _rounds(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, s
                 z = score if t == 0 else -score
                 loss += np.log1p(np.exp(-z)) if z > -30 else -z
                 miss = 1.0 / (1.0 + np.exp(z))
-                skip = max_exp > 0 and abs(z) >= max_exp
+                skip = abs(z) >= MAX_EXP
                 gradients[w, t] = 0.0 if skip else (lr * miss if t == 0 else -lr * miss)
         if not any_active:
             return loss
@@ -110,11 +111,8 @@ def main() -> None:
     parser.add_argument("--lost", action="store_true")
     args, rest = parser.parse_known_args()
 
-    def model(w_in, w_out, centers, contexts, mask, accept, alias, negative, mode, lr, seed, max_exp):
-        if mode != pairwise.TARGET:
-            raise SystemExit("staleness_model: negative_mode target only")
-        return _rounds(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed, max_exp,
-                       args.warps, args.lost)
+    def model(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed):
+        return _rounds(w_in, w_out, centers, contexts, mask, accept, alias, negative, lr, seed, args.warps, args.lost)
 
     pairwise._train_windows = model  # PairwiseStep looks it up at call time
     sys.argv = [str(Path(__file__).with_name("bench_sgns_core.py")), *rest]

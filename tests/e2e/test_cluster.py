@@ -162,14 +162,15 @@ def test_text_pipeline_on_the_cluster(cluster, wheel, demo, tmp_path):
     assert tokenize_report["documents"] == 3000
 
     app = _ok(_submit(cluster, wheel, "train", "--input", str(out / "tokens"), "--output", str(out / "w2v"),
-                      "--method", "word2vec", "--dim", "16", "--epochs", "1", "--partitions", "2", "--seed", "1"))
+                      "--method", "word2vec", "--dim", "16", "--set", "word2vec.epochs=1",
+                      "--set", "word2vec.partitions=2", "--seed", "1"))
     words = read_embedding_table(str(out / "w2v"))
     assert (words.manifest["method"], words.dim) == ("word2vec", 16)
     assert len(words) == tokenize_report["vocab_size"]
 
     pytest.importorskip("torch")
     app = _ok(_submit(cluster, wheel, "train", "--input", str(out / "tokens"), "--output", str(out / "sgns"),
-                      "--method", "sgns", "--dim", "16", "--epochs", "1", "--processes", "2", "--threads", "1",
+                      "--method", "sgns", "--dim", "16", "--set", "sgns.epochs=1", "--processes", "2", "--threads", "1",
                       "--device", "cpu", "--seed", "1"))
     # A barrier stage of 2 tasks needs both 1-core workers at once: each must have run one.
     _assert_ran_on_both_workers(cluster, app)
@@ -215,9 +216,10 @@ def test_histories_pipeline_on_the_cluster(cluster, wheel, cluster_histories, tm
     """histories -> train (item methods present in this checkout) on the cluster."""
     if method == "item2vec":
         pytest.importorskip("torch")
-    extra = ["--processes", "2", "--threads", "1", "--device", "cpu"] if method == "item2vec" else []
+    extra = (["--set", "item2vec.epochs=1", "--processes", "2", "--threads", "1", "--device", "cpu"]
+             if method == "item2vec" else [])
     _ok(_submit(cluster, wheel, "train", "--input", str(cluster_histories), "--output", str(tmp_path / "items"),
-                "--method", method, "--dim", "8", "--epochs", "1", "--seed", "1", *extra))
+                "--method", method, "--dim", "8", "--seed", "1", *extra))
     items = read_embedding_table(str(tmp_path / "items"))
     assert (items.manifest["method"], items.dim) == (method, 8)
     assert read_manifest(str(tmp_path / "items"))["key_kind"] == "item"

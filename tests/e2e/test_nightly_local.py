@@ -66,8 +66,10 @@ min_count = 3
 [train]
 method = "word2vec"
 dim = 16
-epochs = 1
 seed = 5
+
+[train.word2vec]
+epochs = 1
 
 [evaluate]
 similarity = ["{similarity}"]

@@ -73,7 +73,7 @@ def _reference(tokens, combiner: str, oov: str, idf: dict[str, float] | None = N
         return None
     total = np.zeros(DIM, dtype=np.float64)
     for key, count in found.items():
-        weight = {"sum": 1.0, "tfidf": count * (idf or {}).get(key, 0.0)}.get(combiner, float(count))
+        weight = {"sum_distinct": 1.0, "tfidf": count * (idf or {}).get(key, 0.0)}.get(combiner, float(count))
         total += weight * lookup[key].astype(np.float64)
     weights = list((counts if oov == "zero" else found).values())
     if combiner == "mean":
@@ -96,7 +96,7 @@ def _collect(frame) -> dict[str, tuple]:
     return {r["doc_id"]: (r["vector"], r["tokens_found"], r["tokens_total"]) for r in frame.collect()}
 
 
-COMBINERS = ("mean", "sum", "weighted_sum", "tfidf", "sqrtn")
+COMBINERS = ("mean", "sum", "sum_distinct", "tfidf", "sqrtn")
 
 
 @pytest.mark.parametrize("oov", ["skip", "zero"])
@@ -247,9 +247,34 @@ def test_item_table_with_text_and_mismatched_tokenizer(spark, table_path, input_
         f"embedpipe embed: error: embedding table {table_path} was trained with a different tokenizer than input "
         f"{tokenized / 'tokens'} was tokenized with (lowercase: table True, input False)"
     )
-    empty = tmp_path / "empty"
-    shutil.copytree(table_path, empty)
-    (empty / "_manifest.json").write_text(json.dumps({**manifest, "rows": 0}))
-    assert _error(capsys, ["embed", "--table", str(empty), "--input", input_path, "--output", str(out)], out) == (
-        f"embedpipe embed: error: embedding table {empty} has no rows"
+    stale = tmp_path / "stale"
+    shutil.copytree(table_path, stale)
+    (stale / "_manifest.json").write_text(json.dumps({**manifest, "rows": 0}))
+    assert _error(capsys, ["embed", "--table", str(stale), "--input", input_path, "--output", str(out)], out) == (
+        f"embedpipe embed: error: embedding table {stale} has 6 rows but its manifest says 0"
+    )
+
+
+@pytest.mark.parametrize("strategy", ["broadcast", "shuffle"])
+def test_tables_breaking_the_format_fail_both_plans_and_write_nothing(spark, broken_tables, input_path, tmp_path,
+                                                                      capsys, strategy):
+    out = tmp_path / "out"
+    for case, problem in (("nan", "has 1 vectors with NaN or Inf values, e.g. key 'b'"),
+                          ("duplicate", "has duplicate keys (3 rows, 2 distinct keys), e.g. key 'a'")):
+        table = broken_tables[case]
+        assert _error(capsys, ["embed", "--table", table, "--input", input_path, "--output", str(out), "--strategy",
+                               strategy], out) == f"embedpipe embed: error: embedding table {table} {problem}"
+
+
+def test_sum_counts_repeats_and_weighted_sum_is_gone(spark, table_path, input_path, tmp_path, capsys):
+    rows = _collect(plan_embed(spark, _config(table_path, input_path, combiner="sum")).result)
+    vectors = dict(zip(KEYS, _vectors(), strict=True))
+    np.testing.assert_allclose(rows["d0"][0], 2 * vectors["the"] + vectors["cat"] + vectors["sat"], rtol=1e-6)
+    distinct = _collect(plan_embed(spark, _config(table_path, input_path, combiner="sum_distinct")).result)
+    np.testing.assert_allclose(distinct["d0"][0], vectors["the"] + vectors["cat"] + vectors["sat"], rtol=1e-6)
+    out = tmp_path / "out"
+    assert _error(capsys, ["embed", "--table", table_path, "--input", input_path, "--output", str(out),
+                           "--combiner", "weighted_sum"], out) == (
+        "embedpipe embed: error: config key 'combiner': combiner 'weighted_sum' was removed; use 'sum' (it now "
+        "counts every occurrence and weighs sparse values: the old weighted_sum)"
     )

@@ -99,9 +99,12 @@ def _known_keys() -> str:
         ("unknown_key", "unknown config key 'bogus' (known keys: {known})"),
         ("output_is_table", "config key 'output' ({table}) must not be the table directory, inside it or above it "
                             "({table})"),
+        ("nan_table", "embedding table {nan} has 1 vectors with NaN or Inf values, e.g. key 'b'"),
+        ("duplicate_table", "embedding table {duplicate} has duplicate keys (3 rows, 2 distinct keys), e.g. key 'a'"),
     ],
 )
-def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, table_path, tmp_path, capsys, case, expected):
+def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, table_path, broken_tables, tmp_path, capsys, case,
+                                                         expected):
     missing = str(tmp_path / "missing")
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -112,6 +115,8 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, table_path, tmp_
         table = missing
     elif case == "not_a_table":
         table = str(plain)
+    elif case in ("nan_table", "duplicate_table"):
+        table = broken_tables[case.removesuffix("_table")]
     elif case == "missing_similarity":
         extra = ["--similarity", f"builtin,{missing}"]
     elif case == "unknown_key":
@@ -121,7 +126,7 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, table_path, tmp_
         argv[4] = table_path
     capsys.readouterr()
     assert main(argv) == 2
-    message = expected.format(missing=missing, plain=plain, known=_known_keys(), table=table_path)
+    message = expected.format(missing=missing, plain=plain, known=_known_keys(), table=table_path, **broken_tables)
     assert capsys.readouterr().err == f"embedpipe evaluate: error: {message}\n"
     assert _leftovers(tmp_path, "report") == []
     assert len(read_embedding_table(table_path)) == len(KEYS)  # the table is untouched

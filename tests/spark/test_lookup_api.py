@@ -33,10 +33,10 @@ def table_path(spark, tmp_path_factory):
 def test_lookup_basics(table_path):
     table = open_table(table_path)
     assert len(table) == 6 and table.dim == 5 and "서울" in table and "nope" not in table
-    np.testing.assert_array_equal(table.vectors(["rome", "nope"], oov="zero")[1], np.zeros(5, np.float32))
+    np.testing.assert_array_equal(table.vectors_of(["rome", "nope"], oov="zero")[1], np.zeros(5, np.float32))
     with pytest.raises(KeyError, match="'nope' is not in the table"):
-        table.vectors(["rome", "nope"])
-    unit = table.matrix / np.linalg.norm(table.matrix, axis=1, keepdims=True)
+        table.vectors_of(["rome", "nope"])
+    unit = table.vectors / np.linalg.norm(table.vectors, axis=1, keepdims=True)
     scores = unit @ unit[0]
     expected = [KEYS[j] for j in np.argsort(-scores) if j != 0][:3]
     assert [k for k, _ in table.most_similar("paris", 3)] == expected
@@ -61,8 +61,10 @@ def test_open_errors(tmp_path, table_path):
     shutil.copytree(table_path, broken)
     manifest = json.loads((broken / "_manifest.json").read_text())
     (broken / "_manifest.json").write_text(json.dumps({**manifest, "dim": 7}))
-    with pytest.raises(TableError, match="manifest says dim 7 but a vector has 5 values"):
+    with pytest.raises(TableError) as caught:
         open_table(str(broken))
+    assert str(caught.value) == f"embedding table {broken} has 6 vectors that do not have dim = 7 values, e.g. key " \
+                                "'paris' has 5 values"
     (broken / "_manifest.json").write_text(json.dumps({**manifest, "tokenizer": None, "key_kind": "item"}))
     with pytest.raises(TableError, match="records no tokenizer"):
         open_table(str(broken)).embed_text("dog")

@@ -121,3 +121,15 @@ def test_oversized_lsh_buckets_are_split(spark, table_path, tmp_path, capsys):
     # Smaller buckets see fewer candidates: recall falls, but the nearest neighbours mostly survive.
     assert hits[8] <= hits[N]
     assert hits[8] / (N * 3) > 0.4
+
+
+def test_tables_breaking_the_format_fail_with_one_line_and_write_nothing(spark, broken_tables, tmp_path, capsys):
+    out = tmp_path / "nn"
+    for case, problem in (("nan", "has 1 vectors with NaN or Inf values, e.g. key 'b'"),
+                          ("duplicate", "has duplicate keys (3 rows, 2 distinct keys), e.g. key 'a'")):
+        table = broken_tables[case]
+        assert main(["neighbors", "--table", table, "--output", str(out), "--k", "1"]) != 0
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"embedpipe neighbors: error: embedding table {table} {problem}"
+        )
+        assert not out.exists()

@@ -145,6 +145,20 @@ def test_missing_report_or_report_of_another_table(runs, tmp_path, capsys):
     assert not output.exists()
 
 
+def test_a_table_breaking_the_format_is_never_published(spark, broken_tables, tmp_path, capsys):
+    table = broken_tables["nan"]
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.json").write_text(json.dumps({"table": {"path": table}}))
+    output = tmp_path / "published"
+    assert main(["publish", "--table", table, "--report", str(report), "--output", str(output),
+                 "--log-level", "ERROR"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"embedpipe publish: error: embedding table {table} has 1 vectors with NaN or Inf values, e.g. key 'b'"
+    )
+    assert not output.exists()
+
+
 def test_backfill_leaves_a_later_publication(runs, tmp_path):
     output = tmp_path / "published"
     newer = (runs["good"][0], runs["good"][1])

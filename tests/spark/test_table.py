@@ -12,7 +12,14 @@ from chispa import assert_df_equality
 
 from embedpipe.errors import InputError, TableError
 from embedpipe.storage import atomic_output
-from embedpipe.table import FOOTER_KEY, MANIFEST_FILE, read_embedding_table, read_manifest, write_embedding_table
+from embedpipe.table import (
+    FOOTER_KEY,
+    MANIFEST_FILE,
+    check_table_spark,
+    read_embedding_table,
+    read_manifest,
+    write_embedding_table,
+)
 
 ROWS = [("b", 1, 3, [3.0, 4.0]), ("a", 0, 5, [1.0, 2.0]), ("한국", 2, 2, [0.5, -0.5])]
 DDL = "key string, id long, count long, vector array<double>"
@@ -67,8 +74,10 @@ def test_readable_by_spark_pandas_duckdb_and_footer(spark, tmp_path):
         ([("a", 0, 1, [1.0, float("nan")])], 2, "1 vectors with NaN or Inf"),
         ([("a", 0, 1, [1.0, float("inf")])], 2, "1 vectors with NaN or Inf"),
         ([("a", 0, 1, [1.0, 2.0]), ("a", 1, 1, [1.0, 2.0])], 2, "duplicate keys"),
-        ([("a", 0, 1, [1.0, 2.0]), ("b", 1, 1, [1.0])], 2, "must have 2 values, found 1..2"),
-        ([], 2, "would be empty"),
+        ([("a", 0, 1, [1.0, 2.0]), ("b", 1, 1, [1.0])], 2,
+         "^embedding table has 1 vectors that do not have dim = 2 values, e.g. key 'b' has 1 values$"),
+        ([("a", 0, 1, [1.0, 2.0]), ("b", 0, 1, [1.0, 2.0])], 2, r"duplicate ids \(2 rows, 1 distinct ids\)"),
+        ([], 2, "^embedding table has no rows$"),
     ],
 )
 def test_invalid_tables_are_never_committed(spark, tmp_path, rows, dim, message):
@@ -120,3 +129,14 @@ def test_reader_errors(tmp_path):
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({"format": "other"}))
     with pytest.raises(TableError, match="manifest format is 'other'"):
         read_manifest(str(tmp_path))
+
+
+def test_spark_and_numpy_readers_apply_the_same_checks(spark, broken_tables):
+    """The shuffle plan and publish check with Spark, the other readers with NumPy: one line, the same line."""
+    for case, path in broken_tables.items():
+        with pytest.raises(TableError) as numpy_error:
+            read_embedding_table(path)
+        with pytest.raises(TableError) as spark_error:
+            check_table_spark(spark, path, read_manifest(path))
+        assert str(numpy_error.value) == str(spark_error.value), case
+        assert str(spark_error.value).startswith(f"embedding table {path} has ")

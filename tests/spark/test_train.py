@@ -23,6 +23,7 @@ from embedpipe.jobconfig import TRAIN_METHODS, TrainConfig
 from embedpipe.methods import pca as pca_module
 from embedpipe.methods.pca import orient_components, project_sparse_rows
 from embedpipe.methods.pipeline import METHODS
+from embedpipe.methods.settings import Word2VecSettings
 from embedpipe.methods.word2vec import filter_token_lists
 from embedpipe.table import read_embedding_table
 
@@ -181,7 +182,8 @@ def test_word2vec_end_to_end_twice_is_reproducible_and_planted(spark, tmp_path):
     written = write_training_input(spark, tmp_path / "tok", planted_sentences())
     out = tmp_path / "w2v"
     args = ["--input", str(written.path), "--output", str(out), "--method", "word2vec", "--dim", "16",
-            "--set", "window=3", "--set", "epochs=5", "--set", "partitions=1", "--set", "seed=11"]
+            "--set", "word2vec.window=3", "--set", "word2vec.epochs=5", "--set", "word2vec.partitions=1",
+            "--set", "seed=11"]
     assert run_cli(*args) == 0
     first = read_embedding_table(str(out))
     assert run_cli(*args) == 0  # overwrites in place
@@ -199,6 +201,10 @@ def test_word2vec_end_to_end_twice_is_reproducible_and_planted(spark, tmp_path):
                                                "max_sentence_length", "step_size")} == {
         "window": 3, "epochs": 5, "partitions": 1, "min_count": 1, "mllib_min_count": 1,
         "max_sentence_length": 1000, "step_size": 0.025}
+    # the common keys and word2vec's own settings, resolved; nothing of another method's
+    assert set(manifest["params"]) == {"dim", "seed", "window", "min_count", "epochs", "partitions", "step_size",
+                                       "max_sentence_length", "mllib_min_count", "implementation", "input_kind",
+                                       "vocab_size", "vocab_dropped_below_min_count"}
     assert {p.name for p in tmp_path.iterdir()} == {"tok", "w2v"}  # no staging leftovers
 
     table = second
@@ -214,8 +220,8 @@ def test_word2vec_on_histories_with_min_count(spark, tmp_path):
     users["u99"] = ["i7", "i1"]  # i7 is seen once and falls below min_count=2
     written = write_training_input(spark, tmp_path / "hist", users, kind="histories")
     out = tmp_path / "items"
-    config = TrainConfig(input=str(written.path), output=str(out), method="word2vec", dim=4, min_count=2,
-                         epochs=2, seed=3)
+    config = TrainConfig(input=str(written.path), output=str(out), method="word2vec", dim=4, seed=3,
+                         settings=Word2VecSettings(min_count=2, epochs=2))
     summary = run_train(spark, config)
     table = read_embedding_table(str(out))
     kept = [k for k, c in zip(written.keys, written.counts, strict=True) if c >= 2]
@@ -233,7 +239,7 @@ def test_pca_matches_numpy_covariance_eigenvectors_end_to_end_twice(spark, tmp_p
     written = corpus
     out, docs_out = tmp_path / "pca", tmp_path / "docs"
     args = ["--input", str(written.path), "--output", str(out), "--method", "pca", "--dim", "3",
-            "--pca-solver", "pca", "--doc-output", str(docs_out)]
+            "--set", "pca.solver=pca", "--set", f"pca.doc_output={docs_out}"]
     assert run_cli(*args) == 0
     first = read_embedding_table(str(out))
     assert run_cli(*args) == 0
@@ -263,9 +269,9 @@ def test_svd_path_matches_numpy_svd(spark, tmp_path, capsys, corpus):
     out, docs_out = tmp_path / "svd", tmp_path / "docs"
     # auto with a column limit below the vocabulary size forces the distributed SVD path.
     assert run_cli("--input", str(written.path), "--output", str(out), "--method", "pca", "--dim", "4",
-                   "--pca-solver", "auto", "--pca-max-columns", "5", "--pca-scaling", "sqrt",
-                   "--doc-output", str(docs_out), "--log-level", "INFO") == 0
-    assert "pca: solver svd (pca_solver=auto and vocabulary size 12 > pca_max_columns=5)" in capsys.readouterr().err
+                   "--set", "pca.solver=auto", "--set", "pca.max_columns=5", "--set", "pca.scaling=sqrt",
+                   "--set", f"pca.doc_output={docs_out}", "--log-level", "INFO") == 0
+    assert "pca: solver svd (pca.solver=auto and vocabulary size 12 > pca.max_columns=5)" in capsys.readouterr().err
     words, docs = read_embedding_table(str(out)), read_embedding_table(str(docs_out))
 
     x = written.matrix
@@ -274,7 +280,8 @@ def test_svd_path_matches_numpy_svd(spark, tmp_path, capsys, corpus):
     np.testing.assert_allclose(words.vectors, components * np.sqrt(singular[:4]), atol=2e-4)
     np.testing.assert_allclose(docs.vectors, x @ components, atol=2e-4)
     params = words.manifest["params"]
-    assert params["solver_used"] == "svd" and params["centred"] is False and params["pca_scaling"] == "sqrt"
+    assert params["solver_used"] == "svd" and params["centred"] is False and params["scaling"] == "sqrt"
+    assert "doc_output" not in params and "window" not in params  # no paths, no other method's keys
     np.testing.assert_allclose(params["explained_variance_ratio"], singular[:4] ** 2 / (x**2).sum(), rtol=1e-6)
 
 
@@ -282,7 +289,7 @@ def test_svd_path_matches_numpy_svd(spark, tmp_path, capsys, corpus):
 
 
 def _known_keys() -> str:
-    return ", ".join(sorted(f.name for f in dataclasses.fields(TrainConfig)))
+    return ", ".join(sorted(f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("nested")))
 
 
 @pytest.mark.parametrize(
@@ -297,9 +304,21 @@ def _known_keys() -> str:
         ("ok", ["--method", "pca", "--dim", "50"],
          "config key 'dim' must be <= min(vocabulary size, documents) = 12 for pca (vocabulary 12, documents 24), "
          "got 50"),
-        ("ok", ["--set", "bogus=1"], "unknown config key 'bogus' (known keys: {known})"),
-        ("ok", ["--doc-output", "{tmp}/docs"], "config key 'doc_output' is only used by method pca, not word2vec"),
-        ("ok", ["--method", "pca", "--doc-output", "{tmp}/out"], "config key 'doc_output' must differ from 'output'"),
+        ("ok", ["--set", "bogus=1"], "unknown config key 'bogus' (known keys: {known}; a method's own keys go in "
+                                     "[train.word2vec] or --set word2vec.<key>)"),
+        ("ok", ["--set", "pca.doc_output={tmp}/docs"],
+         "config key 'pca.doc_output' is a setting of method pca, but the method is word2vec"),
+        ("ok", ["--set", "word2vec.doc_output={tmp}/docs"],
+         "config key 'word2vec.doc_output' is not a setting of method word2vec (its keys: window, min_count, epochs, "
+         "partitions, step_size, max_sentence_length)"),
+        ("ok", ["--set", "doc_output={tmp}/docs"],
+         "config key 'doc_output' moved to the method sections (pca.doc_output); method word2vec has no such setting"),
+        ("ok", ["--method", "pca", "--doc-output", "{tmp}/docs"],
+         "config key 'doc_output' moved: use 'pca.doc_output' ([train.pca])"),
+        ("ok", ["--method", "pca", "--set", "pca.doc_output={tmp}/out"],
+         "config key 'pca.doc_output' must differ from 'output'"),
+        ("ok", ["--processes", "2"],
+         "config key 'processes' is not used by method word2vec (only by sgns, item2vec, softmax, regression)"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, tmp_path, capsys, corpus, case, extra, message):

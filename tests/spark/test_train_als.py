@@ -36,7 +36,7 @@ def histories(tmp_path_factory):
 def test_als_writes_item_factors_reproducibly(spark, histories, tmp_path):
     output = tmp_path / "als"
     argv = ["train", "--input", str(histories), "--output", str(output), "--method", "als", "--dim", "3",
-            "--set", "als_iterations=4", "--set", "als_reg=0.1", "--set", "als_alpha=2", *QUIET]
+            "--set", "als.iterations=4", "--set", "als.reg=0.1", "--set", "als.alpha=2", *QUIET]
     assert main(argv) == 0
     first = read_embedding_table(str(output))
     assert main(argv) == 0
@@ -47,8 +47,9 @@ def test_als_writes_item_factors_reproducibly(spark, histories, tmp_path):
     assert first.vectors.shape == (4, 3) and np.all(np.isfinite(first.vectors)) and np.any(first.vectors != 0)
     manifest = first.manifest
     assert (manifest["method"], manifest["key_kind"], manifest["dim"], manifest["seed"]) == ("als", "item", 3, 42)
-    assert {k: manifest["params"][k] for k in ("rank", "regParam", "alpha", "maxIter", "implicitPrefs")} == {
-        "rank": 3, "regParam": 0.1, "alpha": 2.0, "maxIter": 4, "implicitPrefs": True}
+    assert {k: manifest["params"][k] for k in ("dim", "reg", "alpha", "iterations", "implicit_prefs")} == {
+        "dim": 3, "reg": 0.1, "alpha": 2.0, "iterations": 4, "implicit_prefs": True}
+    assert "device" not in manifest["params"] and "window" not in manifest["params"]  # only als's own settings
 
 
 def test_popularity_is_a_one_dimensional_log_count(spark, histories, tmp_path):
@@ -68,7 +69,7 @@ def test_als_beats_popularity_on_the_planted_watch_log(spark, tmp_path):
     histories = tmp_path / "histories"
     assert main(["histories", "--input", str(info.path), "--output", str(histories), "--holdout", "random",
                  "--holdout-items", "5", *QUIET]) == 0
-    for method, extra in (("popularity", []), ("als", ["--dim", "8", "--set", "als_iterations=8"])):
+    for method, extra in (("popularity", []), ("als", ["--dim", "8", "--set", "als.iterations=8"])):
         assert main(["train", "--input", str(histories), "--output", str(tmp_path / method), "--method", method,
                      *extra, *QUIET]) == 0
     report_dir = tmp_path / "report"

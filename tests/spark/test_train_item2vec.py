@@ -4,7 +4,7 @@ The planted watch log (:func:`embedpipe.demo.generator.generate_watch_log`) give
 audience (children/adult) and a style (blockbuster/arthouse); users mostly watch one segment. Each
 user's last 2 movies are held out before `embedpipe histories`, so Recall@20 is measured on
 movies the model never saw in that user's history. The table is trained with
-``export_output_vectors``, so the context vectors are checked too: against the trainer core run
+``item2vec.export_output_vectors``, so the context vectors are checked too: against the trainer core run
 on the same sequences, and as the second tower of a recommender.
 """
 
@@ -23,7 +23,7 @@ from embedpipe.table import read_embedding_table
 
 pytest.importorskip("torch")
 
-ITEM2VEC = ["--method", "item2vec", "--dim", "8", "--epochs", "5", "--device", "cpu", "--threads", "1",
+ITEM2VEC = ["--method", "item2vec", "--dim", "8", "--set", "item2vec.epochs=5", "--device", "cpu", "--threads", "1",
             "--seed", "5"]
 HELD_OUT = 2
 
@@ -47,7 +47,7 @@ def trained(watched):
     root, *_ = watched
     out, context = root / "table", root / "table-output"
     argv = ["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC,
-            "--set", f"export_output_vectors={context}"]
+            "--set", f"item2vec.export_output_vectors={context}"]
     assert main(argv) == 0
     first, first_context = read_embedding_table(str(out)), read_embedding_table(str(context))
     assert main(argv) == 0
@@ -77,8 +77,10 @@ def test_item2vec_table_and_manifest(trained, watched):
     assert trained.manifest["method"] == "item2vec" and trained.dim == 8
     assert trained.manifest["key_kind"] == "item" and trained.manifest["tokenizer"] is None
     params = trained.manifest["params"]
-    assert params["window"] == 5 and params["shrink_window"] is False
-    assert params["input_kind"] == "histories" and params["sample"] == 0 and params["processes"] == 1
+    assert params["window"] == 5 and params["epochs"] == 5 and params["step_size"] == 0.025
+    assert params["input_kind"] == "histories" and params["processes"] == 1
+    # item2vec's own settings only: no sgns subsampling, no paths
+    assert "sample" not in params and "export_output_vectors" not in params
     assert set(trained.keys) == set(train_log["item"])
     counts = train_log["item"].value_counts()
     assert [int(c) for c in trained.counts] == [int(counts[k]) for k in trained.keys]
@@ -157,8 +159,8 @@ def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_
     data = read_training_input(spark, str(root / "hist"))
     sequences = data.sentences().orderBy("doc_id").select("tokens").toArrow().column(0)
     corpus = encode_sentences(sequences, pa.array(trained.keys))
-    config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8, epochs=5,
-                         device="cpu", threads=1, seed=5)
+    config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8,
+                         device="cpu", threads=1, seed=5, settings={"epochs": 5})
     params = SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens))
     core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), params,
                       counts_total=corpus.n_tokens)
@@ -194,12 +196,12 @@ def test_default_epochs_reach_the_budget_and_shrink_with_the_log(small, large):
 
 
 def test_item2vec_epochs_default_to_the_budget_and_a_set_value_wins(watched, trained, tmp_path, capsys):
-    """Without --epochs the pass count follows the log's size (recorded in the manifest); --epochs overrides it."""
+    """Without item2vec.epochs the pass count follows the log's size (recorded in the manifest); a set value wins."""
     from embedpipe.methods.item2vec import default_epochs
 
     root, _, train_log, _ = watched
-    assert trained.manifest["params"]["epochs"] == 5  # the fixture's --epochs 5
-    at = ITEM2VEC.index("--epochs")
+    assert trained.manifest["params"]["epochs"] == 5  # the fixture's item2vec.epochs=5
+    at = ITEM2VEC.index("item2vec.epochs=5") - 1
     argv = ITEM2VEC[:at] + ITEM2VEC[at + 2:]
     capsys.readouterr()
     assert main(["train", "--input", str(root / "hist"), "--output", str(tmp_path / "auto"), *argv]) == 0
@@ -216,8 +218,14 @@ def test_export_output_vectors_refused_for_word2vec(watched, tmp_path, capsys):
     assert main(["train", "--input", str(root / "hist"), "--output", str(out), "--method", "word2vec",
                  "--export-output-vectors", str(context)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
-    assert errors == ["embedpipe train: error: config key 'export_output_vectors' is only used by methods sgns, "
-                      "item2vec and softmax, not word2vec"]
+    assert errors == ["embedpipe train: error: config key 'export_output_vectors' moved to the method sections "
+                      "(sgns.export_output_vectors, item2vec.export_output_vectors, softmax.export_output_vectors); "
+                      "method word2vec has no such setting"]
+    assert main(["train", "--input", str(root / "hist"), "--output", str(out), "--method", "word2vec",
+                 "--set", f"item2vec.export_output_vectors={context}"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
+    assert errors == ["embedpipe train: error: config key 'item2vec.export_output_vectors' is a setting of method "
+                      "item2vec, but the method is word2vec"]
     assert not out.exists() and not context.exists()
 
 

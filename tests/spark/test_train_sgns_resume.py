@@ -32,8 +32,8 @@ from embedpipe.torchtrain.model import CHECKPOINT_NAME, load_checkpoint, save_ch
 
 # Heavy enough per token (dim 64, window 8, 10 noise words, no subsampling) that one epoch takes
 # seconds on a small corpus: the kill must land between the first checkpoint and the end.
-SGNS = ["--method", "sgns", "--dim", "64", "--epochs", "3", "--window", "8", "--negative", "10", "--sample", "0",
-        "--threads", "1", "--device", "cpu", "--seed", "9", "--batch-size", "256"]
+SGNS = ["--method", "sgns", "--dim", "64", "--set", "sgns.epochs=3", "--set", "sgns.window=8",
+        "--set", "sgns.negative=10", "--set", "sgns.sample=0", "--threads", "1", "--device", "cpu", "--seed", "9"]
 KILL_TIMEOUT = 900.0  # seconds to wait for the first checkpoint (generous: CI machines can be loaded)
 
 
@@ -83,7 +83,7 @@ def test_killed_job_resumes_to_the_uninterrupted_table(tokens, tmp_path, capsys)
 
 def test_resume_with_other_params_is_refused(tokens, tmp_path, capsys):
     checkpoints = tmp_path / "checkpoints"
-    short = [*SGNS[:SGNS.index("--epochs")], "--epochs", "1", *SGNS[SGNS.index("--epochs") + 2:]]
+    short = [("sgns.epochs=1" if arg == "sgns.epochs=3" else arg) for arg in SGNS]
     first = tmp_path / "first"
     assert main(["train", "--input", str(tokens), "--output", str(first), *short,
                  "--checkpoint-dir", str(checkpoints)]) == 0
@@ -92,20 +92,20 @@ def test_resume_with_other_params_is_refused(tokens, tmp_path, capsys):
 
     out = tmp_path / "table"
     capsys.readouterr()
-    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--negative", "7",
+    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--set", "sgns.negative=7",
                  "--checkpoint-dir", str(checkpoints), "--resume"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
     assert errors == [
-        f"embedpipe train: error: config key 'negative' is 7 but checkpoint {saved} was trained with 10; "
+        f"embedpipe train: error: config key 'sgns.negative' is 7 but checkpoint {saved} was trained with 10; "
         "use the same value or start without resume"
     ]
     assert not out.exists()
 
-    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--step-size", "0.025",
+    assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--set", "sgns.step_size=0.025",
                  "--checkpoint-dir", str(checkpoints), "--resume"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("embedpipe train: error:")]
     assert errors == [
-        f"embedpipe train: error: config key 'step_size' is 0.025 but checkpoint {saved} was trained with 0.05; "
+        f"embedpipe train: error: config key 'sgns.step_size' is 0.025 but checkpoint {saved} was trained with 0.05; "
         "use the same value or start without resume"
     ]
     assert main(["train", "--input", str(tokens), "--output", str(out), *short, "--resume"]) == 2
@@ -115,7 +115,8 @@ def test_resume_with_other_params_is_refused(tokens, tmp_path, capsys):
 
 
 def _config(checkpoints: Path, **overrides) -> TrainConfig:
-    values = dict(input="in", output="out", method="sgns", dim=8, epochs=3, seed=4, checkpoint_dir=str(checkpoints))
+    values = dict(input="in", output="out", method="sgns", dim=8, seed=4, checkpoint_dir=str(checkpoints),
+                  settings={"epochs": 3})
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -134,7 +135,7 @@ def test_replicas_resume_from_the_most_advanced_one(tmp_path, caplog):
     _save(tmp_path, 0, 1, params)
     _save(tmp_path, 1, 2, params)  # replica 2 never saved
     with caplog.at_level("INFO", logger="embedpipe.methods.sgns"):
-        checkpoints = _prepare_checkpoints(config, params, 6)
+        checkpoints = _prepare_checkpoints(config, params, 6, "sgns")
     assert checkpoints.resume_epoch == 2 and checkpoints.directory == str(tmp_path.resolve())
     for rank in (0, 2):
         state = load_checkpoint(checkpoints.replica_dir(rank), params, 6)
@@ -143,9 +144,9 @@ def test_replicas_resume_from_the_most_advanced_one(tmp_path, caplog):
     assert "replica 2 had no checkpoint; it resumes from replica 1's state after epoch 2" in caplog.text
 
     with pytest.raises(ConfigError, match="config key 'processes' is 2 but checkpoint_dir .* holds checkpoints of 3"):
-        _prepare_checkpoints(_config(tmp_path, processes=2, resume=True), params, 6)
+        _prepare_checkpoints(_config(tmp_path, processes=2, resume=True), params, 6, "sgns")
     with pytest.raises(InputError, match="holds 6 x 8 vectors but this run has 7 words x dim 8"):
-        _prepare_checkpoints(config, params, 7)
+        _prepare_checkpoints(config, params, 7, "sgns")
 
 
 def test_a_fresh_run_clears_old_checkpoints(tmp_path):
@@ -154,8 +155,9 @@ def test_a_fresh_run_clears_old_checkpoints(tmp_path):
     _save(tmp_path, 0, 1, params)
     _save(tmp_path, 1, 1, params)
     (tmp_path / "notes.txt").write_text("kept")
-    assert _prepare_checkpoints(config, params, 6).resume_epoch == 0
+    assert _prepare_checkpoints(config, params, 6, "sgns").resume_epoch == 0
     assert not list(tmp_path.glob(f"replica-*/{CHECKPOINT_NAME}")) and (tmp_path / "notes.txt").exists()
-    assert _prepare_checkpoints(_config(tmp_path, resume=True), params, 6).resume_epoch == 0  # nothing to resume
+    nothing = _prepare_checkpoints(_config(tmp_path, resume=True), params, 6, "sgns")
+    assert nothing.resume_epoch == 0  # nothing to resume
     with pytest.raises(ConfigError, match="config key 'checkpoint_dir' must be a local or mounted shared directory"):
-        _prepare_checkpoints(_config(tmp_path, checkpoint_dir="hdfs://nn/ckpt"), params, 6)
+        _prepare_checkpoints(_config(tmp_path, checkpoint_dir="hdfs://nn/ckpt"), params, 6, "sgns")

@@ -18,10 +18,10 @@ from embedpipe.table import read_embedding_table
 pytest.importorskip("torch")
 
 QUIET = ["--log-level", "ERROR"]
-SOFTMAX = ["--method", "softmax", "--dim", "8", "--bag-epochs", "10", "--bag-batch-size", "32",
-           "--bag-step-size", "0.05", "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
-REGRESSION = ["--method", "regression", "--dim", "8", "--bag-epochs", "12", "--bag-batch-size", "32",
-              "--bag-step-size", "0.02",
+SOFTMAX = ["--method", "softmax", "--dim", "8", "--set", "softmax.epochs=10", "--set", "softmax.batch_size=32",
+           "--set", "softmax.step_size=0.05", "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
+REGRESSION = ["--method", "regression", "--dim", "8", "--set", "regression.epochs=12",
+              "--set", "regression.batch_size=32", "--set", "regression.step_size=0.02",
               "--device", "cpu", "--threads", "1", "--seed", "5", *QUIET]
 TABLE_COLUMNS = [("key", "string"), ("id", "bigint"), ("count", "bigint"), ("vector", "array<float>")]
 
@@ -128,7 +128,7 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     root, info = watched
     out, out_vectors = tmp_path / "softmax", tmp_path / "softmax-output"
     argv = ["train", "--input", str(root / "histories"), "--output", str(out), *SOFTMAX,
-            "--set", f"export_output_vectors={out_vectors}"]
+            "--set", f"softmax.export_output_vectors={out_vectors}"]
     assert main(argv) == 0
     first, first_out = read_embedding_table(str(out)), read_embedding_table(str(out_vectors))
     assert main(argv) == 0
@@ -140,10 +140,10 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     _assert_valid_table(spark, str(out_vectors), vocab, 8)
     params = first.manifest["params"]
     assert first.manifest["method"] == "softmax" and first.manifest["key_kind"] == "item"
-    assert (params["objective"], params["combiner"], params["holdout"], params["processes"]) == ("softmax", "mean",
-                                                                                                 20, 1)
+    assert (params["combiner"], params["target_items"], params["processes"]) == ("mean", 20, 1)
     assert params["dropout"] == 0.3  # the softmax's default (regression's is 0)
-    assert (params["epochs"], params["batch_size"], params["lr"], params["output_bias"]) == (10, 32, 0.05, False)
+    assert (params["epochs"], params["batch_size"], params["step_size"]) == (10, 32, 0.05)
+    assert not set(params) & {"lr", "holdout", "validation_fraction", "export_output_vectors", "window"}
     assert params["layer"].startswith("input") and first_out.manifest["params"]["layer"].startswith("output")
     assert params["users_trained"] == 400
     assert _segment_agreement(str(out), info) > 0.6
@@ -177,7 +177,8 @@ def test_regression_twice_beats_the_mean_predictor(spark, listings, tmp_path, ca
     np.testing.assert_array_equal(first.vectors, second.vectors)
     _assert_valid_table(spark, str(out), str(root / "tokens" / "vocab"), 8)
     params = first.manifest["params"]
-    assert (params["objective"], params["combiner"], params["label_column"]) == ("regression", "sum", "price")
+    assert (first.manifest["method"], params["combiner"], params["label_column"]) == ("regression", "sum", "price")
+    assert params["dropout"] == 0.0 and not set(params) & {"target_items", "sampled", "lr"}
     assert first.manifest["tokenizer"]["lowercase"] is True
     metrics = params["metrics"]
     assert metrics["validation_rows"] == 40
@@ -205,15 +206,18 @@ def test_wrong_inputs_are_one_line_errors(spark, watched, listings, tmp_path, ca
         (["--input", str(unlabelled), *REGRESSION],
          f"train --method regression needs a label per document; file:{unlabelled}/bow has none (run embedpipe "
          "tokenize with --label-column)"),
-        (["--input", str(tokens), *REGRESSION, "--set", f"export_output_vectors={tmp_path / 'x'}"],
-         "config key 'export_output_vectors' is only used by methods sgns, item2vec and softmax, not regression"),
+        (["--input", str(tokens), *REGRESSION, "--set", f"regression.export_output_vectors={tmp_path / 'x'}"],
+         "config key 'regression.export_output_vectors' is not a setting of method regression (its keys: epochs, "
+         "step_size, batch_size, hidden, combiner, dropout, validation_fraction, ridge_alpha)"),
         (["--input", str(histories), *SOFTMAX, "--processes", "500"],
          f"file:{histories}: 400 of 400 users watched 2 or more items (an input and a target), fewer than "
          "processes=500; lower 'processes' or give longer histories"),
         (["--input", str(histories), *SOFTMAX, "--epochs", "3"],
-         "config key 'epochs' is not used by method softmax; set 'bag_epochs' instead (now 10)"),
-        (["--input", str(tokens), *REGRESSION, "--step-size", "0.1"],
-         "config key 'step_size' is not used by method regression; set 'bag_step_size' instead (now 0.02)"),
+         "config key 'epochs' moved: use 'softmax.epochs' ([train.softmax])"),
+        (["--input", str(tokens), *REGRESSION, "--set", "bag_step_size=0.1"],
+         "config key 'bag_step_size' moved: use 'regression.step_size' ([train.regression])"),
+        (["--input", str(histories), *SOFTMAX, "--checkpoint-dir", str(tmp_path / "x")],
+         "config key 'checkpoint_dir' is not used by method softmax (only by sgns, item2vec)"),
     ]
     for args, message in cases:
         assert main(["train", "--output", str(out), *args]) == 2
@@ -242,21 +246,3 @@ def test_bag_corpus_from_arrow_batches():
     np.testing.assert_array_equal(corpus.targets, np.array([1.5, 2.0, -3.0, 4.0], dtype=np.float32))
     sets = bag_corpus([batch.select(["indices"])], "softmax")
     assert sets.weights is None and sets.targets is None and sets.n_rows == 4
-
-
-def test_user_errors_raised_in_a_task_keep_their_one_line_message():
-    from embedpipe.errors import TrainingDivergedError
-    from embedpipe.methods.softmax_regression import _task_error
-
-    wrapped = RuntimeError(
-        "Job aborted due to stage failure: Could not recover from a failed barrier ResultStage.\n"
-        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
-        '  File "bagmodel.py", line 1, in train_bag_model\n'
-        "embedpipe.errors.TrainingDivergedError: softmax diverged: the loss became nan; lower config key 'lr'\n"
-        "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException(PythonRunner.scala:1)\n"
-    )
-    error = _task_error(wrapped)
-    assert isinstance(error, TrainingDivergedError)
-    assert str(error) == "softmax diverged: the loss became nan; lower config key 'bag_step_size'"
-    other = ValueError("a bug")
-    assert _task_error(other) is other

@@ -1,4 +1,5 @@
-"""The demo generators: deterministic bytes, the documented layout, and structure a learner can find.
+"""The demo generators (deterministic bytes, the documented layout, structure a learner can find) and what the
+demo reads off its tables.
 
 No Spark here: the generators are plain NumPy, and the learnability checks use small NumPy
 co-occurrence models (PPMI + truncated SVD, item co-occurrence) as an obviously-correct stand-in
@@ -24,7 +25,9 @@ from embedpipe.demo import (
     write_analogy_file,
     write_similarity_file,
 )
+from embedpipe.demo.pipeline import draw_countries_capitals, word_structure
 from embedpipe.errors import ConfigError
+from embedpipe.table import EmbeddingTable
 
 
 def _digest(path: Path) -> str:
@@ -315,3 +318,48 @@ def test_listings_price_follows_planted_words(tmp_path):
     assert coef[0] == pytest.approx(info.base_price, abs=3.0)
     assert coef[1] == pytest.approx(info.per_bedroom, abs=1.5)
     assert coef[2:] == pytest.approx([info.effects[w] for w in words], abs=3.0)
+
+
+# --- what the demo reads off its tables -------------------------------------------------------------
+
+
+def _planted_table(corpus, *, scramble: bool) -> EmbeddingTable:
+    """A table in which the corpus's structure holds exactly (or, scrambled, not at all)."""
+    rng = np.random.default_rng(3)
+    dim = 32
+    animal_axis, country_axis, capital_axis = np.eye(dim)[:3]
+    keys, vectors = [], []
+    for animal in [*corpus.animals, "vet"]:
+        keys.append(animal)
+        vectors.append(3 * animal_axis + 0.3 * rng.normal(size=dim))
+    for country, capital in corpus.capitals.items():
+        own = np.concatenate([np.zeros(3), rng.normal(size=dim - 3)])  # orthogonal to the class axes
+        own *= 2 / np.linalg.norm(own)  # what a country and its capital share (less than their class)
+        keys += [country, capital]
+        vectors += [3 * country_axis + own, 3 * capital_axis + own]
+    for word in ("the", "a", "of"):
+        keys.append(word)
+        vectors.append(rng.normal(size=dim))
+    matrix = np.array(vectors, dtype=np.float32)
+    if scramble:
+        matrix = rng.normal(size=matrix.shape).astype(np.float32)
+    return EmbeddingTable(keys=keys, ids=np.arange(len(keys)), counts=np.ones(len(keys)), vectors=matrix,
+                          manifest={"dim": dim, "method": "sgns"})
+
+
+def test_word_structure_counts_the_planted_neighbours(corpus):
+    planted = word_structure(_planted_table(corpus, scramble=False), corpus)
+    assert planted["vet_animals"] == 5
+    assert planted["country_neighbours_countries"] == planted["country_neighbours"] == 5 * len(corpus.capitals)
+    assert planted["own_capital_nearest"] == planted["countries"] == len(corpus.capitals)
+    scrambled = word_structure(_planted_table(corpus, scramble=True), corpus)
+    assert scrambled["vet_animals"] <= 3
+    assert scrambled["country_neighbours_countries"] < 0.5 * scrambled["country_neighbours"]
+    assert scrambled["own_capital_nearest"] < 0.5 * scrambled["countries"]
+
+
+def test_countries_capitals_picture_is_a_png(corpus, tmp_path):
+    path = tmp_path / "countries_capitals.png"
+    draw_countries_capitals(_planted_table(corpus, scramble=False), corpus, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial file left behind

@@ -235,7 +235,7 @@ def test_nearest_neighbours_order_self_exclusion_and_oov():
 
 def test_top_k_ties_prefer_frequent_keys_and_k_is_capped():
     index = VectorIndex.from_arrays(["x", "p", "q", "r"], np.array([[1, 0], [0, 1], [0, 1], [0, 1]]))
-    rows, cosines = top_k_neighbours(index, np.array([0]), 10)
+    rows, cosines = top_k_neighbours(index.unit, np.array([0]), 10)
     assert rows.tolist() == [[1, 2, 3]]
     np.testing.assert_allclose(cosines, 0.0, atol=1e-7)
 

@@ -2,11 +2,9 @@
 
 * softmax on the planted watch log (2,000 users, 400 movies): at dim 8 and dim 2 it beats item
   popularity on Recall@20 with each user's last 2 watched items held out (users scored by the model
-  itself, which without an output bias is the two exported tables' score: mean of their training
+  itself, which, having no output bias, is the two exported tables' score: mean of their training
   items' input vectors . output vectors), and a linear probe on the 8-D item vectors separates
   children/adult and blockbuster/arthouse;
-* with ``output_bias=True`` the model scores as well only with its bias; the output vectors alone
-  (what a consumer of the two tables sees) fall far behind, which is why the bias is off by default;
 * regression on the planted listings (3,000): far better than the mean predictor, and the planted
   price words have the largest effects (``BagModelResult.word_effects``: the mean d price / d count).
 """
@@ -86,7 +84,6 @@ def test_softmax_beats_popularity_and_recovers_the_axes(watch_split, dim):
     assert result.epoch_losses[-1] < result.epoch_losses[0] < np.log(len(info.items))
 
     popularity = recall_at_k(np.tile(counts, (train.n_rows, 1)), train, test)
-    assert result.output_bias is None  # the default: the two tables carry the whole score
     scores = user_profiles(result.input_vectors, train) @ result.output_vectors.T
     recall = recall_at_k(scores, train, test)
     assert recall > popularity + 0.04, (recall, popularity)
@@ -111,19 +108,6 @@ def test_sampled_softmax_also_learns_the_axes(watch_split):
     assert recall_at_k(scores, train, test) > recall_at_k(np.tile(counts, (train.n_rows, 1)), train, test)
     assert probe_accuracy(result.input_vectors, info.audience) >= 0.9
     assert probe_accuracy(result.input_vectors, info.style) >= 0.9
-
-
-def test_without_output_bias_the_two_tables_score_like_the_model_with_one(watch_split):
-    info, train, test = watch_split
-    counts = train.counts(len(info.items))
-    params = BagModelParams(dim=16, epochs=10, lr=0.02, batch_size=128, seed=1, device="cpu")
-    plain = train_bag_model(train, counts, params)
-    biased = train_bag_model(train, counts, BagModelParams(**{**params.to_dict(), "output_bias": True}))
-    two_tables = recall_at_k(user_profiles(plain.input_vectors, train) @ plain.output_vectors.T, train, test)
-    biased_users = user_profiles(biased.input_vectors, train) @ biased.output_vectors.T
-    with_bias = recall_at_k(biased_users + biased.output_bias, train, test)
-    bias_dropped = recall_at_k(biased_users, train, test)
-    assert two_tables >= with_bias - 0.02 and two_tables > bias_dropped + 0.03, (two_tables, with_bias, bias_dropped)
 
 
 def test_regression_finds_the_price_words(tmp_path):

@@ -53,15 +53,10 @@ def np_encode(p: dict[str, np.ndarray], bags, combiner: str, n_hidden: int) -> l
     return out
 
 
-def _bias(p: dict[str, np.ndarray], i: int) -> float:
-    """Item ``i``'s output bias (0 for a model trained without one)."""
-    return float(p["out_bias"][i, 0]) if "out_bias" in p else 0.0
-
-
 def np_full_softmax(p, bags, targets, combiner, n_hidden) -> float:
     losses = []
     for h, row_targets in zip(np_encode(p, bags, combiner, n_hidden), targets, strict=True):
-        logits = np.array([h @ p["out_weight"][i] + _bias(p, i) for i in range(len(p["out_weight"]))])
+        logits = np.array([h @ p["out_weight"][i] for i in range(len(p["out_weight"]))])
         for t in row_targets:
             losses.append(np.log(np.sum(np.exp(logits))) - logits[t])
     return float(np.mean(losses))
@@ -72,11 +67,11 @@ def np_sampled_softmax(p, bags, targets, negatives, log_expected, combiner, n_hi
     losses = []
     for h, row_targets in zip(np_encode(p, bags, combiner, n_hidden), targets, strict=True):
         for t in row_targets:
-            true = h @ p["out_weight"][t] + _bias(p, t) - log_expected[t]
+            true = h @ p["out_weight"][t] - log_expected[t]
             logits = [true]
             for n in negatives:
                 if n != t:
-                    logits.append(h @ p["out_weight"][n] + _bias(p, n) - log_expected[n])
+                    logits.append(h @ p["out_weight"][n] - log_expected[n])
             losses.append(np.log(np.sum(np.exp(logits))) - true)
     return float(np.mean(losses))
 
@@ -124,25 +119,22 @@ def tensors(bags):
     return ids, offsets, weights
 
 
-def make_net(objective: str, combiner: str, hidden=(4,), sparse_output=False, seed=0, output_bias=True) -> BagNet:
+def make_net(objective: str, combiner: str, hidden=(4,), sparse_output=False, seed=0) -> BagNet:
     torch.manual_seed(seed)
-    net = BagNet(VOCAB, 3, hidden, combiner, objective, sparse_output=sparse_output, output_bias=output_bias).double()
+    net = BagNet(VOCAB, 3, hidden, combiner, objective, sparse_output=sparse_output).double()
     if objective == "softmax":  # random (not zero) output rows, so every gradient path is exercised
         with torch.no_grad():
             net.out_weight.normal_()
-            if net.out_bias is not None:
-                net.out_bias.normal_()
     return net
 
 
-@pytest.mark.parametrize("output_bias", [True, False])
 @pytest.mark.parametrize("combiner", ["mean", "sqrtn", "sum"])
 @pytest.mark.parametrize("hidden", [(), (4,)])
-def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden, output_bias):
-    net = make_net("softmax", combiner, hidden, output_bias=output_bias)
+def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden):
+    net = make_net("softmax", combiner, hidden)
     targets = [[1, 4], [0, 5], [3, 3]]
     h = net.encode(*tensors(BAGS))
-    loss = full_softmax_loss(h, torch.tensor(targets), net.out_weight, net.out_bias)
+    loss = full_softmax_loss(h, torch.tensor(targets), net.out_weight)
     p = np_params(net)
     reference = np_full_softmax(p, BAGS, targets, combiner, len(hidden))
     assert float(loss.detach()) == pytest.approx(reference, rel=1e-10)
@@ -151,10 +143,9 @@ def test_full_softmax_loss_and_gradients_match_numpy(combiner, hidden, output_bi
         np.testing.assert_allclose(grad, expected[name], atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("output_bias", [True, False])
 @pytest.mark.parametrize("hidden", [(), (4,)])
-def test_sampled_softmax_with_log_q_and_accidental_hits_matches_numpy(hidden, output_bias):
-    net = make_net("softmax", "mean", hidden, sparse_output=True, output_bias=output_bias)
+def test_sampled_softmax_with_log_q_and_accidental_hits_matches_numpy(hidden):
+    net = make_net("softmax", "mean", hidden, sparse_output=True)
     targets = [[1], [0], [3]]
     negatives = [0, 2, 2, 5, 3]  # repeats and hits (0 for row 2, 3 for row 3) on purpose
     q = proposal_distribution(np.array([5, 1, 3, 2, 8, 1]), 0.75)
@@ -162,7 +153,7 @@ def test_sampled_softmax_with_log_q_and_accidental_hits_matches_numpy(hidden, ou
     log_expected_t = torch.from_numpy(log_expected)
     h = net.encode(*tensors(BAGS))
     t, n = torch.tensor(targets), torch.tensor(negatives)
-    loss = sampled_softmax_loss(h, t, net.out_weight, net.out_bias, n, log_expected_t[t], log_expected_t[n])
+    loss = sampled_softmax_loss(h, t, net.out_weight, n, log_expected_t[t], log_expected_t[n])
     p = np_params(net)
 
     def ref(q_):
@@ -182,12 +173,12 @@ def test_sampled_softmax_over_every_item_once_equals_full_softmax():
     net = make_net("softmax", "sqrtn", (4,), sparse_output=True)
     targets = torch.tensor([[1, 2], [0, 4], [5, 3]])
     h = net.encode(*tensors(BAGS))
-    full = full_softmax_loss(h, targets, net.out_weight, net.out_bias)
+    full = full_softmax_loss(h, targets, net.out_weight)
     full_grads = torch_grads(net, full)
     h = net.encode(*tensors(BAGS))
     every = torch.arange(VOCAB)
     log_expected = torch.zeros(VOCAB, dtype=torch.float64)  # log(S * 1/V) = 0
-    sampled = sampled_softmax_loss(h, targets, net.out_weight, net.out_bias, every, log_expected[targets],
+    sampled = sampled_softmax_loss(h, targets, net.out_weight, every, log_expected[targets],
                                    log_expected[every])
     assert float(sampled.detach()) == pytest.approx(float(full.detach()), rel=1e-12)
     for name, grad in torch_grads(net, sampled).items():
@@ -201,13 +192,13 @@ def test_padded_targets_of_short_rows_do_not_count():
     mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
     with torch.no_grad():
         h = net.encode(*tensors(BAGS))
-    masked = full_softmax_loss(h, targets, net.out_weight.detach(), None, mask)
+    masked = full_softmax_loss(h, targets, net.out_weight.detach(), mask)
     real = [(0, 1), (0, 4), (1, 0), (2, 3)]
-    one_by_one = [full_softmax_loss(h[r:r + 1], torch.tensor([[t]]), net.out_weight.detach(), None) for r, t in real]
+    one_by_one = [full_softmax_loss(h[r:r + 1], torch.tensor([[t]]), net.out_weight.detach()) for r, t in real]
     assert float(masked) == pytest.approx(float(sum(one_by_one)) / len(real), rel=1e-12)
     every = torch.arange(VOCAB)
     zeros = torch.zeros(VOCAB, dtype=torch.float64)  # every item once, uniform Q: the sampled loss is the full one
-    sampled = sampled_softmax_loss(h, targets, net.out_weight.detach(), None, every, zeros[targets], zeros[every],
+    sampled = sampled_softmax_loss(h, targets, net.out_weight.detach(), every, zeros[targets], zeros[every],
                                    target_mask=mask)
     assert float(sampled) == pytest.approx(float(masked), rel=1e-12)
 
@@ -226,7 +217,7 @@ def test_sampled_softmax_gradient_approaches_the_full_one():
     net = make_net("softmax", "mean", (), sparse_output=True)
     targets = torch.tensor([[1], [4], [5]])
     q = proposal_distribution(np.array([40, 1, 8, 3, 20, 2]), 1.0)
-    full = full_softmax_loss(net.encode(*tensors(BAGS)), targets, net.out_weight, net.out_bias)
+    full = full_softmax_loss(net.encode(*tensors(BAGS)), targets, net.out_weight)
     reference = np.concatenate([g.ravel() for g in torch_grads(net, full).values()])
     rng = np.random.default_rng(0)
     errors = []
@@ -237,7 +228,7 @@ def test_sampled_softmax_gradient_approaches_the_full_one():
         for _ in range(draws):
             neg = torch.from_numpy(rng.choice(VOCAB, size=s, p=q))
             h = net.encode(*tensors(BAGS))
-            loss = sampled_softmax_loss(h, targets, net.out_weight, net.out_bias, neg, log_expected[targets],
+            loss = sampled_softmax_loss(h, targets, net.out_weight, neg, log_expected[targets],
                                         log_expected[neg])
             total += np.concatenate([g.ravel() for g in torch_grads(net, loss).values()])
         errors.append(np.linalg.norm(total / draws - reference) / np.linalg.norm(reference))
@@ -361,8 +352,7 @@ def toy_corpus(rows: int = 300, vocab: int = 30, seed: int = 0, targets: bool = 
     return BagCorpus(offsets, ids, weights, y)
 
 
-SOFTMAX = BagModelParams(dim=4, hidden=(5,), epochs=3, batch_size=32, sampled=7, dropout=0.2, device="cpu", seed=3,
-                         output_bias=True)
+SOFTMAX = BagModelParams(dim=4, hidden=(5,), epochs=3, batch_size=32, sampled=7, dropout=0.2, device="cpu", seed=3)
 REGRESSION = BagModelParams(objective="regression", dim=4, hidden=(5,), combiner="sqrtn", epochs=3, batch_size=32,
                             device="cpu", seed=3)
 
@@ -416,7 +406,7 @@ def test_progress_and_replica_sync_hooks():
 
         def sync(self, state, progress):
             assert isinstance(state, BagTrainingState)
-            # output_bias is off by default: the model's score is the two tables' dot product.
+            # no output bias: the model's score is the two tables' dot product
             assert [name for name, _ in state.model.named_parameters()] == ["embedding", "out_weight"]
             self.calls.append(progress)
 
@@ -474,7 +464,8 @@ def test_divergence_names_the_key():
         train_bag_model(huge, None, params)
     message = str(err.value)
     assert message.startswith("regression training diverged: the loss became ")
-    assert "lower config key 'lr' (now 0.01)" in message and "\n" not in message
+    assert "lower the initial learning rate (now 0.01)" in message and "\n" not in message
+    assert err.value.param == "lr" and "config key" not in message  # the caller names its own key
 
 
 def test_input_errors():
@@ -507,10 +498,15 @@ def test_input_errors():
         ({"epochs": True}, "config key 'epochs' must be int, got True"),
         ({"device": "tpu"}, "config key 'device' must be one of auto, cpu, cuda, got 'tpu'"),
         ({"lr": float("nan")}, "config key 'lr' must be a finite number, got nan"),
-        ({"output_bias": 1}, "config key 'output_bias' must be true or false, got 1"),
+        ({"deterministic": True}, None),  # not a bag-model setting
+        ({"output_bias": True}, None),  # removed: the model has no output bias
     ],
 )
 def test_bad_params_name_the_key(kwargs, message):
+    if message is None:
+        with pytest.raises(TypeError, match=next(iter(kwargs))):
+            BagModelParams(**kwargs)
+        return
     with pytest.raises(ConfigError) as err:
         BagModelParams(**kwargs)
     assert str(err.value) == message

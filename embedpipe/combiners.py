@@ -1,24 +1,28 @@
-"""The lookup kernels: bags of keys -> dense vectors, in NumPy/Arrow, shared by every consumer.
+"""The bag kernels: rows of keys -> dense vectors, in NumPy/Arrow, shared by every consumer.
 
 One implementation of each combiner serves the Spark broadcast path, the Spark shuffle-join path
-and the Spark-free :class:`~embedpipe.lookup.api.EmbeddingLookup`, so the three agree bit for bit.
+and the Spark-free :class:`~embedpipe.table.EmbeddingTable` (``embed``/``embed_batch``), so the
+three agree bit for bit. The module sits below both :mod:`embedpipe.table` and
+:mod:`embedpipe.lookup` and imports neither.
 
 A row of input (a list of tokens, or sparse ``indices`` + ``values``) is first turned into a *bag*:
 its distinct keys and their weights ``c_k`` (occurrence counts for tokens, the summed values for
 sparse input). With ``E`` the table and ``s`` the row's bag:
 
-=================  ==========================================================================
-``weighted_sum``   ``S . E`` -- ``sum_k c_k E[k]`` (repeats count; the sparse values weigh)
-``sum``            ``sum_k E[k]`` over the *distinct* keys found (presence, weights ignored)
-``mean``           ``S . E / ||s||_1`` -- the average over every token occurrence
-``sqrtn``          ``S . E / ||s||_2`` -- TensorFlow's ``sqrtn`` combiner
-``tfidf``          ``sum_k c_k idf_k E[k]``, ``idf_k = ln((1 + N) / (1 + df_k)) + 1``
-=================  ==========================================================================
+================  ==========================================================================
+``mean``          ``S . E / ||s||_1`` -- the average over every token occurrence
+``sum``           ``S . E`` -- ``sum_k c_k E[k]``: every occurrence counts, sparse values weigh
+                  (TensorFlow's and Spark's ``sum``)
+``sum_distinct``  ``sum_k E[k]`` over the *distinct* keys found (presence only, weights ignored)
+``sqrtn``         ``S . E / ||s||_2`` -- TensorFlow's ``sqrtn`` combiner
+``tfidf``         ``sum_k c_k idf_k E[k]``, ``idf_k = ln((1 + N) / (1 + df_k)) + 1``
+================  ==========================================================================
 
 OOV policy: ``skip`` leaves unknown keys out (norms are over the found keys); ``zero`` treats an
 unknown key as a zero vector that still counts in ``||s||`` (and a row whose keys are all unknown
-gets a zero vector); ``fail`` is enforced by the job (the kernel computes as ``skip``). A row with
-no vector (NULL or empty input, or nothing found under ``skip``) is NULL in the output, never NaN.
+gets a zero vector); ``fail`` is enforced by the caller (the kernel computes as ``skip``). A row
+with no vector (NULL or empty input, or nothing found under ``skip``) is NULL in the output, never
+NaN.
 
 Within a row, found keys are summed in table-row order with float32 accumulation (SciPy's CSR
 product), so the order -- and therefore every bit of the result -- is the same whichever path
@@ -27,16 +31,36 @@ gathered the entries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy import sparse
 
-COMBINERS = ("mean", "sum", "weighted_sum", "tfidf", "sqrtn")
+from embedpipe.arrow_vectors import matrix_to_list_array
+from embedpipe.errors import ConfigError
+
+COMBINERS = ("mean", "sum", "sum_distinct", "tfidf", "sqrtn")
+#: Combiner names that no longer exist, and what to use instead (a one-line error, never an alias).
+REMOVED_COMBINERS = {
+    "weighted_sum": "use 'sum' (it now counts every occurrence and weighs sparse values: the old weighted_sum)",
+}
 OOV_POLICIES = ("skip", "zero", "fail")
 IDF_SOURCES = ("table", "input")
+
+
+def check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    """ConfigError naming ``key`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_combiner(value: str, key: str = "combiner") -> None:
+    """ConfigError unless ``value`` is a combiner; a removed name says what replaced it."""
+    if value in REMOVED_COMBINERS:
+        raise ConfigError(f"config key '{key}': combiner {value!r} was removed; {REMOVED_COMBINERS[value]}")
+    check_choice(key, value, COMBINERS)
 
 
 # ------------------------------------------------------------------------------------ bags
@@ -178,6 +202,24 @@ class KeyIndex:
         self._ids = np.asarray(ids, dtype=np.int64)
         self._ids_sorted = bool(np.all(self._ids[1:] > self._ids[:-1])) if self._ids.size else True
 
+    @property
+    def null_count(self) -> int:
+        """Keys that are NULL (None)."""
+        return int(self._keys.isna().sum())
+
+    @property
+    def distinct_count(self) -> int:
+        """Distinct non-NULL keys (fewer than the rows when a key repeats)."""
+        return int(self._keys.nunique(dropna=True))
+
+    @property
+    def duplicate_example(self) -> str | None:
+        """``key 'x'`` for the first non-NULL key that repeats, None when keys are unique."""
+        if self._keys.is_unique:
+            return None
+        repeated = self._keys[self._keys.duplicated() & ~self._keys.isna()]
+        return f"key {repeated[0]!r}" if len(repeated) else None
+
     def rows_of_keys(self, keys: pa.Array | list[str]) -> np.ndarray:
         """Row of each key, -1 where the key is not in the table."""
         if isinstance(keys, pa.Array):
@@ -215,14 +257,18 @@ def idf_weights(document_frequency: np.ndarray, documents: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Combined:
-    """Vectors of a batch: ``vectors`` (n, dim) float32, rows without a vector are all zero and
-    ``has_vector`` False; ``found`` and ``total`` count tokens (sparse entries) per row."""
+class EmbedResult:
+    """Vectors of a batch of rows: ``vectors`` (n, dim) float32, all zero where ``has_vector`` is False;
+    ``found`` and ``total`` count tokens (sparse entries) per row."""
 
     vectors: np.ndarray
     has_vector: np.ndarray
     found: np.ndarray
     total: np.ndarray
+
+    def to_arrow(self) -> pa.Array:
+        """The vectors as ``list<float32>`` with NULL rows, exactly as the Spark job writes them."""
+        return vectors_to_arrow(self.vectors, self.has_vector)
 
 
 def combine(
@@ -239,9 +285,11 @@ def combine(
     """``(S . matrix) / denominators``, optionally L2-normalised -- the one product every path runs.
 
     ``indptr``/``columns``/``weights`` are a CSR matrix of the *found* entries, sorted by table
-    row within each row; ``weights`` are already the combiner's (1 for ``sum``, ``c_k idf_k`` for
-    ``tfidf``). Rows not in ``has_vector`` come back as zeros.
+    row within each row; ``weights`` are already the combiner's (1 for ``sum_distinct``, ``c_k idf_k``
+    for ``tfidf``). Rows not in ``has_vector`` come back as zeros.
     """
+    from scipy import sparse  # the kernel's only SciPy use; importing the module stays light
+
     n = indptr.size - 1
     dim = matrix.shape[1]
     if columns.size == 0:
@@ -264,7 +312,7 @@ def combine(
 def combiner_weights(combiner: str, weights: np.ndarray, idf: np.ndarray | None) -> np.ndarray:
     """The CSR weights a combiner multiplies the found rows by (float32)."""
     w = np.asarray(weights, dtype=np.float32)
-    if combiner == "sum":
+    if combiner == "sum_distinct":
         return np.ones_like(w)
     if combiner == "tfidf":
         if idf is None:
@@ -296,7 +344,7 @@ def embed_bags(
     oov: str,
     normalize: bool,
     idf: np.ndarray | None = None,
-) -> Combined:
+) -> EmbedResult:
     """Embed a batch of bags against an in-memory table (``rows``: table row of each bag entry, -1 = OOV).
 
     This is the broadcast path and the Python API; the shuffle path calls :func:`combine` on the
@@ -344,7 +392,7 @@ def embed_found_entries(
     combiner: str,
     oov: str,
     normalize: bool,
-) -> Combined:
+) -> EmbedResult:
     """Embed the *found* entries of ``n_rows`` rows; the caller sorts them by (row, table row),
     which fixes the float32 summation order and so makes every path's result bit-identical.
 
@@ -367,12 +415,9 @@ def embed_found_entries(
         has_vector=has_vector,
         normalize=normalize,
     )
-    return Combined(vectors, has_vector, found, totals)
+    return EmbedResult(vectors, has_vector, found, totals)
 
 
 def vectors_to_arrow(vectors: np.ndarray, has_vector: np.ndarray) -> pa.Array:
     """A ``list<float32>`` Arrow column, NULL where ``has_vector`` is False."""
-    n, dim = vectors.shape
-    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * dim, type=pa.int32())
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
-    return pa.ListArray.from_arrays(offsets, flat, mask=pa.array(~has_vector))
+    return matrix_to_list_array(vectors, null_rows=~np.asarray(has_vector, dtype=bool))
