@@ -60,3 +60,17 @@ def broken_tables(tmp_path_factory) -> dict[str, str]:
         (path / MANIFEST_FILE).write_text(json.dumps(manifest))
         paths[name] = str(path)
     return paths
+
+
+@pytest.fixture(scope="session")
+def write_table(spark):
+    """``write_table(path, rows, dim=..., **kwargs)``: rows ``(key, id, count, vector)`` written as an embedding
+    table through the real writer (validation, manifest, atomic commit); returns the manifest."""
+    from embedpipe.table import write_embedding_table
+
+    def write(path, rows, *, dim: int, **kwargs):
+        frame = spark.createDataFrame(rows, "key string, id bigint, count bigint, vector array<float>")
+        settings = {"method": "test", "params": {}, "source": "test", "seed": 1, **kwargs}
+        return write_embedding_table(spark, frame, str(path), dim=dim, **settings)
+
+    return write

@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
+from embedpipe.arrow_vectors import matrix_to_list_array
 from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.methods.result import EmbeddingRows, TrainedEmbeddings, flatten_lists, vectors_frame
 
@@ -259,9 +260,7 @@ def project_rows(matrix: DataFrame, components: np.ndarray, offset: np.ndarray |
             vectors = project_sparse_rows(batch.column(1), batch.column(2), weights)
             if shift is not None:
                 vectors -= shift
-            rows, dim = vectors.shape
-            offsets = pa.array(np.arange(0, rows * dim + 1, dim, dtype=np.int32))
-            column = pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
+            column = matrix_to_list_array(vectors)
             yield pa.RecordBatch.from_arrays([batch.column(0), column], names=[schema.DOC_ID, schema.VECTOR])
 
     return matrix.select(schema.DOC_ID, schema.INDICES, schema.VALUES).mapInArrow(

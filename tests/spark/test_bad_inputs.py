@@ -23,7 +23,7 @@ import pytest
 from embedpipe.cli import main
 from embedpipe.errors import OutputError, TableError
 from embedpipe.jobconfig import TokenizeConfig
-from embedpipe.table import read_manifest, write_embedding_table
+from embedpipe.table import read_manifest
 
 QUIET = ["--log-level", "ERROR"]
 
@@ -128,12 +128,6 @@ def test_config_file_with_unknown_key_or_negative_dimension(spark, capsys, tmp_p
 # ----------------------------------------------------------------------------- tables checked before commit
 
 
-def _write(spark, path, rows, **kwargs):
-    frame = spark.createDataFrame(rows, "key string, id long, count long, vector array<float>")
-    return write_embedding_table(spark, frame, str(path), method="test", dim=2, params={}, source="test", seed=1,
-                                 **kwargs)
-
-
 GOOD = [("a", 0, 3, [1.0, 0.0]), ("서울", 1, 2, [0.0, 1.0])]
 
 
@@ -144,26 +138,26 @@ GOOD = [("a", 0, 3, [1.0, 0.0]), ("서울", 1, 2, [0.0, 1.0])]
         (GOOD, {"expected_rows": 3}, TableError, "table has 2 rows, expected 3"),
     ],
 )
-def test_table_checks_keep_the_previous_table(spark, tmp_path, rows, kwargs, error, message):
+def test_table_checks_keep_the_previous_table(write_table, tmp_path, rows, kwargs, error, message):
     table = tmp_path / "table"
-    _write(spark, table, GOOD)
+    write_table(table, GOOD, dim=2)
     manifest = read_manifest(str(table))
     files = sorted(os.listdir(table))
     with pytest.raises(error) as caught:
-        _write(spark, table, rows, **kwargs)
+        write_table(table, rows, dim=2, **kwargs)
     assert str(caught.value) == message
     assert read_manifest(str(table)) == manifest and sorted(os.listdir(table)) == files
     assert os.listdir(tmp_path) == ["table"]
 
 
-def test_table_never_replaces_a_directory_that_is_not_a_table(spark, tmp_path):
+def test_table_never_replaces_a_directory_that_is_not_a_table(write_table, tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "todo.txt").write_text("mine\n")
     with pytest.raises(OutputError) as caught:
-        _write(spark, notes, GOOD)
+        write_table(notes, GOOD, dim=2)
     assert str(caught.value) == (f"output path {notes} is a non-empty directory without _manifest.json "
                                  "(not an earlier output); refusing to replace it")
     with pytest.raises(OutputError, match="contains the job's input"):
-        _write(spark, tmp_path, GOOD, inputs=[str(notes / "todo.txt")])
+        write_table(tmp_path, GOOD, dim=2, inputs=[str(notes / "todo.txt")])
     assert os.listdir(notes) == ["todo.txt"] and os.listdir(tmp_path) == ["notes"]

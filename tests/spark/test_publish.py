@@ -13,7 +13,7 @@ from embedpipe.cli import main
 from embedpipe.errors import InputError
 from embedpipe.jobconfig import PublishConfig
 from embedpipe.publish import PUBLISHED_FILE, check_report_matches_table, quality_checks
-from embedpipe.table import read_embedding_table, write_embedding_table
+from embedpipe.table import read_embedding_table
 
 KEYS = ["france", "paris", "italy", "rome", "cat", "dog"]
 # paris - france + italy = rome; cat ~ dog; countries ~ countries.
@@ -23,10 +23,8 @@ SIMILARITY = "cat\tdog\t9\nfrance\titaly\t7\nparis\trome\t6\ncat\tparis\t1\ndog\
 ANALOGIES = ": capital-common-countries\nfrance paris italy rome\nitaly rome france paris\n"
 
 
-def _table(spark, path, vectors):
-    rows = [(k, i, 10 - i, v.tolist()) for i, (k, v) in enumerate(zip(KEYS, vectors, strict=True))]
-    frame = spark.createDataFrame(rows, "key string, id bigint, count bigint, vector array<float>")
-    write_embedding_table(spark, frame, str(path), method="test", dim=4, params={}, source="test", seed=1)
+def _table(write_table, path, vectors):
+    write_table(path, [(k, i, 10 - i, v.tolist()) for i, (k, v) in enumerate(zip(KEYS, vectors, strict=True))], dim=4)
     return str(path)
 
 
@@ -38,13 +36,13 @@ def _evaluate(table, report, files):
 
 
 @pytest.fixture(scope="module")
-def runs(spark, tmp_path_factory):
+def runs(write_table, tmp_path_factory):
     """Two nightly runs: a good table (day 1) and a scrambled one (day 2), each with its evaluate report."""
     root = tmp_path_factory.mktemp("publish")
     (root / "sim.tsv").write_text(SIMILARITY, encoding="utf-8")
     (root / "analogies.txt").write_text(ANALOGIES, encoding="utf-8")
-    good = _table(spark, root / "tables" / "run_date=2026-11-24", GOOD)
-    bad = _table(spark, root / "tables" / "run_date=2026-11-25", BAD)
+    good = _table(write_table, root / "tables" / "run_date=2026-11-24", GOOD)
+    bad = _table(write_table, root / "tables" / "run_date=2026-11-25", BAD)
     return {
         "root": root,
         "good": (good, _evaluate(good, root / "reports" / "run_date=2026-11-24", root)),

@@ -15,20 +15,12 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pytest
-import torch
 
 from embedpipe.demo.generator import generate_listings, generate_watch_log
 from embedpipe.torchtrain import BagCorpus, BagModelParams, encode_bags, train_bag_model
 
 K = 20
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

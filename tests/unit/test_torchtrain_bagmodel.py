@@ -20,15 +20,6 @@ from embedpipe.torchtrain import (
 from embedpipe.torchtrain.bag_model import CHECKPOINT_FORMAT, CHECKPOINT_NAME, holdout_split, proposal_distribution
 from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- a slow, obviously correct NumPy reference --------------------------------------------------
 
 

@@ -60,13 +60,6 @@ def _train(corpus: IdCorpus, kernel: str, **overrides) -> TrainResult:
     return train_sgns(corpus, None, _params(**overrides), _kernel=kernel, _batch_size=BATCH)
 
 
-@pytest.fixture(autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 PAIRWISE = pytest.param("pairwise", marks=pytest.mark.skipif(not pairwise_available(), reason="needs numba"))
 

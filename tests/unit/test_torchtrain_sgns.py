@@ -31,15 +31,6 @@ from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowB
 from embedpipe.torchtrain.model import CHECKPOINT_NAME
 from embedpipe.torchtrain.pairwise_cpu import available as pairwise_available
 
-
-@pytest.fixture(autouse=True)
-def _two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- the step against an obviously correct NumPy loop -------------------------------------------
 
 
