@@ -35,7 +35,7 @@ saved the last epoch starts from a copy of a replica that did. On CPU a resumed 
 same table as an uninterrupted one.
 
 Cost of replicas: each sees 1/processes of the data between rounds, so on small corpora the
-combined model trails a single process; the README's performance section gives the measured
+combined model trails a single process; docs/benchmarks.md ("Replicas") gives the measured
 difference. Determinism: with a seed, the same input and the same ``processes``, the partitioning,
 every replica's sampling and the summing order are fixed, so CPU runs repeat exactly (with the
 default ``sgns.deterministic = true``; false runs Hogwild threads, faster, not repeatable).

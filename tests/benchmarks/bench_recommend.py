@@ -15,7 +15,7 @@ their output vectors and are scored a second time as two towers (``evaluate --ta
 --candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
 is the two towers and ``<method> (input only)`` its input table alone (cosine). item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
-Recall@20 on the planted log; see the README's item2vec bullet); ``--variants`` adds runs of a
+Recall@20 on the planted log; see docs/methods/item2vec.md); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
 settings passed as ``--set <method>.<key>``, e.g. ``item2vec:window=10`` or ``als:alpha=10``; a
 two-tower method gets both rows), so baselines get the same tuning chances as the new models. All jobs run

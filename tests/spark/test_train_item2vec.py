@@ -171,8 +171,8 @@ def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_
 def test_item2vec_context_vectors_score_conditional_probabilities(trained, context_table, watched):
     """SGNS learns in . out = PMI(w, c) - log k against noise ~ count^0.75, so mean(the user's input
     vectors) . context vector + 0.75 log count ranks like log P(item | history): well above popularity.
-    The plain dot (no popularity term) favours rare items and lands near popularity here, which is why
-    cosine on the input table stays the default way to recommend with item2vec (see the README)."""
+    The plain dot (no popularity term) favours rare items and lands near popularity here: the popularity
+    term is what makes the context table useful for ranking."""
     _, _, train_log, held_log = watched
     seen, held = _split_matrices(trained, train_log, held_log)
     log_counts = np.log(np.asarray(trained.counts, dtype=np.float64))
