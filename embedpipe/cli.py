@@ -30,7 +30,9 @@ from embedpipe.jobconfig import (
     DemoConfig,
     EmbedConfig,
     EvaluateConfig,
+    ExportConfig,
     HistoriesConfig,
+    ImportConfig,
     NeighborsConfig,
     PublishConfig,
     SparkSettings,
@@ -71,8 +73,15 @@ JOBS: dict[str, Job] = {
             "embedding table -> top-k cosine neighbours of every key (or queries) and analogy answers"),
         Job("publish", PublishConfig, "embedpipe.publish:run_publish",
             "quality gate on an evaluate report, then an atomic copy of the table to a stable published path"),
+        Job("export", ExportConfig, "embedpipe.interop.export:run_export",
+            "embedding table -> word2vec (text or binary) or fastText .vec vectors file"),
+        Job("import", ImportConfig, "embedpipe.interop.importer:run_import",
+            "word2vec (text or binary), GloVe or fastText .vec vectors file -> embedding table"),
     )
 }
+
+#: spark-submit scripts named differently from their job (``import`` is a Python keyword).
+_SCRIPT_NAMES = {"import": "import_vectors"}
 
 SECTIONS = frozenset(JOBS) | {"spark"}
 
@@ -94,7 +103,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full ``embedpipe`` parser, or a single job's parser for ``jobs/<name>.py``."""
     if only is not None:
         job = JOBS[only]
-        parser = argparse.ArgumentParser(prog=f"jobs/{only}.py", description=job.summary, epilog=_epilog(job),
+        script = _SCRIPT_NAMES.get(only, only)
+        parser = argparse.ArgumentParser(prog=f"jobs/{script}.py", description=job.summary, epilog=_epilog(job),
                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_job_arguments(parser, job)
         return parser

@@ -21,6 +21,7 @@ from typing import Any
 
 from embedpipe.config import DEFAULT_SEED, build_config, option
 from embedpipe.errors import ConfigError
+from embedpipe.interop.formats import EXPORT_FORMATS, IMPORT_FORMATS
 from embedpipe.methods.settings import (
     METHOD_SETTINGS,
     PATH_SETTINGS,
@@ -471,3 +472,35 @@ class PublishConfig:
                     number = math.nan
                 if not math.isfinite(number) or not path.strip("."):
                     raise ConfigError(f"config key '{key}.{path}' must be a finite number, got {value!r}")
+
+
+# ---- export / import (issue 23: word2vec, GloVe and fastText vectors files) ----
+@dataclass(frozen=True)
+class ExportConfig:
+    """``embedpipe export``: embedding table -> a word2vec / fastText vectors file (docs/interop.md)."""
+
+    table: str = option(help="embedding table directory")
+    output: str = option(
+        help="vectors file to write (written under a temporary name beside it, then renamed; an existing file "
+        "there is replaced, a directory refused)"
+    )
+    format: str = option(
+        help="word2vec (text, what most tools read), word2vec-binary (4 bytes a value, exact float32; for large "
+        "tables) or fasttext-vec (fastText's .vec, the same text layout)", choices=EXPORT_FORMATS,
+    )
+
+
+@dataclass(frozen=True)
+class ImportConfig:
+    """``embedpipe import``: a word2vec / GloVe / fastText vectors file -> embedding table (docs/interop.md)."""
+
+    input: str = option(help="vectors file (local or any URI pyarrow reads; .gz and .bz2 are decompressed)")
+    output: str = option(help="embedding table directory; replaced atomically")
+    format: str = option(
+        help="word2vec (text with a 'rows dim' header), word2vec-binary, glove (text, no header) or fasttext-vec "
+        "(fastText's .vec)", choices=IMPORT_FORMATS,
+    )
+    key_kind: str = option(
+        "token", "what the keys are: token (words; evaluate's word lists apply) or item (e.g. item2vec vectors to "
+        "score recommendations with)", choices=("token", "item"),
+    )

@@ -9,6 +9,10 @@ Settings come from a TOML file (``conf/airflow/nightly_dag.toml``; another one t
 ``project_root`` (the checkout or image root that holds ``jobs/`` and ``conf/``), which itself is
 relative to the settings file's folder (the shipped file says ``"../.."``). The file lives in
 ``conf/airflow/`` because every ``conf/*.toml`` is a job config made of ``[job]`` sections.
+
+The job scripts and the job config are checked when the settings load (so when the DAG is parsed):
+a copied settings file whose ``project_root`` resolves elsewhere fails there with one line naming
+the missing file, not at the first spark-submit of a scheduled run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "conf" / "airflow" / "n
 # The run's date: the start of the data interval the run covers (Airflow's ``ds`` for interval timetables).
 RUN_DATE = "{{ data_interval_start | ds }}"
 PLACEHOLDER = "{run_date}"
+JOBS = ("tokenize", "train", "evaluate", "publish")  # in run order; jobs/<name>.py each
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,8 @@ class NightlySettings:
     catchup: bool = option(True, "run every missed interval since start_date (backfills), oldest first")
     max_active_runs: int = option(1, "runs at once; 1 keeps publications in date order", min=1)
     retries: int = option(2, "retries of tokenize, train and evaluate (publish is not retried: a gate is "
-                             "deterministic)", min=0)
+                             "deterministic); 0 for trying the DAG, as `airflow dags test` waits out each delay",
+                          min=0)
     retry_delay_minutes: float = option(10.0, "minutes between retries", min=0.0)
     conn_id: str = option("spark_default", "Airflow connection naming the Spark master (and deploy mode)")
     project_root: str = option(".", "folder holding jobs/ and conf/, relative to this file's folder")
@@ -72,8 +78,12 @@ class TaskSpec:
     retries: int
 
 
+def _is_url(path: str) -> bool:
+    return "://" in path or path.startswith("file:")
+
+
 def _is_absolute(path: str) -> bool:
-    return os.path.isabs(path) or "://" in path or path.startswith("file:")
+    return os.path.isabs(path) or _is_url(path)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> NightlySettings:
@@ -86,11 +96,25 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> NightlySettings
     def absolute(value: str) -> str:
         return value if _is_absolute(value) else str(root / value)
 
-    return replace(
+    resolved = replace(
         settings, project_root=str(root), jobs_dir=absolute(settings.jobs_dir),
         job_config=absolute(settings.job_config), corpus=absolute(settings.corpus),
         data_root=absolute(settings.data_root).rstrip("/"),
     )
+    _check_local_files(resolved, path)
+    return resolved
+
+
+def _check_local_files(settings: NightlySettings, source: Path) -> None:
+    """Every job script and the job config must exist now, not only when a scheduled run submits them.
+
+    URLs (``hdfs://``, ``s3a://``, ``file:``) are left to spark-submit: they may not be readable here.
+    """
+    where = f"(project_root {settings.project_root}, from {source})"
+    wanted = [("job script", f"{settings.jobs_dir}/{job}.py", "jobs_dir") for job in JOBS]
+    for kind, file, key in [*wanted, ("job config", settings.job_config, "job_config")]:
+        if not _is_url(file) and not os.path.isfile(file):
+            raise ConfigError(f"nightly settings: {kind} {file} not found {where}; set project_root or {key}")
 
 
 def run_paths(settings: NightlySettings, run_date: str = RUN_DATE) -> dict[str, str]:

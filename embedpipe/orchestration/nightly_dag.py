@@ -14,13 +14,18 @@ and ``publish`` leaves a later published date in place. A failed quality gate fa
 the run) and keeps the previous table published.
 
 ``python -m embedpipe.orchestration.nightly_dag 2026-11-24`` prints the spark-submit command lines of
-that date's run, rendered by Airflow and built by the Spark provider's hook, without running them.
+that date's run, rendered by Airflow and built by the Spark provider's hook, without running them,
+and the ``airflow dags test`` line that runs it. The two name a run differently: this module takes
+the run_date (the interval's start), ``airflow dags test`` a logical date from which Airflow infers
+the last interval *complete* by then, so the 2026-11-24 run is ``airflow dags test embedpipe_nightly
+2026-11-25T02:00:00+00:00`` (the interval's end; see :func:`manual_logical_date`).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 import shlex
 import sys
 from typing import Any
@@ -29,8 +34,10 @@ import pendulum
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG
+from airflow.timetables.base import DataInterval
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from embedpipe.errors import ConfigError
 from embedpipe.orchestration.nightly import RUN_DATE, NightlySettings, load_settings, task_specs
 
 TAGS = ["embedpipe"]
@@ -72,6 +79,28 @@ def build_dag(settings: NightlySettings) -> DAG:
     return dag
 
 
+def data_interval(dag: DAG, run_date: str) -> DataInterval:
+    """The data interval of ``dag`` that starts on ``run_date`` (YYYY-MM-DD), by the DAG's own timetable."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", run_date):
+        raise ValueError(f"run date must be YYYY-MM-DD (the data interval's start), got {run_date!r}")
+    day = pendulum.parse(run_date, tz=dag.timezone)
+    # The last interval that ends by the end of the next day is the one that starts on run_date (daily cron).
+    interval = dag.timetable.infer_manual_data_interval(run_after=day.add(days=2).subtract(microseconds=1))
+    if interval.start.strftime("%Y-%m-%d") != run_date:
+        raise ValueError(f"no data interval of {dag.dag_id} starts on {run_date} (nearest: {interval.start})")
+    return interval
+
+
+def manual_logical_date(dag: DAG, run_date: str) -> str:
+    """The logical date to give ``airflow dags test`` so that its run covers ``run_date``'s interval.
+
+    A manual run gets the last interval complete at its logical date, so the interval's end is passed
+    (``2026-11-25T02:00:00+00:00`` for run_date 2026-11-24 with ``0 2 * * *``); a bare ``2026-11-24``
+    would run the interval that started on 2026-11-22.
+    """
+    return data_interval(dag, run_date).end.isoformat()
+
+
 def render_commands(dag: DAG, run_date: str) -> dict[str, list[str]]:
     """The spark-submit argv of each task for the run whose data interval starts on ``run_date``.
 
@@ -79,11 +108,7 @@ def render_commands(dag: DAG, run_date: str) -> dict[str, list[str]]:
     command is built by the provider's ``SparkSubmitHook`` (the connection is resolved as at run time).
     No database is needed and nothing is run.
     """
-    day = pendulum.parse(run_date, tz=dag.timezone)
-    # The last interval that ends by the end of the next day is the one that starts on run_date (daily cron).
-    interval = dag.timetable.infer_manual_data_interval(run_after=day.add(days=2).subtract(microseconds=1))
-    if interval.start.strftime("%Y-%m-%d") != run_date:
-        raise ValueError(f"no data interval of {dag.dag_id} starts on {run_date} (nearest: {interval.start})")
+    interval = data_interval(dag, run_date)
     context: dict[str, Any] = {
         "data_interval_start": interval.start,
         "data_interval_end": interval.end,
@@ -105,13 +130,22 @@ def _print_commands(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m embedpipe.orchestration.nightly_dag YYYY-MM-DD", file=sys.stderr)
         return 2
-    for task_id, command in render_commands(build_dag(load_settings()), argv[0]).items():
+    try:
+        dag = build_dag(load_settings())
+        interval = data_interval(dag, argv[0])
+        commands = render_commands(dag, argv[0])
+    except (ConfigError, ValueError) as exc:
+        print(f"embedpipe nightly_dag: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"# data interval [{interval.start.isoformat()}, {interval.end.isoformat()}); run it with:\n"
+          f"# airflow dags test {dag.dag_id} {manual_logical_date(dag, argv[0])}")
+    for task_id, command in commands.items():
         print(f"# {task_id}\n{shlex.join(command)}")
     return 0
 
 
+if __name__ == "__main__":  # before the module-level DAG, so a bad settings file is a one-line error here
+    sys.exit(_print_commands(sys.argv[1:]))
+
 # Airflow's DAG processor imports this module and collects module-level DAG objects.
 dag = build_dag(load_settings())
-
-if __name__ == "__main__":
-    sys.exit(_print_commands(sys.argv[1:]))

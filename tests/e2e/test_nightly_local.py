@@ -1,7 +1,10 @@
 """The nightly DAG's own spark-submit commands, run for real with --master local[2] on demo data.
 
-Day 1 runs and publishes; day 2's feed is truncated, so its quality gate fails and day 1 stays
-published; rerunning day 1 (a cleared DAG run) reproduces the same table, report and publication.
+The job config is the shipped ``conf/nightly-small.toml`` (``conf/nightly.toml`` sized for the demo
+corpus: same method and determinism settings), run from a folder holding the demo's evaluation files
+where that config expects them (``out/demo/data/``), as a user runs it from the checkout. Day 1 runs
+and publishes; day 2's feed is truncated, so its quality gate fails and day 1 stays published;
+rerunning day 1 (a cleared DAG run) publishes a bit-identical table, the same report and publication.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
+from embedpipe.arrow_vectors import list_array_to_matrix
+from embedpipe.config import read_config_file
 from embedpipe.demo.generator import generate_corpus, write_analogy_file, write_similarity_file
 from embedpipe.orchestration.nightly import load_settings, run_paths
 from embedpipe.publish import PUBLISHED_FILE
@@ -30,7 +36,9 @@ from airflow_support import import_airflow, root_logging_kept
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY1, DAY2 = "2026-11-24", "2026-11-25"
-MIN_ROWS = 150
+JOB_CONFIG = ROOT / "conf" / "nightly-small.toml"  # the shipped small-data config, as it is
+MIN_ROWS = read_config_file(JOB_CONFIG)["publish"]["min_rows"]
+DOCUMENTS = 3000  # day 1: the smallest demo corpus that clears the shipped small gate with room to spare
 pytestmark = pytest.mark.slow  # twelve spark-submit runs: in `pytest -m slow` and CI, not the default run
 TIMINGS: list[tuple[str, str, float]] = []  # (run_date, task, seconds): shown with pytest -s
 
@@ -43,47 +51,24 @@ def _root_logging_untouched():
 
 @pytest.fixture(scope="module")
 def nightly(tmp_path_factory):
-    """Demo corpora for two days, a job config and DAG settings pointing at them, and the built DAG."""
+    """Demo corpora for two days, the demo's evaluation files, DAG settings pointing at them, and the built DAG."""
     import_airflow()
     from embedpipe.orchestration.nightly_dag import build_dag
 
     if not (Path(sys.executable).parent / "spark-submit").exists():
         pytest.skip("spark-submit is not installed beside this interpreter")
     root = tmp_path_factory.mktemp("nightly")
-    info = generate_corpus(root / "corpus" / DAY1 / "corpus.txt", documents=1500, seed=3)
+    info = generate_corpus(root / "corpus" / DAY1 / "corpus.txt", documents=DOCUMENTS, seed=3)
     generate_corpus(root / "corpus" / DAY2 / "corpus.txt", documents=12, seed=3)  # a truncated feed
-    analogies = write_analogy_file(root / "eval" / "analogies.txt", info)
-    similarity = write_similarity_file(root / "eval" / "similarity.tsv", info)
+    write_analogy_file(root / "out" / "demo" / "data" / "planted-analogies.txt", info)
+    write_similarity_file(root / "out" / "demo" / "data" / "planted-similarity.tsv", info)
     (root / "conf").mkdir()
-    (root / "conf" / "nightly.toml").write_text(f"""
-[spark]
-shuffle_partitions = 2
-log_level = "ERROR"
-
-[tokenize]
-min_count = 3
-
-[train]
-method = "word2vec"
-dim = 16
-seed = 5
-
-[train.word2vec]
-epochs = 1
-
-[evaluate]
-similarity = ["{similarity}"]
-analogies = ["{analogies}"]
-
-[publish]
-min_rows = {MIN_ROWS}
-max_oov_rate = 0.5
-""", encoding="utf-8")
     (root / "conf" / "nightly_dag.toml").write_text(f"""
 project_root = ".."
 corpus = "corpus/{{run_date}}"
 data_root = "data"
 jobs_dir = "{ROOT}/jobs"
+job_config = "{JOB_CONFIG}"
 [spark_conf]
 "spark.ui.enabled" = "false"
 "spark.driver.memory" = "1g"
@@ -92,7 +77,7 @@ PYSPARK_PYTHON = "{sys.executable}"
 PYSPARK_DRIVER_PYTHON = "{sys.executable}"
 """, encoding="utf-8")
     settings = load_settings(root / "conf" / "nightly_dag.toml")
-    return {"settings": settings, "dag": build_dag(settings)}
+    return {"root": root, "settings": settings, "dag": build_dag(settings)}
 
 
 def _run_day(nightly, run_date, monkeypatch):
@@ -107,7 +92,7 @@ def _run_day(nightly, run_date, monkeypatch):
     for task_id, command in commands.items():
         assert command[:3] == ["spark-submit", "--master", "local[2]"]
         started = time.monotonic()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(command, env=env, cwd=nightly["root"], capture_output=True, text=True, timeout=600)
         TIMINGS.append((run_date, task_id, round(time.monotonic() - started, 1)))
         results[task_id] = done
         if done.returncode != 0:
@@ -119,6 +104,27 @@ def _published(paths):
     published = Path(paths["published"])
     table = read_embedding_table(str(published))
     return table, json.loads((published / PUBLISHED_FILE).read_text())
+
+
+def _table_content(path):
+    """A table bit for bit: each Parquet part's columns by the part's index (vectors as their float32 bytes) and
+    the manifest without its creation time.
+
+    The files' own bytes differ between runs of the same table: their names carry a random id, Spark's
+    Parquet writer lists a column chunk's encodings in hash order, and the footer's copy of the manifest
+    holds ``created_at``.
+    """
+    manifest = json.loads(Path(path, "_manifest.json").read_text())
+    manifest.pop("created_at")
+    parts = {}
+    for name in sorted(name for name in os.listdir(path) if name.endswith(".parquet")):
+        part = pq.read_table(Path(path, name))
+        parts[name.split("-")[1]] = {
+            column: list_array_to_matrix(part[column], manifest["dim"]).tobytes() if column == "vector"
+            else part[column].to_pylist()
+            for column in part.column_names
+        }
+    return parts, manifest
 
 
 def _leftovers(paths):
@@ -136,9 +142,11 @@ def test_one_date_rerun_and_failing_gate(nightly, monkeypatch):
     table = read_embedding_table(day1["table"])
     report = json.loads(Path(day1["report"], "report.json").read_text())
     assert len(table) >= MIN_ROWS
+    assert (table.manifest["method"], table.manifest["params"]["processes"]) == ("sgns", 1)
     published, record = _published(day1)
     assert (published.keys, record["run_date"]) == (table.keys, DAY1)
     np.testing.assert_array_equal(published.vectors, table.vectors)
+    published_content = _table_content(day1["published"])
 
     # Day 2: a truncated feed. Its own partitions are written; the gate fails; day 1 stays published.
     day2 = run_paths(nightly["settings"], DAY2)
@@ -148,16 +156,20 @@ def test_one_date_rerun_and_failing_gate(nightly, monkeypatch):
     assert rows2 < MIN_ROWS
     output = second["publish"].stdout + second["publish"].stderr  # spark-submit merges the driver's stderr
     errors = [line for line in output.splitlines() if line.startswith("embedpipe publish: error:")]
-    assert errors == [
-        f"embedpipe publish: error: quality gate failed: rows {rows2} < min_rows {MIN_ROWS}; similarity 'similarity' "
-        "oov rate 1 > max_oov_rate 0.5; analogy 'analogies' oov rate 1 > max_oov_rate 0.5; published table at "
-        f"{day1['published']} left unchanged (run_date {DAY1})"
-    ]
+    assert len(errors) == 1 and re.fullmatch(
+        re.escape(f"embedpipe publish: error: quality gate failed: rows {rows2} < min_rows {MIN_ROWS}; ")
+        + r"similarity 'planted-similarity' spearman .+; analogy 'planted-analogies' accuracy .+; "
+        + re.escape("similarity 'planted-similarity' oov rate 1 > max_oov_rate 0.5; analogy 'planted-analogies' "
+                    f"oov rate 1 > max_oov_rate 0.5; published table at {day1['published']} left unchanged "
+                    f"(run_date {DAY1})"),
+        errors[0],
+    ), errors
     assert "Traceback" not in output
     still, still_record = _published(day1)
     assert still.keys == table.keys and still_record == record
 
-    # Rerun day 1 (a cleared DAG run or a backfill): the same tokens, table, report and publication.
+    # Rerun day 1 (a cleared DAG run or a backfill) with the shipped settings: a bit-identical table, the same
+    # report and publication.
     third = _run_day(nightly, DAY1, monkeypatch)
     assert {t: r.returncode for t, r in third.items()} == {"tokenize": 0, "train": 0, "evaluate": 0, "publish": 0}
     again = read_embedding_table(day1["table"])
@@ -167,7 +179,8 @@ def test_one_date_rerun_and_failing_gate(nightly, monkeypatch):
     for section in ("similarity", "analogies", "coverage", "table_stats"):
         assert report_again[section] == report[section]
     republished, record_again = _published(day1)
-    np.testing.assert_array_equal(republished.vectors, table.vectors)
+    assert _table_content(day1["published"]) == published_content
+    assert _table_content(day1["table"]) == published_content
     assert record_again["run_date"] == DAY1
     assert _leftovers(day1) == [] and _leftovers(day2) == []
     assert re.fullmatch(r".*/published/words", day1["published"])
