@@ -8,6 +8,7 @@
 #   dev                   pytest, chispa, ..., and gensim, whose copies of WordSim-353/SimLex-999/Google
 #                         analogies are the 'builtin' evaluation files the nightly gate uses
 #   airflow               Airflow 3 and the Apache Spark provider (the nightly DAG)
+#   index                 faiss-cpu (embedpipe index, neighbors --method index)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install "$@" -c constraints-cpu.txt -e ".[torch,dev,airflow]"
+python -m pip install "$@" -c constraints-cpu.txt -e ".[torch,dev,airflow,index]"
