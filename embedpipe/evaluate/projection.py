@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -50,16 +51,12 @@ def _font_families() -> list[str]:
     return ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
 
 
-def plot_projection(
-    labels: Sequence[str],
-    coords: np.ndarray,
-    path: str,
-    *,
-    title: str,
-    explained: np.ndarray | None = None,
-    highlight: Sequence[bool] | None = None,
-) -> None:
-    """Draw labelled points and save a PNG at ``path``; ``highlight`` marks e.g. the probes."""
+@contextmanager
+def _png_figure(path: str, title: str, explained: np.ndarray | None) -> Iterator[Any]:
+    """Axes of a titled 10x8 in. figure saved to ``path`` as a PNG on exit, in fonts that have Hangul.
+
+    The Agg canvas needs no display; no ``Software`` metadata, so the same plot gives the same bytes.
+    """
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -71,6 +68,27 @@ def plot_projection(
         figure = Figure(figsize=(10, 8), dpi=100)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
+        yield axes
+        if explained is not None:
+            axes.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
+            axes.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
+        axes.set_title(title)
+        axes.grid(True, alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path, format="png", metadata={"Software": None})
+
+
+def plot_projection(
+    labels: Sequence[str],
+    coords: np.ndarray,
+    path: str,
+    *,
+    title: str,
+    explained: np.ndarray | None = None,
+    highlight: Sequence[bool] | None = None,
+) -> None:
+    """Draw labelled points and save a PNG at ``path``; ``highlight`` marks e.g. the probes."""
+    with _png_figure(path, title, explained) as axes:
         marks = np.zeros(len(labels), dtype=bool) if highlight is None else np.asarray(highlight, dtype=bool)
         axes.scatter(coords[~marks, 0], coords[~marks, 1], s=14, color="tab:blue", alpha=0.7)
         if marks.any():
@@ -80,13 +98,6 @@ def plot_projection(
                 label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9 if marked else 8,
                 color="tab:red" if marked else "black",
             )
-        if explained is not None:
-            axes.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
-            axes.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
-        axes.set_title(title)
-        axes.grid(True, alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(path, format="png", metadata={"Software": None})
     log.info("wrote projection of %d keys to %s", len(labels), path)
 
 
@@ -105,20 +116,11 @@ def plot_pair_arrows(
     ``pairs`` order). This is word2vec's country -> capital picture: when a relation is learned,
     the arrows run roughly parallel and the two roles sit on opposite sides of the plane.
     """
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     coords = np.asarray(coords, dtype=np.float64)
     n = len(pairs)
     if coords.shape != (2 * n, 2):
         raise ValueError(f"pair arrows need {2 * n} points (first keys, then second keys), got shape {coords.shape}")
-    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": _font_families()}):
-        warnings.filterwarnings("ignore", message=r"Glyph \d+")
-        warnings.filterwarnings("ignore", message=r".*missing from (current )?font")
-        figure = Figure(figsize=(10, 8), dpi=100)
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
+    with _png_figure(path, title, explained) as axes:
         start, end = coords[:n], coords[n:]
         axes.scatter(start[:, 0], start[:, 1], s=24, color="tab:blue", label=roles[0])
         axes.scatter(end[:, 0], end[:, 1], s=24, color="tab:red", label=roles[1])
@@ -127,14 +129,7 @@ def plot_pair_arrows(
                           arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 0.9, "shrinkA": 3, "shrinkB": 3})
             axes.annotate(first, (x0, y0), xytext=(3, 3), textcoords="offset points", fontsize=8, color="tab:blue")
             axes.annotate(second, (x1, y1), xytext=(3, 3), textcoords="offset points", fontsize=8, color="tab:red")
-        if explained is not None:
-            axes.set_xlabel(f"PC1 ({100 * explained[0]:.1f}% of variance)")
-            axes.set_ylabel(f"PC2 ({100 * explained[1]:.1f}% of variance)")
         axes.legend(fontsize=9)
-        axes.set_title(title)
-        axes.grid(True, alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(path, format="png", metadata={"Software": None})
     log.info("wrote %d %s -> %s arrows to %s", n, roles[0], roles[1], path)
 
 
