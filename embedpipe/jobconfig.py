@@ -116,6 +116,10 @@ class HistoriesConfig:
         "user) or last (the items each user met last; needs time_column)", choices=("none", "random", "last"),
     )
     holdout_items: int = option(1, "holdout: distinct items held out per user", min=1)
+    holdout_fraction: float | None = option(
+        None, "holdout: instead of holdout_items, this share of each user's distinct items (rounded; 0.2 with "
+        "holdout = last is the recommendation protocol of docs/recommendation-protocol.md)", min=0, min_exclusive=True,
+    )
     holdout_min_train_items: int = option(
         1, "holdout: a user is split only if at least this many distinct items stay in training", min=1
     )
@@ -126,6 +130,13 @@ class HistoriesConfig:
             raise ConfigError("config key 'rating_threshold' needs weight_column (the rating column to compare)")
         if self.holdout == "last" and self.time_column is None:
             raise ConfigError("config key 'holdout' = last needs time_column (the column that orders the history)")
+        if self.holdout_fraction is not None:
+            if self.holdout_fraction >= 1:
+                raise ConfigError(f"config key 'holdout_fraction' must be < 1, got {self.holdout_fraction!r}")
+            if self.holdout == "none":
+                raise ConfigError("config key 'holdout_fraction' needs holdout = random or last")
+            if self.holdout_items != 1:
+                raise ConfigError("config keys 'holdout_items' and 'holdout_fraction' exclude each other: set one")
 
 
 @dataclass(frozen=True)

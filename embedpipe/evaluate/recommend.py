@@ -405,10 +405,12 @@ def _fmt(value: float | None) -> str:
 def render_recommendation_markdown(section: dict[str, Any]) -> str:
     """The report's recommendation section: the holdout, then one row per table, side by side."""
     holdout = section.get("holdout") or {}
+    fraction = holdout.get("fraction")
+    share = f"{fraction:g} of the items" if fraction else f"{holdout.get('items_per_user')} item(s)"
     ks = section["k_values"]
     lines = ["## Recommendation", ""]
     lines += [
-        f"Holdout of `{section['histories']}`: {holdout.get('mode')}, {holdout.get('items_per_user')} item(s) per "
+        f"Holdout of `{section['histories']}`: {holdout.get('mode')}, {share} per "
         f"user ({holdout.get('users_split')} users split, {holdout.get('heldout_pairs')} held-out items, "
         f"{holdout.get('heldout_pairs_not_in_vocabulary')} of them never seen in training). A user is the mean of "
         "their training items' vectors (the embed job's `mean`); every item is scored, seen items excluded; "

@@ -89,7 +89,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
         held = None
         if config.holdout != "none":
             settings = HoldoutSettings(config.holdout, config.holdout_items, config.holdout_min_train_items,
-                                       config.holdout_seed)
+                                       config.holdout_seed, config.holdout_fraction)
             held = heldout_pairs(kept, settings).persist(StorageLevel.MEMORY_AND_DISK)
             persisted.append(held)
             # Persisted: both the pair counts and the sequences read it (one anti-join, not two).
@@ -146,7 +146,8 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
 def _holdout_report(config: HistoriesConfig, counts: dict[str, int], held: dict[str, int]) -> dict[str, Any]:
     return {
         "mode": config.holdout,
-        "items_per_user": config.holdout_items,
+        "items_per_user": None if config.holdout_fraction is not None else config.holdout_items,
+        "fraction": config.holdout_fraction,
         "min_train_items": config.holdout_min_train_items,
         "seed": config.holdout_seed if config.holdout == "random" else None,
         "users_split": held["users_split"],

@@ -11,7 +11,9 @@ and the truth to predict. Per user, the distinct items are ranked
   depend on partitioning or input order;
 
 and the first ``holdout_items`` are held out, for users with at least ``holdout_items +
-min_train_items`` distinct items; other users keep everything in training. Every method is then
+min_train_items`` distinct items; other users keep everything in training. With a ``fraction``
+instead, a user with ``n`` distinct items holds out ``floor(fraction * n + 0.5)`` of them (the
+recommendation protocol's "latest 20%"), if that is at least one and leaves ``min_train_items``. Every method is then
 trained on the same training part and evaluated against the same held-out items.
 """
 
@@ -37,12 +39,13 @@ _FIRST_ROW = "__first_row"
 
 @dataclass(frozen=True)
 class HoldoutSettings:
-    """How to split: ``mode`` (random or last), items held out per user, training items a split user keeps."""
+    """How to split: ``mode`` (random or last), items (or ``fraction``) held out per user, training items kept."""
 
     mode: str
     items: int
     min_train_items: int
     seed: int
+    fraction: float | None = None
 
 
 def heldout_pairs(kept: DataFrame, settings: HoldoutSettings) -> DataFrame:
@@ -63,8 +66,12 @@ def heldout_pairs(kept: DataFrame, settings: HoldoutSettings) -> DataFrame:
         order = [F.xxhash64(F.lit(settings.seed), F.col(schema.USER), F.col(schema.ITEM)), F.col(schema.ITEM)]
     ranked = pairs.withColumn(_RANK, F.row_number().over(Window.partitionBy(schema.USER).orderBy(*order)))
     ranked = ranked.withColumn(_DISTINCT, F.count(F.lit(1)).over(Window.partitionBy(schema.USER)))
+    if settings.fraction is None:
+        count = F.lit(settings.items)
+    else:  # round half up in doubles: 0.2 x 5 items is 1, not 0.999...
+        count = F.floor(F.col(_DISTINCT) * F.lit(float(settings.fraction)) + F.lit(0.5 + 1e-9))
     held = ranked.where(
-        (F.col(_DISTINCT) >= settings.items + settings.min_train_items) & (F.col(_RANK) <= settings.items)
+        (count >= 1) & (F.col(_DISTINCT) - count >= settings.min_train_items) & (F.col(_RANK) <= count)
     )
     return held.select(schema.USER, schema.ITEM, PAIR_INTERACTIONS, _RANK)
 

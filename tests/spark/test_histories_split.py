@@ -60,7 +60,7 @@ def test_last_holds_out_the_items_met_last_and_all_their_interactions(spark, tmp
     assert vocab == [("m1", 0, 2, 2), ("m2", 1, 2, 1), ("m3", 2, 1, 1), ("영화1", 3, 1, 1)]
     assert report["interactions"] == 10
     assert report["holdout"] == {
-        "mode": "last", "items_per_user": 2, "min_train_items": 1, "seed": None,
+        "mode": "last", "items_per_user": 2, "fraction": None, "min_train_items": 1, "seed": None,
         "users_split": 2, "users_not_split": 1, "heldout_pairs": 4, "heldout_interactions": 4,
         "heldout_pairs_not_in_vocabulary": 2, "training_interactions": 6,
     }
@@ -97,7 +97,33 @@ def test_bad_holdout_settings_fail_in_one_line(spark, tmp_path, capsys):
         (["--holdout", "last"], "config key 'holdout' = last needs time_column (the column that orders the history)"),
         (["--holdout", "first"], "config key 'holdout' must be one of none, random, last, got 'first'"),
         (["--holdout", "random", "--holdout-items", "0"], "config key 'holdout_items' must be >= 1, got 0"),
+        (["--holdout", "random", "--holdout-fraction", "0"], "config key 'holdout_fraction' must be > 0, got 0.0"),
+        (["--holdout", "random", "--holdout-fraction", "1"], "config key 'holdout_fraction' must be < 1, got 1.0"),
+        (["--holdout-fraction", "0.2"], "config key 'holdout_fraction' needs holdout = random or last"),
+        (["--holdout", "random", "--holdout-fraction", "0.2", "--holdout-items", "2"],
+         "config keys 'holdout_items' and 'holdout_fraction' exclude each other: set one"),
     ):
         assert main(["histories", "--input", str(log_file), "--output", str(output), *extra, *QUIET]) == 2
         assert capsys.readouterr().err == f"embedpipe histories: error: {message}\n"
         assert not output.exists()
+
+
+# Ratings: p1 rates ten movies (one at 2.0, below the threshold); p2 five positives, p3 four.
+RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
+    f"p1,x{i},{2.0 if i == 9 else 4.5},{100 + i}\n" for i in range(10)
+) + "".join(f"p2,x{i},4.0,{200 - i}\n" for i in range(5)) + "".join(f"p3,x{i},5.0,{i}\n" for i in range(4))
+
+
+def test_last_fraction_is_the_recommendation_protocol(spark, tmp_path):
+    log_file = tmp_path / "ratings.csv"
+    log_file.write_text(RATINGS, encoding="utf-8")
+    output = tmp_path / "histories"
+    assert main(["histories", "--input", str(log_file), "--output", str(output), "--user-column", "userId",
+                 "--item-column", "movieId", "--time-column", "timestamp", "--weight-column", "rating",
+                 "--rating-threshold", "4", "--holdout", "last", "--holdout-fraction", "0.2",
+                 "--holdout-min-train-items", "4", *QUIET]) == 0
+    # p1: 9 positives -> round(1.8) = 2 latest held out; p2: 5 -> 1 (its x0 is latest); p3: 4 -> 1 would leave 3.
+    assert _rows(spark, f"{output}/heldout") == [("p1", ["x8", "x7"]), ("p2", ["x0"])]
+    report = json.loads((output / "report.json").read_text(encoding="utf-8"))["holdout"]
+    assert (report["fraction"], report["items_per_user"], report["users_split"], report["heldout_pairs"]) == (
+        0.2, None, 2, 3)
