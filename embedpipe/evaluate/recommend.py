@@ -16,7 +16,8 @@ like for like on one split (``embedpipe histories --holdout ...``):
 3. **Seen items excluded**, top K kept: ties are broken by table row (lower id, i.e. more
    frequent, first), so the ranking is exact and reproducible, not an artefact of a partial sort.
 4. **Metrics per user** against the distinct held-out items (held-out items missing from the
-   table count as misses): Recall@K = hits / held-out items; NDCG@K = DCG / ideal DCG with binary
+   table count as misses): Recall@K = hits / min(K, held-out items) (Liang et al. 2018's normalised
+   recall: a user with more held-out items than K can still reach 1); NDCG@K = DCG / ideal DCG with binary
    gains and ``1 / log2(rank + 1)`` discounts, the ideal over ``min(K, held-out items)``; HR@K =
    1 if any hit. Averaged over every user with held-out items. Coverage@K = the share of the
    table's items that appear in at least one user's top K.
@@ -162,7 +163,7 @@ def ranking_metrics(top: np.ndarray, relevant_parents: np.ndarray, relevant_rows
     for k in ks:
         h = hits[:, :k]
         n_hits = h.sum(axis=1)
-        result[metric_column("recall", k)] = n_hits / counts
+        result[metric_column("recall", k)] = n_hits / np.minimum(counts, k)
         result[metric_column("ndcg", k)] = (h * discounts[:k]).sum(axis=1) / ideal[np.minimum(counts, k)]
         result[metric_column("hr", k)] = (n_hits > 0).astype(np.float64)
     return result

@@ -94,7 +94,7 @@ def _brute_force(spark, histories, ks, score, candidates=None):
             hits = [item in held for item in ranking[:k]]
             dcg = sum(1 / np.log2(rank + 2) for rank, hit in enumerate(hits) if hit)
             ideal = sum(1 / np.log2(rank + 2) for rank in range(min(k, len(held))))
-            sums[f"recall@{k}"] += sum(hits) / len(held)
+            sums[f"recall@{k}"] += sum(hits) / min(k, len(held))
             sums[f"ndcg@{k}"] += dcg / ideal
             sums[f"hr@{k}"] += float(any(hits))
     metrics = {name: value / len(truth) for name, value in sums.items()}
@@ -166,6 +166,9 @@ def test_kernel_breaks_ties_like_a_stable_sort_and_pads():
     assert metrics["recall_3"].tolist() == [0.5, 0.0]
     assert metrics["ndcg_3"][0] == pytest.approx((1 / np.log2(4)) / (1 + 1 / np.log2(3)))
     assert metrics["hr_3"].tolist() == [1.0, 0.0]
+    # Recall@K divides by min(K, held-out items): one hit at rank 1 of two held-out items is a full Recall@1.
+    assert ranking_metrics(np.array([[2, 0]]), np.array([0, 0]), np.array([2, 3]), np.array([2]), [1, 2])[
+        "recall_1"].tolist() == [1.0]
 
 
 def test_bad_recommendation_inputs_fail_in_one_line(spark, setup, tmp_path, capsys):
