@@ -58,6 +58,8 @@ METHODS: dict[str, TrainMethod] = {
                     "PCA / distributed truncated SVD of the bag-of-words (or user x item) count matrix"),
         TrainMethod("sgns", "embedpipe.methods.sgns:train_sgns_on_spark",
                     "embedpipe's PyTorch skip-gram with negative sampling in Spark barrier tasks (CPU or GPU)"),
+        TrainMethod("fasttext", "embedpipe.methods.fasttext:train_fasttext_on_spark",
+                    "fastText's skip-gram: SGNS with character n-gram (subword) vectors, unseen words composable"),
         TrainMethod("item2vec", "embedpipe.methods.item2vec:train_item2vec_on_spark",
                     "SGNS over each user's item history (every pair within the window is a positive)"),
         TrainMethod("softmax", "embedpipe.methods.softmax_regression:train_softmax_on_spark",
