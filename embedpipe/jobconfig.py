@@ -181,6 +181,15 @@ class TrainConfig:
     resume: bool = option(
         False, "sgns, item2vec: continue from the last completed epoch saved in checkpoint_dir (same settings)"
     )
+    init_from: str | None = option(
+        None, "sgns, item2vec: warm start: keys of this earlier table start from its vectors (new keys start fresh, "
+        "vanished keys are dropped), so retraining keeps the space; set it for daily retraining (docs/warm-start.md)",
+        metavar="TABLE",
+    )
+    init_from_missing: str = option(
+        "fail", "sgns, item2vec: what a missing init_from table means: fail, or cold (a logged cold start; the "
+        "nightly DAG's first run, before anything is published)", choices=("fail", "cold"),
+    )
     settings: Any = option(None, "the chosen method's settings ([train.<method>])", nested=True)
 
     def __post_init__(self) -> None:
@@ -254,6 +263,11 @@ class TrainConfig:
                 raise runtime_key_error(key, self.method)
         if self.resume and self.checkpoint_dir is None:
             raise ConfigError("config key 'resume' needs checkpoint_dir (where the checkpoints are)")
+        if self.init_from == "":  # what the nightly DAG renders for a forced cold start
+            object.__setattr__(self, "init_from", None)
+        if self.init_from is not None and self.output is not None and (
+                self.init_from.rstrip("/") == self.output.rstrip("/")):
+            raise ConfigError("config key 'init_from' must differ from 'output' (the parent table would be replaced)")
         for key in PATH_SETTINGS:
             target = getattr(self.settings, key, None)
             if target is not None and self.output is not None and target.rstrip("/") == self.output.rstrip("/"):
@@ -283,7 +297,8 @@ class TrainConfig:
     def recorded_params(self) -> dict[str, Any]:
         """The training parameters a table's manifest records: ``dim``, ``seed``, the runtime keys the
         method reads and its own settings; no paths (the manifest records its source and inputs)."""
-        runtime = {k: v for k, v in self.runtime_keys().items() if k not in ("checkpoint_dir", "resume")}
+        runtime = {k: v for k, v in self.runtime_keys().items()
+                   if k not in ("checkpoint_dir", "resume", "init_from", "init_from_missing")}
         own = {k: v for k, v in settings_to_dict(self.settings).items() if k not in PATH_SETTINGS}
         return {"dim": self.dim, "seed": self.seed, **runtime, **own}
 

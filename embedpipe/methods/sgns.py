@@ -64,6 +64,7 @@ from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
+from embedpipe.warmstart import OUTPUT_TABLE_PARAM, RECORD_PARAM, plan_warm_start
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -170,13 +171,15 @@ def train_sequences_on_spark(
     checkpoints = _prepare_checkpoints(config, params, len(keys), method)
     output_table = config.settings.export_output_vectors
     with_output = output_table is not None
+    warm = plan_warm_start(spark, config, keys, data.key_kind)  # before any task: its errors write nothing
     log.info("%s: %d %ss, %d barrier task(s), params %s", method, len(keys), data.key_kind, processes,
              params.to_dict())
 
     result = run_replicas(
         data.sentences().select(schema.DOC_ID, schema.TOKENS), _train_replica, processes=processes,
         order_by=schema.DOC_ID, device=params.device, method=method,
-        shared=(keys, counts, params.to_dict(), config.averages_per_epoch, checkpoints, with_output),
+        shared=(keys, counts, params.to_dict(), config.averages_per_epoch, checkpoints, with_output,
+                warm.initial if warm else None),
     )
     fit_seconds, info, clock = result.seconds, result.info, result.started
     matrix = result.matrix("input", len(keys), params.dim)
@@ -206,6 +209,9 @@ def train_sequences_on_spark(
         "implementation": "embedpipe.torchtrain (PyTorch) in Spark barrier tasks",
         "input_kind": data.kind,
         "vocab_size": len(keys),
+        # where the context vectors went: a later warm start (init_from this table) starts them from there too
+        **({OUTPUT_TABLE_PARAM: output_table} if with_output else {}),
+        **({RECORD_PARAM: warm.record} if warm else {}),
     }
     extra: tuple[ExtraTable, ...] = ()
     if with_output:
@@ -312,7 +318,7 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     from embedpipe.torchtrain.model import read_checkpoint
 
     imported = time.time()
-    keys, counts, params_dict, averages_per_epoch, checkpoints, with_output = shared
+    keys, counts, params_dict, averages_per_epoch, checkpoints, with_output, start = shared
     parts = [encode_sentences(batch.column(0), keys) for batch in batches]
     corpus = IdCorpus.concat(parts) if parts else encode_sentences([], keys)
     encoded = time.time()  # the partition read (shuffle fetch, sort) and encoded
@@ -324,7 +330,7 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     group = replica.join(ReplicaGroup(
         averages_per_epoch,
         lambda state: (state.w_in, state.w_out),
-        initial_of=lambda state: _initial_matrices(state, params, resumed),
+        initial_of=lambda state: _initial_matrices(state, params, resumed, start),
     ))
     tokens = np.array([corpus.n_tokens], dtype=np.int64)
     try:
@@ -334,7 +340,7 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
             tokens = group.total(tokens)
         result = train_sgns(
             corpus, counts, params, replica_sync=group, counts_total=int(tokens[0]),
-            checkpoint_dir=checkpoint_dir, resume=checkpoints.resume_epoch > 0,
+            checkpoint_dir=checkpoint_dir, resume=checkpoints.resume_epoch > 0, initial=start,
         )
     finally:
         if group is not None:
@@ -355,12 +361,12 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     return TaskOutput(info=info, vectors=vectors)
 
 
-def _initial_matrices(state: Any, params: Any, resumed: dict[str, Any] | None) -> tuple[Any, Any]:
+def _initial_matrices(state: Any, params: Any, resumed: dict[str, Any] | None, start: Any = None) -> tuple[Any, Any]:
     """The matrices every replica started this run from, on its device: the resumed checkpoint's
-    (the same on every replica after an epoch) or the seeded ones ``train_sgns`` builds."""
+    (the same on every replica after an epoch) or the seeded (or warm-started) ones ``train_sgns`` builds."""
     from embedpipe.torchtrain import TrainingState
 
     if resumed is not None:
         return resumed["w_in"].to(state.w_in.device), resumed["w_out"].to(state.w_out.device)
-    initial = TrainingState.initial(state.vocab_size, params, state.w_in.device)
+    initial = TrainingState.initial(state.vocab_size, params, state.w_in.device, start)
     return initial.w_in, initial.w_out

@@ -41,6 +41,26 @@ def derive_seed(seed: int, *stream: int) -> int:
     return int(np.random.SeedSequence([seed, *stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+@dataclass(frozen=True)
+class InitialVectors:
+    """Rows that start from given vectors instead of the seeded random ones: a warm start from a parent table.
+
+    ``rows`` are this run's ids of the keys the parent also has; ``w_in`` (and ``w_out``, when the parent's
+    output vectors were exported) their parent vectors, one row each. Every other row keeps the usual
+    initialisation, drawn from the same seeded stream, so a warm run is as reproducible as a cold one.
+    """
+
+    rows: np.ndarray
+    w_in: np.ndarray
+    w_out: np.ndarray | None = None
+
+    def apply(self, w_in: torch.Tensor, w_out: torch.Tensor) -> None:
+        rows = torch.as_tensor(np.asarray(self.rows, dtype=np.int64))
+        w_in[rows] = torch.as_tensor(np.asarray(self.w_in, dtype=np.float32))
+        if self.w_out is not None:
+            w_out[rows] = torch.as_tensor(np.asarray(self.w_out, dtype=np.float32))
+
+
 @dataclass
 class TrainingState:
     """Everything that changes during training: the two matrices, counters and per-epoch losses.
@@ -77,11 +97,15 @@ class TrainingState:
         return int(self.w_in.shape[1])
 
     @classmethod
-    def initial(cls, vocab_size: int, params: SGNSParams, device: torch.device | str = "cpu") -> TrainingState:
+    def initial(cls, vocab_size: int, params: SGNSParams, device: torch.device | str = "cpu",
+                start: InitialVectors | None = None) -> TrainingState:
+        """The seeded starting matrices; with ``start`` (a warm start) its rows replace the random ones."""
         generator = torch.Generator(device="cpu").manual_seed(derive_seed(params.seed, 0))
         bound = 1.0 / params.dim
         w_in = (torch.rand(vocab_size, params.dim, generator=generator) * 2.0 - 1.0) * bound
         w_out = torch.zeros(vocab_size, params.dim)
+        if start is not None:
+            start.apply(w_in, w_out)
         return cls(w_in=w_in.to(device), w_out=w_out.to(device), seed=params.seed)
 
     def epoch_generator(self, device: torch.device | str) -> torch.Generator:

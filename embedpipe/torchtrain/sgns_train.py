@@ -48,7 +48,7 @@ from embedpipe.torchtrain.batched_step import (
 from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowBatch
 from embedpipe.torchtrain.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.torchtrain.epochs import Step, run_epochs
-from embedpipe.torchtrain.model import TrainingState, load_checkpoint, save_checkpoint
+from embedpipe.torchtrain.model import InitialVectors, TrainingState, load_checkpoint, save_checkpoint
 from embedpipe.torchtrain.params import SGNSParams
 from embedpipe.torchtrain.runtime import ReplicaSync, TrainProgress, resolve_device, torch_threads
 
@@ -266,6 +266,7 @@ def train_sgns(
     log_interval: float = 5.0,
     replica_sync: ReplicaSync | None = None,
     counts_total: int | None = None,
+    initial: InitialVectors | None = None,
     _kernel: str = "auto",
     _batch_size: int | None = None,
 ) -> TrainResult:
@@ -282,6 +283,7 @@ def train_sgns(
     replicas' updates.
     ``counts_total`` is the number of tokens the counts were taken from, when ``corpus`` is only a
     share of them (a replica's partition); the counts are checked against it, not against ``corpus``.
+    ``initial`` starts some rows from given vectors (a warm start from a parent table) instead of random ones.
     ``_kernel`` and ``_batch_size`` are test and benchmark hooks (force a step, e.g. the batched one
     on CPU to compare devices; windows per step), not settings.
     Raises :class:`~embedpipe.errors.TrainingDivergedError` (``param`` "lr") when the loss becomes
@@ -313,7 +315,7 @@ def train_sgns(
             else:
                 logger.info("resuming from %s after epoch %d (step %d)", checkpoint_dir, state.epoch, state.step)
         if state is None:
-            state = TrainingState.initial(vocab_size, params, device)
+            state = TrainingState.initial(vocab_size, params, device, initial)
         noise = NoiseSampler(noise_distribution(counts), device)
         pairwise: Kernel | None = None
         if per_pair_on_cpu:

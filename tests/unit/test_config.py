@@ -270,7 +270,8 @@ def test_the_log_and_manifest_record_only_the_chosen_methods_settings():
                                       "word2vec": dataclasses.asdict(Word2VecSettings())}
     sgns = TrainConfig(input="i", output="o", method="sgns", processes=2)
     assert set(config_to_dict(sgns)) == {"input", "output", "method", "dim", "seed", "device", "processes",
-                                         "averages_per_epoch", "threads", "checkpoint_dir", "resume", "sgns"}
+                                         "averages_per_epoch", "threads", "checkpoint_dir", "resume", "init_from",
+                                         "init_from_missing", "sgns"}
     # the manifest's params: no paths, no other method's keys
     export = TrainConfig(input="i", output="o", method="sgns", settings={"export_output_vectors": "ctx"})
     assert export.recorded_params() == {
