@@ -26,6 +26,7 @@ from embedpipe.errors import ConfigError
 from embedpipe.jobconfig import TRAIN_METHODS, TrainConfig
 from embedpipe.methods.inputs import TrainingInput, read_training_input
 from embedpipe.methods.result import TrainedEmbeddings
+from embedpipe.stages import StageClock
 from embedpipe.table import write_embedding_table
 
 if TYPE_CHECKING:
@@ -80,13 +81,16 @@ if set(METHODS) != set(TRAIN_METHODS):  # pragma: no cover - caught by the tests
 def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
     """Train ``config.method`` on ``config.input`` and write the embedding table(s); return a summary."""
     started = time.perf_counter()
+    clock = StageClock()
     method = METHODS.get(config.method)
     if method is None:
         raise ConfigError(f"config key 'method' must be one of {', '.join(METHODS)}, got {config.method!r}")
     log.info("train: method=%s seed=%d config=%s", config.method, config.seed, config_to_dict(config))
     trainer = method.load()
     data = read_training_input(spark, config.input)
+    clock.lap("open")
     trained = trainer(spark, config, data)
+    clock.lap("train")
     log.info("train: %s ran path %s in %.1f s", config.method, trained.path, time.perf_counter() - started)
 
     manifest = write_embedding_table(
@@ -95,6 +99,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         tokenizer=data.tokenizer, key_kind=trained.keys.key_kind, expected_rows=trained.keys.expected_rows,
         inputs=(config.input,),
     )
+    clock.lap("write")
     summary: dict[str, Any] = {
         "method": config.method,
         "path": trained.path,
@@ -113,6 +118,7 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         )
         summary["doc_output"] = doc_output
         summary["doc_rows"] = doc_manifest["rows"]
+        clock.lap("write")
     for extra in trained.extra_tables:
         extra_manifest = write_embedding_table(
             spark, extra.rows.rows, extra.output,
@@ -122,6 +128,9 @@ def run_train(spark: SparkSession, config: TrainConfig) -> dict[str, Any]:
         )
         summary[extra.summary_key] = extra.output
         summary[f"{extra.summary_key}_rows"] = extra_manifest["rows"]
+        clock.lap("write")
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    summary["stages"] = clock.seconds()
+    clock.log(log, "train")
     log.info("train: %s", summary)
     return summary

@@ -7,7 +7,7 @@ Output directory (replaced atomically; nothing is written when the job fails)::
     bow/         doc_id, features (SparseVector of size V), indices array<int>, values array<double>
                  [, label double]                           label only with label_column (labelled rows only)
     onehot/      doc_id, value, index, features             only with one_hot_column
-    report.json  what was read, dropped, kept, and how it was tokenized
+    report.json  what was read, dropped, kept, how it was tokenized, and seconds per stage (``stages``)
 
 With ``label_column`` every kept document also carries its label, parsed as a double (numbers as
 they are, strings trimmed and parsed); documents whose label is NULL, unparseable or not finite are
@@ -33,6 +33,7 @@ from embedpipe import schema
 from embedpipe.errors import ConfigError, EmptyResultError, SchemaError
 from embedpipe.jobconfig import INPUT_FORMATS, TokenizeConfig
 from embedpipe.readers import ROW, InputSource, read_input, require_columns, require_scalar, resolve_input
+from embedpipe.stages import StageClock
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.text.documents import (
     CATEGORY,
@@ -63,6 +64,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     started = time.monotonic()
+    clock = StageClock()
     config.validate()  # also when called directly, not through the CLI
     settings = config.tokenizer()
     source = resolve_input(
@@ -70,6 +72,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
     )
     stop_words = load_stop_words(spark, settings.stop_words)
     frame = read_input(spark, source, csv_header=config.csv_header)
+    clock.lap("open")
     documents = select_documents(
         frame,
         source,
@@ -85,6 +88,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
     try:
         counts = count_documents(tokenized, check_duplicate_ids=config.id_column is not None)
         _log_counts(source.path, counts, started)
+        clock.lap("read_tokenize")
         if counts["documents"] == 0:
             raise EmptyResultError(_no_documents_message(config, counts))
         kept = kept_documents(tokenized)
@@ -100,6 +104,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
         vocabulary = vocabulary.persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(vocabulary)
         vocab_size = vocabulary.count()
+        clock.lap("count")
         if vocab_size == 0:
             raise EmptyResultError(_empty_vocabulary_message(config, statistics))
         log.info("vocabulary: %d tokens (min_count=%d, max_vocab_size=%s)", vocab_size, config.min_count,
@@ -108,10 +113,12 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
         if config.one_hot_column is not None:
             categories = _one_hot_categories(kept, config.one_hot_column, config.input)
             persisted.append(categories.frame)
+            clock.lap("count")
         # Every check that can fail has run: from here on the job only writes.
         with atomic_output(spark, config.output, inputs=(config.input,)) as staging:
             kept.select(schema.DOC_ID, schema.TOKENS).write.mode("error").parquet(f"{staging}/{schema.TOKENS_DIR}")
             write_vocabulary(vocabulary, f"{staging}/{schema.VOCAB_DIR}")
+            clock.lap("write_tokens")
             entries = vocabulary_entries(
                 frequencies, vocabulary, key=ROW, key_column=schema.TOKEN, value=TF, vocab_size=vocab_size
             )
@@ -124,16 +131,21 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
                 bow = bow.where(F.col(schema.LABEL).isNotNull())
                 bow_columns.append(schema.LABEL)
             bow.select(*bow_columns).write.mode("error").parquet(f"{staging}/{schema.BOW_DIR}")
+            clock.lap("encode_bow")
             if categories is not None:
                 one_hot = one_hot_vectors(kept.select(schema.DOC_ID, CATEGORY), categories.frame,
                                           key=schema.DOC_ID, category=CATEGORY, size=categories.size)
                 one_hot.write.mode("error").parquet(f"{staging}/{schema.ONEHOT_DIR}")
+                clock.lap("encode_one_hot")
             one_hot_report = categories.report() if categories is not None else None
             report = _report(config, source.format, counts, vocab_size, one_hot_report, labels)
+            report["stages"] = clock.seconds()  # up to here; the commit that follows is in the log
             HadoopFS(spark).write_text(f"{staging}/{schema.REPORT_FILE}", json.dumps(report, indent=2) + "\n")
+        clock.lap("commit")
     finally:
         for frame in persisted:
             frame.unpersist()
+    clock.log(log, "tokenize")
     elapsed = time.monotonic() - started
     log.info("tokenize wrote %s: %d documents, %d tokens, vocabulary %d in %.1fs (%.0f documents/s)",
              config.output, counts["documents"], counts["tokens"], vocab_size, elapsed,
@@ -143,6 +155,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
         "documents": counts["documents"],
         "tokens": counts["tokens"],
         "vocab_size": vocab_size,
+        "stages": clock.seconds(),
     }
 
 

@@ -150,7 +150,9 @@ def test_csv_with_id_and_one_hot_columns(spark, tmp_path):
     output = str(tmp_path / "out")
     summary = run_tokenize(spark, TokenizeConfig(input=str(csv), output=output, id_column="id",
                                                  one_hot_column="kind", min_count=1))
+    stages = summary.pop("stages")
     assert summary == {"output": output, "documents": 4, "tokens": 9, "vocab_size": 7}
+    assert list(stages)[-2:] == ["commit", "total"]
     tokens = _read(spark, output, "tokens")
     assert sorted(map(tuple, tokens.collect())) == [
         ("d1", ["hello", "world", "hello"]), ("d3", ["ünïcödé", "wörds"]),
@@ -179,6 +181,10 @@ def test_csv_with_id_and_one_hot_columns(spark, tmp_path):
         "truncated_documents": 0, "malformed_rows": 0, "null_ids": 1, "duplicate_ids": 0,
     }
     assert report["one_hot"] == {"column": "kind", "values": 2, "null_values": 1}
+    # where the time went, stage by stage in the order they ran (the commit follows the report, so it is logged)
+    assert list(report["stages"]) == ["open", "read_tokenize", "count", "write_tokens", "encode_bow",
+                                      "encode_one_hot", "total"]
+    assert all(seconds >= 0 for seconds in report["stages"].values())
 
 
 def test_json_lines_with_malformed_and_truncated_rows(spark, tmp_path):

@@ -227,6 +227,7 @@ def test_word2vec_on_histories_with_min_count(spark, tmp_path):
     kept = [k for k, c in zip(written.keys, written.counts, strict=True) if c >= 2]
     assert "i7" not in kept and table.keys == kept
     assert summary["rows"] == len(kept) and summary["method"] == "word2vec" and summary["path"] == "mllib-word2vec"
+    assert list(summary["stages"]) == ["open", "train", "write", "total"]  # the log's "train stages" line
     assert table.manifest["key_kind"] == "item" and table.manifest["tokenizer"] is None
     assert table.manifest["params"]["vocab_dropped_below_min_count"] == len(written.keys) - len(kept)
     assert table.manifest["params"]["input_kind"] == "histories"
