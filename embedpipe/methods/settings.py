@@ -23,6 +23,10 @@ from typing import Any
 from embedpipe.config import build_config, option
 from embedpipe.errors import ConfigError
 
+#: fastText's n-gram range, kept after measuring Hangul and English (docs/methods/fasttext.md).
+MINN_DEFAULT = 3
+MAXN_DEFAULT = 6
+
 
 @dataclass(frozen=True)
 class Word2VecSettings:
@@ -95,6 +99,39 @@ class SGNSSettings:
 
     def validate(self) -> None:
         _check_step_sizes("sgns", self.step_size, self.min_step_size)
+
+
+@dataclass(frozen=True)
+class FastTextSettings:
+    """``[train.fasttext]``: SGNS where a word's input vector is the mean of its own and its character n-grams'."""
+
+    window: int = option(5, "maximum distance between a center and a context word (shrunk at random per center, "
+                            "as word2vec); larger windows favour topical similarity", min=1)
+    negative: int = option(5, "noise words per (center, context) pair; 2-5 suffice for large corpora, 5-20 help "
+                              "small ones", min=1)
+    sample: float = option(1e-3, "subsampling threshold for frequent words (0 = off); lower it (1e-5) for large "
+                                 "corpora dominated by stop words", min=0.0)
+    step_size: float = option(0.05, "initial learning rate (fastText's skip-gram default); lower it if training "
+                                    "diverges", min=0.0, min_exclusive=True)
+    min_step_size: float = option(1e-4, "learning rate reached at the end of the linear decay; rarely needs "
+                                        "changing", min=0.0)
+    epochs: int = option(5, "passes over the corpus; raise it for corpora of a few million tokens or less, lower "
+                            "it for billions", min=1)
+    deterministic: bool = option(
+        True, "CPU results that do not depend on the thread count (true), or lock-free Hogwild threads as in "
+        "fastText (false): faster on many cores, different on every run",
+    )
+    minn: int = option(MINN_DEFAULT, "shortest character n-gram of '<word>' (characters, not bytes); see "
+                                     "docs/methods/fasttext.md for the measured choice", min=1, max=10)
+    maxn: int = option(MAXN_DEFAULT, "longest character n-gram; lower it (4) for Hangul-only or very short "
+                                     "words, raise it for long compounds", min=1, max=10)
+    buckets: int = option(2_000_000, "hash buckets the n-grams share (fastText's default); lower it to save "
+                                     "memory on small vocabularies, raise it when many n-grams collide", min=1)
+
+    def validate(self) -> None:
+        _check_step_sizes("fasttext", self.step_size, self.min_step_size)
+        if self.minn > self.maxn:
+            raise ConfigError(f"config key 'fasttext.minn' must be <= fasttext.maxn ({self.maxn}), got {self.minn!r}")
 
 
 @dataclass(frozen=True)
@@ -200,6 +237,7 @@ METHOD_SETTINGS: dict[str, type] = {
     "word2vec": Word2VecSettings,
     "pca": PCASettings,
     "sgns": SGNSSettings,
+    "fasttext": FastTextSettings,
     "item2vec": Item2VecSettings,
     "softmax": SoftmaxSettings,
     "regression": RegressionSettings,
@@ -207,7 +245,7 @@ METHOD_SETTINGS: dict[str, type] = {
     "popularity": PopularitySettings,
 }
 TRAIN_METHODS = tuple(METHOD_SETTINGS)
-TORCH_METHODS = ("sgns", "item2vec", "softmax", "regression")
+TORCH_METHODS = ("sgns", "fasttext", "item2vec", "softmax", "regression")
 #: Methods that can start from a parent table's vectors (``init_from``, embedpipe/warmstart.py).
 WARM_START_METHODS = ("sgns", "item2vec")
 #: The common ``[train]`` keys only some methods read (PyTorch runtime, warm start) and the methods that read each.
@@ -216,8 +254,8 @@ RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "processes": TORCH_METHODS,
     "averages_per_epoch": TORCH_METHODS,
     "threads": TORCH_METHODS,
-    "checkpoint_dir": ("sgns", "item2vec"),
-    "resume": ("sgns", "item2vec"),
+    "checkpoint_dir": ("sgns", "fasttext", "item2vec"),
+    "resume": ("sgns", "fasttext", "item2vec"),
     "init_from": WARM_START_METHODS,
     "init_from_missing": WARM_START_METHODS,
 }
