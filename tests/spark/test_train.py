@@ -319,7 +319,8 @@ def _known_keys() -> str:
         ("ok", ["--method", "pca", "--set", "pca.doc_output={tmp}/out"],
          "config key 'pca.doc_output' must differ from 'output'"),
         ("ok", ["--processes", "2"],
-         "config key 'processes' is not used by method word2vec (only by sgns, item2vec, softmax, regression)"),
+         "config key 'processes' is not used by method word2vec (only by sgns, fasttext, item2vec, softmax, "
+         "regression)"),
     ],
 )
 def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, tmp_path, capsys, corpus, case, extra, message):

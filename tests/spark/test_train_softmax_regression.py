@@ -217,7 +217,7 @@ def test_wrong_inputs_are_one_line_errors(spark, watched, listings, tmp_path, ca
         (["--input", str(tokens), *REGRESSION, "--set", "bag_step_size=0.1"],
          "config key 'bag_step_size' moved: use 'regression.step_size' ([train.regression])"),
         (["--input", str(histories), *SOFTMAX, "--checkpoint-dir", str(tmp_path / "x")],
-         "config key 'checkpoint_dir' is not used by method softmax (only by sgns, item2vec)"),
+         "config key 'checkpoint_dir' is not used by method softmax (only by sgns, fasttext, item2vec)"),
     ]
     for args, message in cases:
         assert main(["train", "--output", str(out), *args]) == 2

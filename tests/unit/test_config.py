@@ -55,8 +55,8 @@ def test_spark_overrides_and_conf_table(tmp_path):
         (["--dim", "abc"], "config key 'dim' must be an integer, got 'abc'"),
         (
             ["--method", "magic"],
-            "config key 'method' must be one of word2vec, pca, sgns, item2vec, softmax, regression, als, popularity, "
-            "got 'magic'",
+            "config key 'method' must be one of word2vec, pca, sgns, fasttext, item2vec, softmax, regression, als, "
+            "popularity, got 'magic'",
         ),
         (["--method", "sgns", "--set", "sgns.step_size=0"], "config key 'sgns.step_size' must be > 0.0, got 0.0"),
         (["--set", "window"], "--set expects key=value, got 'window'"),
@@ -214,8 +214,8 @@ def test_a_method_section_in_a_file_and_set(tmp_path):
         (["--method", "sgns", "--set", "export_output_vectors=x"],
          "config key 'export_output_vectors' moved: use 'sgns.export_output_vectors' ([train.sgns])"),
         (["--method", "als", "--set", "window=3"],
-         "config key 'window' moved to the method sections (word2vec.window, sgns.window, item2vec.window); "
-         "method als has no such setting"),
+         "config key 'window' moved to the method sections (word2vec.window, sgns.window, fasttext.window, "
+         "item2vec.window); method als has no such setting"),
         (["--method", "sgns", "--set", "sgns.min_lr=0.001"],
          "config key 'sgns.min_lr' moved: use 'sgns.min_step_size'"),
         (["--method", "sgns", "--set", "step_cap=line"], "config key 'step_cap' was removed (see docs/decisions.md)"),
@@ -230,10 +230,11 @@ def test_a_method_section_in_a_file_and_set(tmp_path):
         (["--method", "softmax", "--set", "output_bias=true"],
          "config key 'output_bias' was removed (see docs/decisions.md)"),
         (["--processes", "2"],
-         "config key 'processes' is not used by method word2vec (only by sgns, item2vec, softmax, regression)"),
+         "config key 'processes' is not used by method word2vec (only by sgns, fasttext, item2vec, softmax, "
+         "regression)"),
         (["--method", "als", "--device", "cpu"], "config key 'device' is not used by method als"),
         (["--method", "softmax", "--checkpoint-dir", "c"],
-         "config key 'checkpoint_dir' is not used by method softmax (only by sgns, item2vec)"),
+         "config key 'checkpoint_dir' is not used by method softmax (only by sgns, fasttext, item2vec)"),
         (["--method", "sgns", "--resume"], "config key 'resume' needs checkpoint_dir"),
         (["--method", "sgns", "--set", "sgns.min_step_size=0.1", "--set", "sgns.step_size=0.01"],
          "config key 'sgns.min_step_size' must be <= sgns.step_size (0.01), got 0.1"),
