@@ -33,6 +33,7 @@ from embedpipe.jobconfig import (
     ExportConfig,
     HistoriesConfig,
     ImportConfig,
+    IndexConfig,
     NeighborsConfig,
     PublishConfig,
     SparkSettings,
@@ -77,6 +78,8 @@ JOBS: dict[str, Job] = {
             "embedding table -> word2vec (text or binary) or fastText .vec vectors file"),
         Job("import", ImportConfig, "embedpipe.interop.importer:run_import",
             "word2vec (text or binary), GloVe or fastText .vec vectors file -> embedding table"),
+        Job("index", IndexConfig, "embedpipe.index.build:run_index",
+            "embedding table -> Faiss ANN index in <table>/_index/ (HNSW or IVF-PQ) for neighbors --method index"),
     )
 }
 

@@ -433,8 +433,9 @@ class NeighborsConfig:
     k: int = option(10, "neighbours per key", min=1)
     queries: list[str] = option([], "only these keys (default: every key of the table)")
     method: str = option(
-        "exact", "exact: blocked matrix products against the broadcast table; approximate: random-hyperplane "
-        "LSH buckets, exact scores within candidate buckets", choices=("exact", "approximate"),
+        "exact", "exact: blocked matrix products against the broadcast table; index: the table's Faiss index "
+        "(build it first with embedpipe index; for tables whose N^2 is out of reach); approximate: "
+        "random-hyperplane LSH buckets, exact scores within candidate buckets", choices=("exact", "index", "approximate"),
     )
     block_rows: int = option(4096, "exact: query rows per block (one matrix product per block)", min=1)
     lsh_bits: int = option(12, "approximate: hyperplanes per hash (about rows / 2^bits keys per bucket)",
@@ -498,6 +499,19 @@ class PublishConfig:
                     number = math.nan
                 if not math.isfinite(number) or not path.strip("."):
                     raise ConfigError(f"config key '{key}.{path}' must be a finite number, got {value!r}")
+
+
+# ---- index (issue 23: Faiss ANN index beside a table) ----
+@dataclass(frozen=True)
+class IndexConfig:
+    """``embedpipe index``: build the Faiss ANN index of a table into ``<table>/_index/`` (docs/jobs.md)."""
+
+    table: str = option(help="embedding table directory; the index is written into its _index/ sub-directory")
+    kind: str = option(
+        "auto", "auto: hnsw up to 2,000,000 rows, ivf-pq above; force hnsw above that on a machine with memory "
+        "for the graph (about 4 x dim + 256 bytes a row), ivf-pq below it to save memory (about dim / 4 + 8 bytes "
+        "a row; slower queries)", choices=("auto", "hnsw", "ivf-pq"),
+    )
 
 
 # ---- export / import (issue 23: word2vec, GloVe and fastText vectors files) ----

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from embedpipe.combiners import EmbedResult, KeyIndex
+    from embedpipe.index.store import AnnIndex
     from embedpipe.jobconfig import TokenizerSettings
 
 log = logging.getLogger(__name__)
@@ -565,11 +566,26 @@ class EmbeddingTable:
         return float(self.unit[rows[0]] @ self.unit[rows[1]])
 
     def most_similar(self, key: str, k: int = 10) -> list[tuple[str, float]]:
-        """The ``k`` keys most cosine-similar to ``key`` (itself excluded), best first."""
+        """The ``k`` keys most cosine-similar to ``key`` (itself excluded), best first.
+
+        Uses the table's Faiss index (``embedpipe index``) when one is present and fresh, exact
+        search otherwise (a stale or unreadable index is logged and skipped); scores are exact cosines.
+        """
         row = self.row(key)
         self._require([key], np.array([row]))
+        ann = self._ann_index
+        if ann is not None:
+            neighbours, cosines = ann.search(self.unit, np.array([row]), min(k, len(self) - 1))
+            return [(self.keys[int(n)], float(c)) for n, c in zip(neighbours[0], cosines[0], strict=True) if n >= 0]
         neighbours, cosines = top_k_neighbours(self.unit, np.array([row]), k)
         return [(self.keys[int(n)], float(c)) for n, c in zip(neighbours[0], cosines[0], strict=True)]
+
+    @cached_property
+    def _ann_index(self) -> AnnIndex | None:
+        """The fresh Faiss index beside the table's rows, loaded on first use (None: search exactly)."""
+        from embedpipe.index.store import try_load_index
+
+        return try_load_index(self.path, rows=len(self), dim=self.dim)
 
     def analogy(self, a: str, b: str, c: str) -> tuple[str, float] | None:
         """The key closest to ``a - b + c`` (3CosAdd on unit vectors, a, b and c excluded) and its cosine.

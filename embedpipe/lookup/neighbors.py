@@ -103,6 +103,72 @@ def exact_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, quer
     return blocks.repartition(slots).mapInArrow(function, NEIGHBORS_DDL)
 
 
+# ------------------------------------------------------------------------------------ index
+
+_WORKER_ANN: dict[str, Any] = {}
+
+
+def _ann_on_worker(table: str, fingerprint: str, rows: int, dim: int) -> Any:
+    """The table's Faiss index, read from ``<table>/_index/`` once per Python worker process."""
+    from embedpipe.index.store import import_faiss, load_index
+
+    hit = _WORKER_ANN.get(fingerprint)
+    if hit is None:
+        import_faiss().omp_set_num_threads(1)  # Spark already runs one task per core
+        _WORKER_ANN.clear()
+        hit = load_index(table, rows=rows, dim=dim)
+        _WORKER_ANN[fingerprint] = hit
+    return hit
+
+
+def _index_blocks(batches: Iterator[pa.RecordBatch], *, broadcast: Any, cache_key: str, table: str,
+                  fingerprint: str, query_rows: np.ndarray, k: int) -> Iterator[pa.RecordBatch]:
+    keys, unit = _index_on_worker(broadcast, cache_key)
+    ann = _ann_on_worker(table, fingerprint, len(keys), unit.shape[1])
+    for batch in batches:
+        for start, end in zip(batch.column("start").to_numpy(), batch.column("end").to_numpy(), strict=True):
+            rows = query_rows[start:end]
+            neighbours, scores = ann.search(unit, rows, k)
+            found = neighbours >= 0
+            if found.all():
+                yield _neighbour_batch(keys, rows, neighbours, scores)
+                continue
+            ranks = np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), neighbours.shape)[found]
+            keys_array = pa.array(keys, pa.string())
+            yield pa.RecordBatch.from_arrays(
+                [keys_array.take(pa.array(np.broadcast_to(rows[:, None], neighbours.shape)[found])),
+                 keys_array.take(pa.array(neighbours[found])), pa.array(scores[found], pa.float32()),
+                 pa.array(ranks, pa.int32())],
+                names=[schema.KEY, NEIGHBOR, SCORE, RANK],
+            )
+
+
+def index_neighbors(spark: SparkSession, table: str, keys: list[str], unit: np.ndarray, query_rows: np.ndarray,
+                    k: int, block_rows: int) -> DataFrame:
+    """Top-k of ``query_rows`` from the table's Faiss index, one block of queries per Spark task slice.
+
+    The index is checked (present, fresh, readable) on the driver first, so a bad one is a one-line
+    error before any task runs; each executor's Python worker then reads ``<table>/_index/`` itself
+    (the table path is one every executor reads) and keeps it for the job's later tasks.
+    """
+    from embedpipe.index.store import filesystem, load_index, table_fingerprint
+
+    ann = load_index(table, rows=len(keys), dim=unit.shape[1])
+    log.info("index: %s over %d keys, search %s", ann.kind, len(keys), ann.manifest["search"])
+    fingerprint = ann.manifest["table"]["fingerprint"]
+    del ann
+    if table_fingerprint(*filesystem(table)) != fingerprint:
+        raise InputError(f"embedding table {table} changed while neighbors ran; run it again")
+    broadcast = spark.sparkContext.broadcast((keys, unit))
+    starts = list(range(0, len(query_rows), block_rows))
+    blocks = spark.createDataFrame([(s, min(s + block_rows, len(query_rows))) for s in starts],
+                                   "start bigint, end bigint")
+    slots = max(1, min(len(starts), spark.sparkContext.defaultParallelism * 4))
+    function = functools.partial(_index_blocks, broadcast=broadcast, cache_key=uuid.uuid4().hex, table=table,
+                                 fingerprint=fingerprint, query_rows=query_rows, k=k)
+    return blocks.repartition(slots).mapInArrow(function, NEIGHBORS_DDL)
+
+
 # ------------------------------------------------------------------------------- approximate
 
 
@@ -264,6 +330,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     answers = table.analogies(questions)
     if config.method == "exact":
         frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
+    elif config.method == "index":
+        frame = index_neighbors(spark, config.table, keys, unit, query_rows, k, config.block_rows)
     else:
         frame = approximate_neighbors(spark, keys, unit, query_rows, config)
     with atomic_output(spark, config.output, inputs=(config.table,)) as staging:

@@ -1,0 +1,214 @@
+"""Exact vs LSH vs the Faiss index (``embedpipe index``), side by side on one table.
+
+    python tests/benchmarks/bench_index.py [--rows 1000000] [--dim 128] [--queries 1000] [--job-queries 100]
+        [--cores 2] [--lsh-max-rows 200000] [--real] [--workdir DIR]
+
+Tables: a generated *clustered* ``--rows`` x ``--dim`` table (``rows / 100`` Gaussian centres, each
+key a centre plus N(0, 1) noise per dimension, Zipf-like counts), and with ``--real`` a trained one:
+gensim skip-gram (dim 100, min_count 5, 2 epochs) on the text8 prefix in ``/work/shared/data``,
+brought in with ``embedpipe import`` (skipped with a message when the file is missing).
+
+For each table, ``--queries`` keys drawn at random (seeded) are the query sample:
+
+- **exact**: the blocked matmul kernel every exact search runs (``top_k_neighbours``, what each
+  ``neighbors --method exact`` task computes) on the sample: queries/s, and the ground truth.
+- **index**: the ``index`` job (build seconds, index bytes, kind), then the index's search kernel
+  (``AnnIndex.search``, what each ``neighbors --method index`` task runs) on the same sample with
+  Faiss on ``--cores`` threads: queries/s and recall@10 against exact.
+- **jobs**: ``neighbors --method exact|index --queries <the sample's first --job-queries keys>`` as a
+  user runs them (table read, Spark tasks, atomic write): wall seconds; the two kernel figures
+  above are the per-query cost.
+- **index, the other kind**: the kind ``auto`` did not pick, forced (``--kind``), same figures.
+- **lsh**: ``neighbors --method approximate`` with its defaults; LSH scores every key of the table
+  in one run whatever the queries, so its queries/s is rows / wall seconds; recall@10 on the sample.
+  Run only on tables of at most ``--lsh-max-rows`` rows (on 2 cores it needs minutes per 20,000 keys).
+
+Prints one Markdown table per data set; ``uptime`` load is printed with it (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from embedpipe.index.build import run_index  # noqa: E402
+from embedpipe.index.store import import_faiss, load_index  # noqa: E402
+from embedpipe.jobconfig import IndexConfig, NeighborsConfig  # noqa: E402
+from embedpipe.lookup.api import open_table  # noqa: E402
+from embedpipe.lookup.neighbors import run_neighbors  # noqa: E402
+from embedpipe.vectors import top_k_neighbours  # noqa: E402
+from tests.benchmarks.common import spark_session  # noqa: E402
+
+K = 10
+TEXT8 = Path("/work/shared/data/text8-prefix/text8-prefix.txt.gz")
+
+
+def write_clustered_table(spark, path: str, rows: int, dim: int, seed: int) -> None:
+    from embedpipe.table import write_embedding_table
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, rows // 100), dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), rows)]
+    vectors += rng.standard_normal((rows, dim), dtype=np.float32)
+    counts = (1_000_000 / np.arange(1, rows + 1)).astype(np.int64) + 1
+    table = pa.table({
+        "key": pa.array([f"w{i}" for i in range(rows)]),
+        "id": pa.array(np.arange(rows, dtype=np.int64)),
+        "count": pa.array(counts),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim).cast(pa.list_(pa.float32())),
+    })
+    staging = Path(path + "-src")
+    staging.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, staging / "part-0.parquet")
+    write_embedding_table(spark, spark.read.parquet(str(staging)), path, method="clustered", dim=dim, params={},
+                          source="bench_index", seed=seed, tokenizer=None, key_kind="item", expected_rows=rows)
+
+
+def write_text8_table(spark, workdir: Path) -> str | None:
+    """gensim skip-gram on the text8 prefix, imported with ``embedpipe import``; None when the data is missing."""
+    if not TEXT8.exists():
+        print(f"--real: {TEXT8} is missing; skipping the trained table")
+        return None
+    from gensim.models import Word2Vec
+
+    from embedpipe.interop.importer import run_import
+    from embedpipe.jobconfig import ImportConfig
+
+    words = gzip.open(TEXT8, "rt").read().split()
+    sentences = [words[i:i + 1000] for i in range(0, len(words), 1000)]
+    model = Word2Vec(sentences, vector_size=100, window=5, min_count=5, sg=1, negative=5, epochs=2, workers=2,
+                     seed=1)
+    vectors = workdir / "text8.vec"
+    model.wv.save_word2vec_format(str(vectors))
+    path = str(workdir / "text8-table")
+    run_import(spark, ImportConfig(input=str(vectors), output=path, format="word2vec"))
+    return path
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f[f >= 0]) & set(t)) / truth.shape[1] for f, t in zip(found, truth, strict=True)]))
+
+
+def job_neighbors(spark, table: str, out: str, method: str, queries: list[str] | None) -> float:
+    started = time.monotonic()
+    run_neighbors(spark, NeighborsConfig(table=table, output=out, k=K, method=method, queries=queries or []))
+    return time.monotonic() - started
+
+
+def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: int, cores: int,
+                lsh_max_rows: int, workdir: Path) -> str:
+    faiss = import_faiss()
+    table = open_table(table_path)
+    rows = len(table)
+    sample = np.sort(np.random.default_rng(7).choice(rows, min(n_queries, rows), replace=False))
+    keys = [table.keys[int(r)] for r in sample]
+    unit = table.unit
+
+    started = time.monotonic()
+    truth, _ = top_k_neighbours(unit, sample, K)
+    exact_seconds = time.monotonic() - started
+    print(f"{name}: exact kernel {len(sample) / exact_seconds:,.1f} queries/s (load {os.getloadavg()})", flush=True)
+
+    summary = run_index(spark, IndexConfig(table=table_path))
+    faiss.omp_set_num_threads(cores)
+    ann = load_index(table_path, rows=rows, dim=table.dim)
+    ann.search(unit, sample[:10], K)  # warm
+    started = time.monotonic()
+    found, _ = ann.search(unit, sample, K)
+    index_seconds = time.monotonic() - started
+    print(f"{name}: index {summary} {len(sample) / index_seconds:,.1f} queries/s, recall@10 {recall(found, truth):.3f}",
+          flush=True)
+
+    exact_job = job_neighbors(spark, table_path, str(workdir / f"{name}-exact"), "exact", keys[:job_queries])
+    index_job = job_neighbors(spark, table_path, str(workdir / f"{name}-index"), "index", keys[:job_queries])
+    print(f"{name}: jobs, {job_queries} queries: exact {exact_job:.1f} s, index {index_job:.1f} s", flush=True)
+
+    lines = [
+        f"### {name}: {rows:,} x {table.dim}, {len(sample):,} query keys, k={K}, {cores} cores",
+        f"load before: {os.getloadavg()}",
+        "",
+        "| method | build s | index bytes | queries/s | x exact | recall@10 | "
+        f"job wall s ({min(job_queries, len(keys))} queries) |",
+        "|---|---|---|---|---|---|---|",
+        f"| exact (blocked matmul) | — | — | {len(sample) / exact_seconds:,.1f} | 1.0 | 1.000 | {exact_job:.1f} |",
+        f"| index ({summary['kind']}: {summary['build']}, {summary['search']}) | {summary['build_seconds']:.1f} | "
+        f"{summary['index_bytes']:,} | {len(sample) / index_seconds:,.1f} | {exact_seconds / index_seconds:.1f} | "
+        f"{recall(found, truth):.3f} | {index_job:.1f} |",
+    ]
+    # The other kind, forced (auto picks HNSW up to HNSW_MAX_ROWS): what the threshold trades.
+    other = "ivf-pq" if summary["kind"] == "hnsw" else "hnsw"
+    forced = run_index(spark, IndexConfig(table=table_path, kind=other))
+    ann = load_index(table_path, rows=rows, dim=table.dim)
+    ann.search(unit, sample[:10], K)
+    started = time.monotonic()
+    found, _ = ann.search(unit, sample, K)
+    forced_seconds = time.monotonic() - started
+    print(f"{name}: forced {forced} {len(sample) / forced_seconds:,.1f} queries/s, "
+          f"recall@10 {recall(found, truth):.3f}", flush=True)
+    lines.append(f"| index, kind={other} ({forced['build']}, {forced['search']}) | {forced['build_seconds']:.1f} | "
+                 f"{forced['index_bytes']:,} | {len(sample) / forced_seconds:,.1f} | "
+                 f"{exact_seconds / forced_seconds:.1f} | {recall(found, truth):.3f} | — |")
+    if rows <= lsh_max_rows:
+        out = str(workdir / f"{name}-lsh")
+        lsh_seconds = job_neighbors(spark, table_path, out, "approximate", None)
+        rows_of = {k: i for i, k in enumerate(table.keys)}
+        got: dict[int, list[int]] = {}
+        wanted = set(sample.tolist())
+        for batch in pq.read_table(out, columns=["key", "neighbor"]).to_batches():
+            for key, neighbour in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                row = rows_of[key]
+                if row in wanted:
+                    got.setdefault(row, []).append(rows_of[neighbour])
+        lsh_found = np.full((len(sample), K), -1)
+        for i, row in enumerate(sample.tolist()):
+            hits = got.get(row, [])[:K]
+            lsh_found[i, :len(hits)] = hits
+        lsh_qps = rows / lsh_seconds
+        lines.append(f"| lsh (approximate, defaults; every key per run) | — | — | {lsh_qps:,.1f} | "
+                     f"{lsh_qps / (len(sample) / exact_seconds):.1f} | {recall(lsh_found, truth):.3f} | "
+                     f"{lsh_seconds:.1f} (all {rows:,} keys) |")
+    lines.append(f"\nload after: {os.getloadavg()}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--job-queries", type=int, default=100, help="query keys of the neighbors job runs")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--lsh-max-rows", type=int, default=200_000, help="run the LSH job only on smaller tables")
+    parser.add_argument("--real", action="store_true", help="also the text8 skip-gram table")
+    parser.add_argument("--workdir")
+    args = parser.parse_args()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    spark = spark_session(args.cores)
+    reports = []
+    if args.real:
+        real = write_text8_table(spark, workdir)
+        if real is not None:
+            reports.append(bench_table(spark, "text8 skip-gram", real, args.queries, args.job_queries, args.cores,
+                                       args.lsh_max_rows, workdir))
+            print(reports[-1], flush=True)
+    generated = str(workdir / "clustered")
+    write_clustered_table(spark, generated, args.rows, args.dim, seed=1)
+    reports.append(bench_table(spark, "clustered", generated, args.queries, args.job_queries, args.cores,
+                               args.lsh_max_rows, workdir))
+    print(reports[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""``embedpipe index`` and ``neighbors --method index``: agree with exact search, stay out of the rows,
+refuse stale/corrupt/missing indexes with one line, and the Python API uses a fresh index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("faiss", reason="the ANN index needs the 'index' extra (faiss-cpu)")
+
+from embedpipe.cli import main  # noqa: E402
+from embedpipe.index.store import AnnIndex  # noqa: E402
+from embedpipe.lookup import open_table  # noqa: E402
+
+N, DIM, K = 400, 16, 5
+
+
+def _vectors(seed: int = 3) -> tuple[list[str], np.ndarray]:
+    """Clustered vectors (40 clusters of about 10 keys), as trained tables are."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(40, DIM))
+    vectors = (centers[rng.integers(0, 40, N)] + 0.5 * rng.normal(size=(N, DIM))).astype(np.float32)
+    return [f"k{i:03d}" for i in range(N)], vectors
+
+
+def _write(write_table, path, seed: int = 3) -> str:
+    keys, vectors = _vectors(seed)
+    write_table(path, [(k, i, N - i, v.tolist()) for i, (k, v) in enumerate(zip(keys, vectors, strict=True))],
+                dim=DIM, key_kind="item")
+    return str(path)
+
+
+def _exact(seed: int = 3) -> dict[str, list[tuple[str, float]]]:
+    keys, vectors = _vectors(seed)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = unit @ unit.T
+    np.fill_diagonal(scores, -np.inf)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+    return {keys[i]: [(keys[j], float(scores[i, j])) for j in top[i]] for i in range(N)}
+
+
+def _read(spark, path) -> dict[str, list[tuple[str, float]]]:
+    got: dict[str, list] = {}
+    for r in sorted(spark.read.parquet(str(path)).collect(), key=lambda r: (r["key"], r["rank"])):
+        got.setdefault(r["key"], []).append((r["neighbor"], r["score"]))
+    return got
+
+
+def _recall(got, expected) -> float:
+    return sum(len({n for n, _ in got.get(key, [])} & {n for n, _ in want}) for key, want in expected.items()) / (
+        K * len(expected))
+
+
+def _last_error(capsys) -> str:
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf-pq"])
+def test_index_neighbors_match_exact_and_rerun(spark, write_table, tmp_path, kind):
+    table = _write(write_table, tmp_path / "table")
+    for _ in range(2):  # a second build replaces the first
+        assert main(["index", "--table", table, "--kind", kind]) == 0
+    index_dir = tmp_path / "table" / "_index"
+    assert sorted(p.name for p in index_dir.iterdir()) == ["index.faiss", "index.json"]
+    assert not [p for p in (tmp_path / "table").iterdir() if p.name.startswith("_index.")]  # no leftovers
+    manifest = json.loads((index_dir / "index.json").read_text())
+    assert (manifest["kind"], manifest["table"]["rows"], manifest["table"]["dim"]) == (kind, N, DIM)
+    assert manifest["index_bytes"] == (index_dir / "index.faiss").stat().st_size
+    out = tmp_path / "nn"
+    for _ in range(2):
+        assert main(["neighbors", "--table", table, "--output", str(out), "--k", str(K), "--method", "index",
+                     "--block-rows", "64"]) == 0
+    got, expected = _read(spark, out), _exact()
+    assert _recall(got, expected) >= 0.95
+    exact_scores = {key: dict(_exact_all()[key]) for key in got}
+    for key, neighbours in got.items():  # reported scores are the exact cosines, ranks best first
+        assert all(a[1] >= b[1] for a, b in zip(neighbours, neighbours[1:], strict=False))
+        for neighbour, score in neighbours:
+            assert neighbour != key
+            assert score == pytest.approx(exact_scores[key][neighbour], abs=1e-5)
+
+
+def _exact_all() -> dict[str, list[tuple[str, float]]]:
+    keys, vectors = _vectors()
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = unit @ unit.T
+    return {keys[i]: [(keys[j], float(scores[i, j])) for j in range(N) if j != i] for i in range(N)}
+
+
+def test_readers_skip_the_index_and_api_uses_it(spark, write_table, tmp_path, monkeypatch):
+    import duckdb
+    import pandas as pd
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    table = _write(write_table, tmp_path / "table")
+    assert main(["index", "--table", table]) == 0
+    assert spark.read.parquet(table).count() == N
+    assert pq.read_table(table).num_rows == N
+    assert pads.dataset(table, format="parquet").count_rows() == N
+    assert len(pd.read_parquet(table)) == N
+    assert duckdb.sql(f"select count(*) from read_parquet('{table}/**/*.parquet')").fetchall()[0][0] == N
+
+    calls = []
+    search = AnnIndex.search
+    monkeypatch.setattr(AnnIndex, "search", lambda self, *a: calls.append(1) or search(self, *a))
+    assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+    assert calls == [1]
+
+
+def test_bad_indexes_fail_with_one_line_and_write_nothing(spark, write_table, tmp_path, capsys, monkeypatch):
+    table = _write(write_table, tmp_path / "table")
+    out = tmp_path / "nn"
+    args = ["neighbors", "--table", table, "--output", str(out), "--method", "index"]
+    hint = f"embedpipe index --table {table}"
+
+    assert main(args) != 0  # no index built
+    assert _last_error(capsys) == f"embedpipe neighbors: error: table {table} has no index: build one with {hint}"
+
+    other = _write(write_table, tmp_path / "other", seed=4)  # an index built for another table
+    assert main(["index", "--table", other]) == 0
+    shutil.copytree(f"{other}/_index", f"{table}/_index")
+    assert main(args) != 0
+    assert _last_error(capsys) == f"embedpipe neighbors: error: index is stale: rebuild with {hint}"
+    assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+
+    assert main(["index", "--table", table]) == 0  # rebuilt: fresh again; then the table's manifest changes
+    manifest = json.loads((tmp_path / "table" / "_manifest.json").read_text())
+    (tmp_path / "table" / "_manifest.json").write_text(json.dumps({**manifest, "created_at": "2000-01-01"}))
+    assert main(args) != 0
+    assert _last_error(capsys) == f"embedpipe neighbors: error: index is stale: rebuild with {hint}"
+
+    assert main(["index", "--table", table]) == 0  # a corrupt index file
+    (tmp_path / "table" / "_index" / "index.faiss").write_bytes(b"not a faiss index")
+    assert main(args) != 0
+    error = _last_error(capsys)
+    assert error.startswith(f"embedpipe neighbors: error: cannot read index {table}/_index/index.faiss (faiss ")
+    assert error.endswith(f"; rebuild with {hint}")
+    assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+
+    (tmp_path / "table" / "_index" / "index.json").write_text("{")  # an unreadable index manifest
+    assert main(args) != 0
+    assert _last_error(capsys) == (f"embedpipe neighbors: error: index of table {table} is unreadable "
+                                   f"(_index/index.json is not an embedpipe index manifest): rebuild with {hint}")
+
+    _write(write_table, tmp_path / "table")  # a rewritten table loses its index with the old rows
+    assert not (tmp_path / "table" / "_index").exists()
+    assert main(args) != 0
+    assert _last_error(capsys) == f"embedpipe neighbors: error: table {table} has no index: build one with {hint}"
+    assert not out.exists()
+
+
+def test_missing_faiss_is_one_line_naming_the_extra(spark, write_table, tmp_path, capsys, monkeypatch):
+    table = _write(write_table, tmp_path / "table")
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    expected = "error: the ANN index needs faiss: pip install 'embedpipe[index]' (the 'index' extra, faiss-cpu)"
+    assert main(["index", "--table", table]) != 0
+    assert _last_error(capsys) == f"embedpipe index: {expected}"
+    assert not [p for p in (tmp_path / "table").iterdir() if p.name.startswith("_index")]
+    out = tmp_path / "nn"
+    assert main(["neighbors", "--table", table, "--output", str(out), "--method", "index"]) != 0
+    assert _last_error(capsys) == f"embedpipe neighbors: {expected}"
+    assert not out.exists()
