@@ -1,5 +1,17 @@
 """Recommendation methods side by side: training throughput and Recall@20 / NDCG@20 on one split.
 
+    python tests/benchmarks/bench_recommend.py --data ../shared/data/movielens-latest-small/ratings.csv
+        [--seeds 3] [--ease 100,300,1000] [--no-als-grid] [--generated-users 2000] [--dim 32]
+
+``--data``: the temporal protocol of docs/recommendation-protocol.md (positives rating >= 4, per
+user the latest 20% held out, full ranking) on a ratings log, and on a generated log with
+``--generated-users``. The references run on the same split in NumPy
+(tests/benchmarks/recommend_references.py): popularity, EASE for each ``--ease`` lambda and Spark
+ALS over its small grid; then every method trains through the CLI for each of ``--seeds`` seeds
+and is scored by ``evaluate`` its consumer's ways: the table alone (cosine; dot too for als and
+popularity) and input . output vectors where the method exports them. Means over the seeds.
+Without ``--data``, the throughput comparison below:
+
     python tests/benchmarks/bench_recommend.py [--users 1000000] [--items 400] [--holdout-items 5]
         [--dim 32] [--epochs N] [--bag-epochs N] [--methods popularity,als,item2vec,softmax] [--cores 2]
         [--item2vec-settings window=10] [--variants "item2vec:epochs=10;als:reg=1,alpha=40"]
@@ -119,10 +131,11 @@ def _settings(text: str) -> dict[str, str]:
     return dict(item.strip().split("=", 1) for item in text.split(",") if item.strip())
 
 
-def evaluate(tables: list[str], histories: Path, report_dir: Path, candidates: str | None = None) -> list[dict]:
+def evaluate(tables: list[str], histories: Path, report_dir: Path, candidates: str | None = None,
+             score: str = "auto") -> list[dict]:
     """``evaluate`` of ``tables`` (the first against ``candidates`` when given): the report's table entries."""
     code = cli(["evaluate", "--table", tables[0], *(["--compare", ",".join(tables[1:])] if tables[1:] else []),
-                *(["--candidate-table", candidates] if candidates else []),
+                *(["--candidate-table", candidates] if candidates else []), "--score", score,
                 "--histories", str(histories), "--output", str(report_dir), "--k-values", "10,20,50", *QUIET])
     if code != 0:
         raise SystemExit(f"evaluate of {tables} failed (exit {code})")
@@ -178,6 +191,64 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
     return scored
 
 
+#: The temporal protocol of docs/recommendation-protocol.md on a ratings log (MovieLens's or the generator's columns).
+PROTOCOL = ["--time-column", "timestamp", "--weight-column", "rating", "--rating-threshold", "4", "--holdout", "last",
+            "--holdout-fraction", "0.2", "--holdout-min-train-items", "4"]
+METRIC_KEYS = ("recall@10", "recall@20", "recall@50", "ndcg@10", "ndcg@20", "ndcg@50", "coverage@20")
+
+
+def run_protocol(name: str, log_path: Path, work: Path, args: argparse.Namespace) -> list[dict]:
+    """One temporal split of ``log_path``; the references, then every method over ``--seeds`` seeds (means)."""
+    from tests.benchmarks.recommend_references import ease, load_split, popularity, spark_als
+
+    histories = work / f"{name}-histories"
+    user, item = ("userId", "movieId") if log_path.name == "ratings.csv" else ("user", "item")
+    if cli(["histories", "--input", str(log_path), "--output", str(histories), "--user-column", user,
+            "--item-column", item, *PROTOCOL, *QUIET]) != 0:
+        raise SystemExit(f"histories failed on {log_path}")
+    log.info("%s: %s", name, json.loads((histories / "report.json").read_text(encoding="utf-8"))["holdout"])
+    split = load_split(histories)
+    rows = [_protocol_row(name, "popularity (reference, NumPy)", "count", [popularity(split)])]
+    rows += [_protocol_row(name, f"EASE lambda={lam:g}", "x_u B", [m]) for lam, m in ease(split, args.ease).items()]
+    if args.als_grid:
+        rows += [_protocol_row(name, f"Spark ALS rank={r} reg={g:g} alpha={a:g}", "dot", [m])
+                 for (r, g, a), m in spark_als(split).items()]
+    scored: dict[tuple[str, str], list[dict]] = {}
+    for seed in range(1, args.seeds + 1):
+        for label, method, settings in runs(args):
+            output = work / f"{name}-{_slug(label)}-seed{seed}"
+            if cli(["train", "--input", str(histories), "--output", str(output), "--method", method, "--seed",
+                    str(seed), *method_arguments(method, output, args, settings), *QUIET]) != 0:
+                log.warning("%s seed %d: train failed", label, seed)
+                continue
+            report = Path(f"{output}-report")
+            ways = [("table alone", "cosine", None)] if method != "popularity" else []
+            if method in ("als", "popularity"):
+                ways.append(("table alone", "dot", None))
+            if method in TWO_TOWERS:
+                ways.append(("input . output", "dot", f"{output}-output"))
+            for way, score, candidates in ways:
+                entry = evaluate([str(output)], histories, Path(f"{report}-{score}-{bool(candidates)}"), candidates,
+                                 score)[0]
+                scored.setdefault((label, f"{way} ({score})"), []).append(entry["metrics"])
+            log.info("%s seed %d: %s", label, seed, {k: v[-1]["recall@20"] for k, v in scored.items() if k[0] == label})
+    rows += [_protocol_row(name, label, way, metrics) for (label, way), metrics in scored.items()]
+    return rows
+
+
+def _protocol_row(dataset: str, method: str, way: str, runs_metrics: list[dict]) -> dict:
+    means = {key: sum(m[key] for m in runs_metrics) / len(runs_metrics) for key in METRIC_KEYS}
+    return {"dataset": dataset, "method": method, "score": way, "runs": len(runs_metrics), **means}
+
+
+def render_protocol(rows: list[dict]) -> str:
+    out = ["| dataset | method | scored by | runs | " + " | ".join(k.replace("@", "@") for k in METRIC_KEYS) + " |",
+           "|---|---|---|---|" + "---|" * len(METRIC_KEYS)]
+    out += [f"| {r['dataset']} | {r['method']} | {r['score']} | {r['runs']} | "
+            + " | ".join(f"{r[k]:.4f}" for k in METRIC_KEYS) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def _slug(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
 
@@ -221,12 +292,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--skip-udata", action="store_true", help="only the generated CSV log")
+    parser.add_argument("--data", default=None,
+                        help="a ratings log (MovieLens ratings.csv): the temporal protocol with the references")
+    parser.add_argument("--generated-users", type=int, default=0,
+                        help="--data: also a generated log of this many users on the same protocol")
+    parser.add_argument("--seeds", type=int, default=3, help="--data: seeds per embedpipe method (means reported)")
+    parser.add_argument("--ease", default="100,300,1000", help="--data: EASE lambdas")
+    parser.add_argument("--no-als-grid", dest="als_grid", action="store_false", help="--data: skip Spark ALS")
     args = parser.parse_args(argv)
+    args.ease = [float(x) for x in args.ease.split(",") if x]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-recommend-"))
     work.mkdir(parents=True, exist_ok=True)
     spark_session(args.cores)  # the jobs below reuse this session (getOrCreate)
+    if args.data:
+        return protocol_main(args, work)
     started = time.perf_counter()
     info = generate_watch_log(work / "watch.csv", users=args.users, seed=args.seed, items=args.items)
     log.info("generated %d interactions of %d users in %.1f s", info.interactions, args.users,
@@ -240,6 +321,23 @@ def main(argv: list[str] | None = None) -> int:
     (work / "bench_recommend.md").write_text(table + "\n", encoding="utf-8")
     print(f"{args.users:,} users x {args.items} items, {info.interactions:,} interactions, holdout random "
           f"{args.holdout_items} per user, dim {args.dim}, {args.cores} cores; work dir {work}\n")
+    print(table)
+    return 0
+
+
+def protocol_main(args: argparse.Namespace, work: Path) -> int:
+    """``--data``: the ratings log and (``--users`` > 0) a generated log, each on the temporal protocol."""
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(f"--data {data} not found (MovieLens latest-small: ../shared/data/movielens-latest-small/)")
+    rows = run_protocol(data.parent.name or "data", data, work, args)
+    if args.generated_users:
+        info = generate_watch_log(work / "watch.csv", users=args.generated_users, seed=args.seed, items=args.items)
+        rows += run_protocol("generated", info.path, work, args)
+    table = render_protocol(rows)
+    (work / "bench_recommend.md").write_text(table + "\n", encoding="utf-8")
+    print(f"temporal protocol (docs/recommendation-protocol.md), dim {args.dim}, {args.seeds} seeds, {args.cores} "
+          f"cores; work dir {work}\n")
     print(table)
     return 0
 
