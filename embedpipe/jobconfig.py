@@ -484,6 +484,28 @@ class PublishConfig:
     allow_older: bool = option(
         False, "publish even when the table now published has a later run_date (a backfill normally leaves it)"
     )
+    drift_keys: int = option(
+        10_000, "drift: the overlap and the residual are measured on this many most frequent keys the table shares "
+        "with the published one (neighbours searched among them); lower it when the driver is short of time",
+        min=2,
+    )
+    drift_k: int = option(10, "drift: neighbours per key of the overlap", min=1)
+    min_neighbour_overlap: float | None = option(
+        None, "drift: fail when the keys keep a smaller share of their drift_k nearest neighbours than this "
+        "(warm-started runs keep ~0.8+, cold retrains far less: docs/warm-start.md)", min=0.0, max=1.0,
+    )
+    max_procrustes_residual: float | None = option(
+        None, "drift: fail when the published vectors, best rotated onto the new ones, still differ by more than "
+        "this (relative; about 1.4 for unrelated spaces)", min=0.0,
+    )
+    max_added_fraction: float | None = option(
+        None, "drift: fail when a larger share of the table's keys is new (not in the published table)",
+        min=0.0, max=1.0,
+    )
+    max_removed_fraction: float | None = option(
+        None, "drift: fail when a larger share of the published table's keys is gone from the new one",
+        min=0.0, max=1.0,
+    )
 
     def validate(self) -> None:
         import math

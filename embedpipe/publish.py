@@ -12,6 +12,13 @@ The table is held to the format first (:func:`embedpipe.table.check_table_spark`
 every reader applies -- NaN/Inf, vector lengths, NULL or duplicate keys, the manifest's row count),
 so a table broken after it was written (or written by another tool) is never published.
 
+Drift (:mod:`embedpipe.drift`): when a table is published already, the new one is compared with it
+(neighbour overlap@k and the orthogonal Procrustes residual on the most frequent shared keys,
+vocabulary churn); the metrics are logged, returned in the job summary and recorded in
+``_published.json``, and the ``[publish]`` drift thresholds are checks like the quality ones (a
+failure exits 4 and leaves the published table as it was). The first publication has nothing to
+compare with: drift is skipped, and recorded as such.
+
 The gate reads the evaluate ``report.json`` (a report-sized file, read on the driver) and checks
 that it was made from this very table (the manifest fields the report copied must match), then
 applies the configured thresholds. A threshold on a metric the report does not have fails the gate:
@@ -142,6 +149,35 @@ def quality_checks(report: dict[str, Any], table_rows: int, config: PublishConfi
     return checks
 
 
+def drift_checks(metrics: dict[str, Any], config: PublishConfig) -> list[Check]:
+    """The configured drift thresholds as checks against the measured drift (none when drift was skipped)."""
+    if "skipped" in metrics:
+        return []
+    scope = f"(top {metrics['probes']} shared keys)"
+    bounds = (
+        (f"drift neighbour overlap@{metrics['k']} {scope}", "min_neighbour_overlap", "neighbour_overlap", False),
+        (f"drift Procrustes residual {scope}", "max_procrustes_residual", "procrustes_residual", True),
+        ("drift added keys fraction", "max_added_fraction", "added_fraction", True),
+        ("drift removed keys fraction", "max_removed_fraction", "removed_fraction", True),
+    )
+    return [Check(name, key, _number(metrics.get(metric)), float(getattr(config, key)), upper=upper)
+            for name, key, metric, upper in bounds if getattr(config, key) is not None]
+
+
+def measure_published_drift(spark: SparkSession, config: PublishConfig, published_exists: bool) -> dict[str, Any]:
+    """Drift of ``config.table`` from the table published at ``config.output`` (both read on the driver:
+    vocabulary-sized), or a record saying why it was skipped."""
+    from embedpipe.drift import measure_drift
+    from embedpipe.table import read_embedding_table_spark
+
+    if not published_exists:
+        return {"skipped": "nothing published yet (first publication)"}
+    previous = read_embedding_table_spark(spark, config.output)
+    current = read_embedding_table_spark(spark, config.table)
+    metrics = measure_drift(previous, current, top=config.drift_keys, k=config.drift_k).to_dict()
+    return {**metrics, "published_rows": len(previous), "published_created_at": previous.manifest.get("created_at")}
+
+
 def check_report_matches_table(report: dict[str, Any], manifest: dict[str, Any], report_path: str) -> None:
     """Refuse a report that was made from another table (e.g. a stale report of an earlier run)."""
     evaluated = report.get("table")
@@ -193,6 +229,22 @@ def _count_rows(spark: SparkSession, path: str) -> int:
     return int(spark.read.parquet(path).count())
 
 
+def _rerun_drift(fs: HadoopFS, output: str, run_date: str | None, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The drift recorded when this very table was published for this run_date (a rerun republishes the
+    same record instead of measuring the table against itself)."""
+    record = f"{output.rstrip('/')}/{PUBLISHED_FILE}"
+    if run_date is None or not fs.exists(record):
+        return None
+    try:
+        published = json.loads(fs.read_text(record))
+    except ValueError:
+        return None
+    same = (published.get("run_date") == run_date and published.get("manifest_created_at") is not None
+            and published.get("manifest_created_at") == manifest.get("created_at"))
+    drift = published.get("drift")
+    return drift if same and isinstance(drift, dict) else None
+
+
 def _published_run_date(fs: HadoopFS, output: str) -> str | None:
     record = f"{output.rstrip('/')}/{PUBLISHED_FILE}"
     if not fs.exists(record):
@@ -225,6 +277,10 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
     rows = check_table_spark(spark, config.table, manifest)
 
     checks = quality_checks(report, rows, config)
+    drift = _rerun_drift(fs, output, config.run_date, manifest) or measure_published_drift(
+        spark, config, fs.exists(output))
+    log.info("drift from the published table: %s", json.dumps(drift, sort_keys=True))
+    checks += drift_checks(drift, config)
     failed = [c for c in checks if not c.passed]
     for check in checks:
         log.info("gate %s: %s", "pass" if check.passed else "FAIL", check.describe())
@@ -242,7 +298,7 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         log.warning("not publishing run_date %s: %s already holds the later run_date %s (set allow_older to "
                     "replace it)", config.run_date, config.output, current)
         return {"published": False, "output": config.output, "run_date": config.run_date,
-                "published_run_date": current, "checks": len(checks)}
+                "published_run_date": current, "checks": len(checks), "drift": drift}
 
     record = {
         "run_date": config.run_date,
@@ -251,6 +307,7 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         "rows": rows,
         "manifest_created_at": manifest.get("created_at"),
         "checks": [c.to_dict() for c in checks],
+        "drift": drift,
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "embedpipe_version": __version__,
     }
@@ -262,4 +319,4 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         fs.write_text(f"{staging}/{PUBLISHED_FILE}", json.dumps(record, indent=2, sort_keys=True) + "\n")
     log.info("published %s (run_date %s, %d rows) at %s", table, config.run_date, rows, output)
     return {"published": True, "output": config.output, "run_date": config.run_date, "rows": rows,
-            "checks": len(checks)}
+            "checks": len(checks), "drift": drift}
