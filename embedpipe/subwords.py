@@ -206,3 +206,85 @@ def compose(matrix: np.ndarray, rows: np.ndarray, offsets: np.ndarray) -> np.nda
     nonzero = lengths > 0
     out[nonzero] /= lengths[nonzero, None].astype(np.float32)
     return out
+
+
+# ------------------------------------------------------------------------- composing unseen words
+
+#: The manifest param (both tables) holding the n-gram scheme and where the bucket table is.
+SUBWORDS_PARAM = "subwords"
+#: The scheme keys the two manifests must agree on.
+SCHEME_KEYS = ("minn", "maxn", "buckets", "hash", "jamo")
+
+
+@dataclass(frozen=True)
+class SubwordVectors:
+    """A table's trained bucket rows and its n-gram scheme: composes vectors for words it has not seen.
+
+    ``buckets`` (sorted int64) and ``vectors`` (one row each) come from ``<table>/_subwords``. An unseen
+    word's vector is the mean of the rows of its n-grams' buckets (fastText's ``get_word_vector``
+    for a word without its own row); buckets no vocabulary word used were never trained and are
+    not stored, so they are left out of the mean. A word none of whose n-grams has a row gets none.
+    """
+
+    buckets: np.ndarray
+    vectors: np.ndarray
+    minn: int
+    maxn: int
+    n_buckets: int
+
+    def compose(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(len(words), dim) float32 vectors and a bool mask of the words that got one."""
+        offsets, grams = word_buckets(list(words), self.minn, self.maxn, self.n_buckets)
+        position = np.searchsorted(self.buckets, grams)
+        position = np.minimum(position, max(len(self.buckets) - 1, 0))
+        known = (self.buckets[position] == grams) if len(self.buckets) else np.zeros(len(grams), dtype=bool)
+        owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        counts = np.bincount(owner[known], minlength=len(offsets) - 1)
+        kept_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        out = compose(self.vectors, position[known], kept_offsets)
+        return out, counts > 0
+
+
+def scheme_of(manifest: dict) -> dict | None:
+    """The n-gram scheme a table's manifest records, or None for a table without subword vectors."""
+    found = (manifest.get("params") or {}).get(SUBWORDS_PARAM)
+    return found if isinstance(found, dict) else None
+
+
+def check_subword_manifest(main: dict, subwords: dict, path: str) -> dict:
+    """The scheme, after checking the bucket table's manifest matches the main table's; TableError naming the key."""
+    from embedpipe.errors import TableError
+
+    expected, found = scheme_of(main), scheme_of(subwords)
+    if expected is None:
+        raise TableError(f"embedding table {path} has no subword vectors (train it with --method fasttext)")
+    if found is None:
+        raise TableError(f"subword table {path}/{expected.get('table')} records no n-gram scheme (params.subwords)")
+    for key in SCHEME_KEYS:
+        if expected.get(key) != found.get(key):
+            raise TableError(
+                f"subword table {path}/{expected.get('table')} does not match its table: params.subwords.{key} is "
+                f"{found.get(key)!r} there and {expected.get(key)!r} in the table's manifest"
+            )
+    if int(subwords.get("dim", -1)) != int(main.get("dim", -2)):
+        raise TableError(f"subword table {path}/{expected.get('table')} has dim {subwords.get('dim')}, its table "
+                         f"{main.get('dim')}")
+    if found.get("hash") != HASH_NAME:
+        raise TableError(f"subword table {path}: params.subwords.hash {found.get('hash')!r} is not {HASH_NAME!r}")
+    return expected
+
+
+def read_subword_vectors(path: str, manifest: dict) -> SubwordVectors:
+    """The bucket rows of the table at ``path`` (with ``manifest``), checked against it."""
+    from embedpipe.errors import ConfigError
+    from embedpipe.table import read_embedding_table
+
+    if scheme_of(manifest) is None:
+        raise ConfigError(f"config key 'oov' is subwords but embedding table {path} has no subword vectors "
+                          "(train it with --method fasttext)")
+    location = f"{path.rstrip('/')}/{scheme_of(manifest)['table']}"
+    table = read_embedding_table(location)
+    scheme = check_subword_manifest(manifest, table.manifest, path.rstrip("/"))
+    order = np.argsort(table.ids, kind="stable")
+    return SubwordVectors(buckets=table.ids[order], vectors=np.asarray(table.vectors)[order],
+                          minn=int(scheme["minn"]), maxn=int(scheme["maxn"]), n_buckets=int(scheme["buckets"]))

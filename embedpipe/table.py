@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from embedpipe.combiners import EmbedResult, KeyIndex
     from embedpipe.index.store import AnnIndex
     from embedpipe.jobconfig import TokenizerSettings
+    from embedpipe.subwords import SubwordVectors
 
 log = logging.getLogger(__name__)
 
@@ -528,16 +529,29 @@ class EmbeddingTable:
         return self.vectors[row]
 
     def vectors_of(self, keys: Sequence[str], *, oov: str = "fail") -> np.ndarray:
-        """(len(keys), dim) float32 copy; ``oov='zero'`` gives zero rows for missing keys, 'fail' a KeyError."""
+        """(len(keys), dim) float32 copy; ``oov='zero'`` gives zero rows for missing keys, 'fail' a KeyError,
+        'subwords' their vectors composed from the table's n-gram buckets (a fasttext table; zeros for a key
+        none of whose n-grams was trained)."""
         from embedpipe.combiners import check_choice
 
-        check_choice("oov", oov, ("fail", "zero"))
+        check_choice("oov", oov, ("fail", "zero", "subwords"))
         rows = self.rows(keys)
         if oov == "fail":
             self._require(keys, rows)
         out = self.vectors[np.maximum(rows, 0)] if len(self) else np.zeros((len(rows), self.dim), np.float32)
         out[rows < 0] = 0.0
+        missing = np.flatnonzero(rows < 0)
+        if oov == "subwords" and missing.size:
+            out[missing] = self.subwords.compose([keys[int(i)] for i in missing])[0]
         return out
+
+    @cached_property
+    def subwords(self) -> SubwordVectors:
+        """The n-gram bucket vectors of a fasttext table (``<table>/_subwords``), read on first use;
+        a one-line ConfigError for a table without them."""
+        from embedpipe.subwords import read_subword_vectors
+
+        return read_subword_vectors(self.path or "(in memory)", self.manifest)
 
     # --------------------------------------------------------------------------- similarity
 

@@ -31,7 +31,7 @@ from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
 from embedpipe.methods.sgns import _prepare_checkpoints, _table_rows, core_params, task_threads
-from embedpipe.subwords import HASH_NAME, subword_index
+from embedpipe.subwords import HASH_NAME, SUBWORDS_PARAM, subword_index
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Where the bucket table goes, inside the main table's directory (``_``: Parquet readers skip it).
 SUBWORD_DIR = "_subwords"
-#: The manifest param (both tables) holding the n-gram scheme and where the bucket table is.
-SUBWORDS_PARAM = "subwords"
 
 
 def scheme(minn: int, maxn: int, buckets: int) -> dict[str, Any]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from embedpipe.cli import main
+from embedpipe.errors import ConfigError, TableError
 from embedpipe.jobconfig import TokenizeConfig
 from embedpipe.subwords import ngram_buckets
-from embedpipe.table import read_embedding_table
+from embedpipe.table import MANIFEST_FILE, read_embedding_table
 from embedpipe.text.pipeline import run_tokenize
 
 pytest.importorskip("torch")
@@ -31,12 +35,17 @@ def tokens(spark, tmp_path_factory):
     return root / "tokens"
 
 
-def test_fasttext_writes_composed_vectors_and_buckets_and_repeats(spark, tokens, tmp_path):
+@pytest.fixture(scope="module")
+def trained(spark, tokens, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fasttext-table") / "table"
+    assert main(["train", "--input", str(tokens), "--output", str(out), *FASTTEXT]) == 0
+    return out
+
+
+def test_fasttext_writes_composed_vectors_and_buckets_and_repeats(spark, tokens, trained, tmp_path):
     out = tmp_path / "table"
-    argv = ["train", "--input", str(tokens), "--output", str(out), *FASTTEXT]
-    assert main(argv) == 0
-    first = read_embedding_table(str(out))
-    assert main(argv) == 0
+    assert main(["train", "--input", str(tokens), "--output", str(out), *FASTTEXT]) == 0
+    first = read_embedding_table(str(trained))
     second = read_embedding_table(str(out))
     np.testing.assert_array_equal(first.vectors, second.vectors)
     assert len(first) == 24 and first.dim == 16 and first.manifest["method"] == "fasttext"
@@ -78,3 +87,37 @@ def test_bad_ngram_settings_write_nothing(spark, capsys, tokens, tmp_path, setti
     assert main(argv) == 2
     assert capsys.readouterr().err == f"embedpipe train: error: {message}\n"
     assert not out.exists()
+
+
+def test_unseen_words_are_composed_from_their_ngram_buckets(trained):
+    table = read_embedding_table(str(trained))
+    buckets = read_embedding_table(str(trained / "_subwords"))
+    row_of = {int(b): i for i, b in enumerate(buckets.ids)}
+    words = ["walkings", "cooking", "qqqq"]  # unseen, seen, no trained n-gram
+    vectors = table.vectors_of(words, oov="subwords")
+    rows = [row_of[int(b)] for b in ngram_buckets("walkings", 3, 6, 5000) if int(b) in row_of]
+    assert 0 < len(rows) < len(ngram_buckets("walkings", 3, 6, 5000))  # "ings>" was never trained
+    np.testing.assert_allclose(vectors[0], buckets.vectors[rows].mean(axis=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(vectors[1], table.vector("cooking"))
+    np.testing.assert_array_equal(vectors[2], np.zeros(16, np.float32))
+    with pytest.raises(KeyError):
+        table.vectors_of(["walkings"])  # the default policy still fails on unseen keys
+
+
+def test_subwords_on_a_table_without_them_or_with_a_mismatched_bucket_table(trained, write_table, tmp_path):
+    plain = tmp_path / "plain"
+    write_table(plain, [("a", 0, 1, [1.0, 0.0])], dim=2)
+    with pytest.raises(ConfigError) as error:
+        read_embedding_table(str(plain)).vectors_of(["b"], oov="subwords")
+    assert str(error.value) == (f"config key 'oov' is subwords but embedding table {plain} has no subword vectors "
+                                "(train it with --method fasttext)")
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    manifest_path = copy / "_subwords" / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text())
+    manifest["params"]["subwords"]["maxn"] = 5
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(TableError) as error:
+        read_embedding_table(str(copy)).vectors_of(["walkings"], oov="subwords")
+    assert str(error.value) == (f"subword table {copy}/_subwords does not match its table: params.subwords.maxn is "
+                                "5 there and 6 in the table's manifest")
