@@ -131,3 +131,29 @@ def test_fasttext_trainer_repeats_for_any_thread_count_and_moves_ngram_rows():
     assert runs[0].input_vectors.shape == (16, 8) and runs[0].subword_vectors.shape == (len(index.buckets), 8)
     start = initial_state(index, FastTextParams(dim=8, minn=3, maxn=5, buckets=5000)).w_in.numpy()
     assert not np.allclose(start[16:], runs[0].subword_vectors)  # the n-gram rows trained
+
+
+def test_subword_pair_update_against_numpy():
+    """One pair by hand: the input is the mean of the word's rows; each row gets the whole input gradient."""
+    pytest.importorskip("numba")
+    from embedpipe.torchtrain import subword_cpu
+
+    rng = np.random.default_rng(3)
+    w_in = rng.uniform(-0.5, 0.5, (6, 4)).astype(np.float32)
+    w_out = rng.uniform(-0.5, 0.5, (3, 4)).astype(np.float32)
+    offsets, rows = np.array([0, 3, 4, 5]), np.array([0, 3, 4, 1, 2])  # word 0 = rows 0, 3, 4
+    accept, alias = np.zeros(3), np.full(3, 2)  # every noise draw is word 2
+    lr = 0.1
+    hidden = w_in[[0, 3, 4]].mean(axis=0)
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    g_pos = lr * (1 - sigmoid(hidden @ w_out[1]))
+    g_neg = -lr * sigmoid(hidden @ w_out[2])
+    expected_in, expected_out = w_in.copy(), w_out.copy()
+    update = g_pos * w_out[1] + g_neg * w_out[2]
+    expected_in[[0, 3, 4]] += update
+    expected_out[1] += g_pos * hidden
+    expected_out[2] += g_neg * hidden
+    subword_cpu._train_subword_windows(w_in, w_out, offsets, rows, np.array([1]), np.array([[0]]),
+                                       np.array([[1.0]], dtype=np.float32), accept, alias, 1, lr, 7)
+    np.testing.assert_allclose(w_in, expected_in, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(w_out, expected_out, rtol=1e-5, atol=1e-6)
