@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,7 @@ def _read_parent(spark: SparkSession, config: TrainConfig, key_kind: str) -> Emb
             return None
         raise InputError(f"config key 'init_from': embedding table not found: {path} (set init_from_missing = "
                          "cold to cold-start when it is missing)")
+    path = _rerun_source(spark, fs, path, str(config.output))
     try:
         manifest = read_manifest_spark(spark, path)
     except EmbedpipeError as exc:
@@ -93,6 +95,57 @@ def _read_parent(spark: SparkSession, config: TrainConfig, key_kind: str) -> Emb
         return read_embedding_table_spark(spark, path)
     except EmbedpipeError as exc:
         raise _init_error(config, exc) from None
+
+
+def _published_record(fs: Any, path: str) -> dict[str, Any] | None:
+    """The ``_published.json`` of ``path`` when it is a table published by ``embedpipe publish``."""
+    from embedpipe.publish import PUBLISHED_FILE
+
+    record = f"{path.rstrip('/')}/{PUBLISHED_FILE}"
+    if not fs.exists(record):
+        return None
+    try:
+        data = json.loads(fs.read_text(record))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def source_of(fs: Any, path: str) -> str:
+    """The table a published copy was published from (``_published.json``'s ``table``), else ``path`` itself.
+
+    A warm start records this as its parent, so a table warm-started through the published path names
+    the run it really came from, whatever is published later.
+    """
+    record = _published_record(fs, path)
+    source = record.get("table") if record else None
+    if not source:
+        return path
+    # publish records the path Hadoop-qualified; a local one is written back as a plain path
+    return re.sub(r"^file:(//)?(?=/)", "", str(source))
+
+
+def _rerun_source(spark: SparkSession, fs: Any, path: str, output: str) -> str:
+    """Where a rerun of the published run starts from: the parent of that run, not the run itself.
+
+    When ``path`` is a published copy of ``output`` (the nightly DAG reruns the date now published), starting
+    from it would start a run from its own result; the published table's manifest names the parent its run
+    started from, and the rerun starts from the same one, so a rerun gives the same table.
+    """
+    record = _published_record(fs, path)
+    if not record or fs.qualify(str(record.get("table", ""))).rstrip("/") != fs.qualify(output).rstrip("/"):
+        return path
+    manifest = read_manifest_spark(spark, path)
+    record = (manifest.get("params") or {}).get(RECORD_PARAM) or {}
+    parent = record.get("parent")
+    if not parent:
+        raise _RerunOfColdStart(record or {"parent": None, "cold_start": "a rerun of a cold-started run"})
+    log.info("warm start: %s is this run's own earlier result; starting from its parent %s", path, parent["path"])
+    return str(parent["path"])
+
+
+class _RerunOfColdStart(Exception):
+    """The run being rerun was a cold start: so is the rerun, recorded as that run was (its record is the arg)."""
 
 
 def _read_output_vectors(spark: SparkSession, parent: EmbeddingTable) -> np.ndarray | None:
@@ -122,10 +175,17 @@ def plan_warm_start(spark: SparkSession, config: TrainConfig, keys: pa.Array, ke
     """
     if config.init_from is None:
         return None
-    parent = _read_parent(spark, config, key_kind)
+    try:
+        parent = _read_parent(spark, config, key_kind)
+    except _RerunOfColdStart as rerun:
+        log.warning("warm start: %s is this run's own earlier result, which was a cold start: a cold start",
+                    config.init_from)
+        return WarmStart(None, dict(rerun.args[0]))
     if parent is None:
         return WarmStart(None, {"parent": None, "cold_start": f"init_from {config.init_from} did not exist"})
-    identity = parent_identity(config.init_from, parent.manifest)
+    from embedpipe.storage import HadoopFS
+
+    identity = parent_identity(source_of(HadoopFS(spark), str(parent.path)), parent.manifest)
     parent_rows = pc.index_in(keys.cast(pa.string()), value_set=pa.array(parent.keys, pa.string()))
     kept_mask = parent_rows.is_valid().to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(kept_mask).astype(np.int64)

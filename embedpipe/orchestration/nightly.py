@@ -31,6 +31,8 @@ DEFAULT_SETTINGS = Path(__file__).resolve().parents[2] / "conf" / "airflow" / "n
 RUN_DATE = "{{ data_interval_start | ds }}"
 PLACEHOLDER = "{run_date}"
 JOBS = ("tokenize", "train", "evaluate", "publish")  # in run order; jobs/<name>.py each
+#: The DAG param that forces one run to cold-start (``airflow dags trigger -c '{"cold_start": true}'``).
+COLD_START_PARAM = "cold_start"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class NightlySettings:
     project_root: str = option(".", "folder holding jobs/ and conf/, relative to this file's folder")
     jobs_dir: str = option("jobs", "folder of the spark-submit entry points (jobs/<name>.py)")
     job_config: str = option("conf/nightly.toml", "config file passed to every job (--config)")
+    warm_start: bool = option(
+        True, "train starts from the published table (train --init-from; a cold start while nothing is published), "
+        "so each day's table stays in the previous day's space; false retrains from scratch every day (one run: "
+        "the DAG param cold_start). Needs a warm-starting method (sgns, item2vec)",
+    )
     py_files: str | None = option(None, "spark-submit --py-files, e.g. the embedpipe wheel")
     archives: str | None = option(None, "spark-submit --archives, e.g. a packed environment#environment")
     driver_memory: str | None = option(None, "spark-submit --driver-memory")
@@ -138,9 +145,13 @@ def task_specs(settings: NightlySettings, run_date: str = RUN_DATE) -> list[Task
     def spec(name: str, args: list[str], retries: int = settings.retries) -> TaskSpec:
         return TaskSpec(name, f"{jobs}/{name}.py", [*config, *args], retries)
 
+    warm: list[str] = []
+    if settings.warm_start:  # the run's param cold_start renders an empty parent: a cold start
+        warm = [f"--init-from={{% if not params.{COLD_START_PARAM} %}}{paths['published']}{{% endif %}}",
+                "--init-from-missing", "cold"]
     return [
         spec("tokenize", ["--input", paths["corpus"], "--output", paths["tokens"]]),
-        spec("train", ["--input", paths["tokens"], "--output", paths["table"]]),
+        spec("train", ["--input", paths["tokens"], "--output", paths["table"], *warm]),
         spec("evaluate", ["--table", paths["table"], "--output", paths["report"]]),
         spec("publish", ["--table", paths["table"], "--report", paths["report"], "--output", paths["published"],
                          "--run-date", run_date], retries=0),

@@ -33,12 +33,12 @@ from typing import Any
 import pendulum
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Param
 from airflow.timetables.base import DataInterval
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from embedpipe.errors import ConfigError
-from embedpipe.orchestration.nightly import RUN_DATE, NightlySettings, load_settings, task_specs
+from embedpipe.orchestration.nightly import COLD_START_PARAM, RUN_DATE, NightlySettings, load_settings, task_specs
 
 TAGS = ["embedpipe"]
 
@@ -55,6 +55,8 @@ def build_dag(settings: NightlySettings) -> DAG:
         max_active_runs=settings.max_active_runs,
         default_args={"retry_delay": dt.timedelta(minutes=settings.retry_delay_minutes), "depends_on_past": False},
         tags=TAGS,
+        params={COLD_START_PARAM: Param(False, type="boolean", description=(
+            "train this run from scratch instead of from the published table (with warm_start = true)"))},
     )
     previous = None
     for spec in task_specs(settings):
@@ -101,7 +103,7 @@ def manual_logical_date(dag: DAG, run_date: str) -> str:
     return data_interval(dag, run_date).end.isoformat()
 
 
-def render_commands(dag: DAG, run_date: str) -> dict[str, list[str]]:
+def render_commands(dag: DAG, run_date: str, *, cold_start: bool = False) -> dict[str, list[str]]:
     """The spark-submit argv of each task for the run whose data interval starts on ``run_date``.
 
     Templates are rendered with the data interval the DAG's own timetable gives that date, and the
@@ -115,7 +117,7 @@ def render_commands(dag: DAG, run_date: str) -> dict[str, list[str]]:
         "logical_date": interval.start,
         "ds": interval.start.strftime("%Y-%m-%d"),
         "dag": dag,
-        "params": {},
+        "params": {COLD_START_PARAM: cold_start},
     }
     commands = {}
     for task in dag.topological_sort():

@@ -79,7 +79,8 @@ def test_exact_spark_submit_commands_for_one_date(nightly_dag, cluster_connectio
                      "--input", "/data/corpus/2026-11-24", "--output", f"{data}/tokens/run_date=2026-11-24"],
         "train": [*common, "--name", "embedpipe-train-2026-11-24", f"{ROOT}/jobs/train.py", *config,
                   "--input", f"{data}/tokens/run_date=2026-11-24",
-                  "--output", f"{data}/tables/words/run_date=2026-11-24"],
+                  "--output", f"{data}/tables/words/run_date=2026-11-24",
+                  f"--init-from={data}/published/words", "--init-from-missing", "cold"],
         "evaluate": [*common, "--name", "embedpipe-evaluate-2026-11-24", f"{ROOT}/jobs/evaluate.py", *config,
                      "--table", f"{data}/tables/words/run_date=2026-11-24",
                      "--output", f"{data}/reports/words/run_date=2026-11-24"],
@@ -88,6 +89,10 @@ def test_exact_spark_submit_commands_for_one_date(nightly_dag, cluster_connectio
                     "--report", f"{data}/reports/words/run_date=2026-11-24",
                     "--output", f"{data}/published/words", "--run-date", "2026-11-24"],
     }
+    # warm start from the published table (a cold start while there is none); the run param cold_start forces one
+    cold = nightly_dag.render_commands(nightly_dag.dag, "2026-11-24", cold_start=True)
+    assert cold["train"] == [*commands["train"][:-3], "--init-from=", "--init-from-missing", "cold"]
+    assert nightly_dag.dag.params["cold_start"] is False
     # A backfill of another day touches only that day's partitions (and the one published path).
     other = nightly_dag.render_commands(nightly_dag.dag, "2026-11-02")
     for task_id, command in commands.items():

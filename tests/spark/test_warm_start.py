@@ -148,3 +148,35 @@ def test_bad_parents_are_one_line_errors_and_write_nothing(days, tmp_path, write
         assert sorted(p.name for p in out.iterdir()) == before
     else:
         assert not out.exists()
+
+
+def _publish(table, report, published, run_date, sim_file):
+    assert main(["evaluate", "--table", str(table), "--output", str(report), "--similarity", str(sim_file),
+                 "--log-level", "ERROR"]) == 0
+    assert main(["publish", "--table", str(table), "--report", str(report), "--output", str(published),
+                 "--run-date", run_date, "--log-level", "ERROR"]) == 0
+
+
+def test_through_the_published_path_a_rerun_starts_from_the_same_parent(days, tmp_path):
+    """The nightly DAG warm-starts from the published path; rerunning the published date must not start
+    from its own result, so the rerun gives the same table."""
+    sim = tmp_path / "sim.tsv"
+    sim.write_text("the\tof\t5\nand\ta\t5\n", encoding="utf-8")
+    published, out, day1 = tmp_path / "published", tmp_path / "day2", tmp_path / "day1"
+    nightly = ("--init-from", str(published), "--init-from-missing", "cold")
+    assert _train(days, day1, *nightly) == 0  # nothing published yet: a cold start
+    _publish(day1, tmp_path / "report1", published, "2026-11-24", sim)
+    cold = read_embedding_table(str(day1))
+    assert _train(days, day1, *nightly) == 0  # its rerun: cold again, recorded as the first run was
+    np.testing.assert_array_equal(read_embedding_table(str(day1)).vectors, cold.vectors)
+    assert read_embedding_table(str(day1)).manifest["params"] == cold.manifest["params"]
+    _publish(days / "day1-table", tmp_path / "report1", published, "2026-11-24", sim)
+    assert _train(days, out, "--init-from", str(published)) == 0
+    first = read_embedding_table(str(out))
+    parent = first.manifest["params"]["warm_start"]["parent"]
+    assert parent["path"].endswith(str(days / "day1-table"))  # the run it came from, not the published path
+    _publish(out, tmp_path / "report2", published, "2026-11-25", sim)
+    assert _train(days, out, "--init-from", str(published)) == 0  # the rerun: published now holds day 2
+    again = read_embedding_table(str(out))
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    assert again.manifest["params"] == first.manifest["params"]
