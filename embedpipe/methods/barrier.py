@@ -16,8 +16,9 @@ layer or its own result protocol:
   ``BarrierTaskContext.allGather``; gloo on CPU, NCCL on GPU;
 * :class:`ReplicaGroup` — combines the replicas' tensors at fixed fractions of every epoch, either by
   **summing their updates** since the last round (SGNS: a row one replica trained keeps its full
-  update, as in sequential SGD; plain averaging measured at chance-level quality) or by **averaging**
-  the tensors (local SGD, for models trained with adaptive optimisers);
+  update, as in sequential SGD; plain averaging measured at chance-level quality; the sum overshoots
+  from 4 replicas, see docs/decisions.md) or by **averaging** the tensors (local SGD, for models
+  trained with adaptive optimisers);
 * :meth:`ReplicaGroup.total` — sums a few counters across replicas.
 """
 
@@ -92,33 +93,47 @@ class ReplicaGroup:
 
     def sync(self, state: Any, progress: float) -> None:
         import torch
-        import torch.distributed as dist
 
-        world = dist.get_world_size()
         while self.rounds < self._target(progress):
             tensors = list(self.tensors_of(state))
             with torch.no_grad():
                 if self.mode == "mean":
                     for tensor in tensors:
-                        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-                        tensor.div_(world)
+                        self.all_reduce(tensor)
+                        tensor.div_(self.world_size())
                 else:
                     if self.base is None:
                         self.base = [t.detach().clone() for t in self.initial_of(state)]  # type: ignore[misc]
                     for tensor, base in zip(tensors, self.base, strict=True):
-                        tensor.sub_(base)
-                        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-                        tensor.add_(base)
-                        base.copy_(tensor)
+                        self.combine_rows(tensor, base)
             self.rounds += 1
+
+    def combine_rows(self, tensor: Any, base: Any) -> None:
+        """``tensor`` (this replica's copy) becomes ``base`` plus every replica's update since ``base``;
+        ``base`` is set to the result (the next round's starting point)."""
+        tensor.sub_(base)
+        self.all_reduce(tensor)
+        tensor.add_(base)
+        base.copy_(tensor)
+
+    def all_reduce(self, tensor: Any) -> None:
+        """Sum ``tensor`` over the replicas in place (torch.distributed; the benchmark's in-process
+        simulation of N replicas overrides this and :meth:`world_size`)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+    def world_size(self) -> int:
+        import torch.distributed as dist
+
+        return dist.get_world_size()
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Element-wise sum of ``values`` over all replicas."""
         import torch
-        import torch.distributed as dist
 
         tensor = torch.from_numpy(np.ascontiguousarray(values).copy())
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        self.all_reduce(tensor)
         return tensor.numpy()
 
     def close(self) -> None:

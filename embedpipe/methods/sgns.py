@@ -48,6 +48,7 @@ assigned to it (``TaskContext.resources()['gpu']``), or on ``cuda:0`` / CPU per 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -60,7 +61,7 @@ import pyarrow as pa
 
 from embedpipe import schema
 from embedpipe.arrow_vectors import matrix_to_list_array
-from embedpipe.errors import ConfigError, EmptyResultError
+from embedpipe.errors import ConfigError, EmptyResultError, TrainingDivergedError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
@@ -184,6 +185,7 @@ def train_sequences_on_spark(
     fit_seconds, info, clock = result.seconds, result.info, result.started
     matrix = result.matrix("input", len(keys), params.dim)
     tokens_trained, loss = int(info["tokens"]), float(info["loss"])
+    check_learned(loss, params.negative, processes, method)
     epochs_run = params.epochs - checkpoints.resume_epoch
     marks = [clock, *(float(info[name]) for name in _CLOCKS)]
     split = dict(zip(("start_seconds", "import_seconds", "encode_seconds", "train_seconds"),
@@ -233,6 +235,24 @@ def train_sequences_on_spark(
         stats={"fit_seconds": round(fit_seconds, 3), **split, "tokens_trained": tokens_trained, "final_loss": loss,
                "resumed_after_epoch": checkpoints.resume_epoch},
         extra_tables=extra,
+    )
+
+
+def check_learned(loss: float, negative: int, processes: int, method: str) -> None:
+    """Refuse vectors whose last epoch's loss is above that of untrained ones: they are no better than random.
+
+    Untrained (near-zero) vectors score every pair 0, a loss of ``(1 + negative) ln 2`` per pair. A run
+    ending above it overshot: too large a step size, or replicas whose combined updates did (issue 25
+    measured 8 summing replicas ending at random vectors with exit 0). Raised before anything is written.
+    """
+    untrained = (1 + negative) * math.log(2)
+    if not loss > untrained:
+        return
+    cause = (f"the {processes} replicas' summed updates overshot: use at most 2 processes (docs/methods/sgns.md)"
+             if processes > 1 else f"lower {method}.step_size")
+    raise TrainingDivergedError(
+        f"{method} training ended at a loss of {loss:.4g} per pair, above the {untrained:.3f} of untrained vectors, "
+        f"so the vectors are no better than random: {cause}"
     )
 
 
