@@ -27,6 +27,7 @@ from embedpipe.config import (
 )
 from embedpipe.errors import ConfigError, EmbedpipeError
 from embedpipe.jobconfig import (
+    RETIRED_NEIGHBORS_KEYS,
     DemoConfig,
     EmbedConfig,
     EvaluateConfig,
@@ -252,8 +253,9 @@ def _check_outputs_early(spark: object, config: object) -> None:
                 check_output_path(spark, target, inputs=inputs)  # type: ignore[arg-type]
 
 
-#: Flags of the old flat train keys: refused with the key's new name (see embedpipe.methods.settings).
-_MOVED_FLAGS = frozenset(old_flat_keys())
+#: Flags of the old flat train keys (refused with the key's new name, see embedpipe.methods.settings) and of
+#: neighbors' retired LSH keys (refused pointing to --method index).
+_MOVED_FLAGS = frozenset(old_flat_keys()) | RETIRED_NEIGHBORS_KEYS
 
 
 def _one_line(text: str) -> str:

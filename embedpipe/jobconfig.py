@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from embedpipe.config import DEFAULT_SEED, build_config, option
+from embedpipe.config import DEFAULT_SEED, build_config, option, resolve_config
 from embedpipe.errors import ConfigError
 from embedpipe.interop.formats import EXPORT_FORMATS, IMPORT_FORMATS
 from embedpipe.methods.settings import (
@@ -433,24 +433,34 @@ class NeighborsConfig:
     k: int = option(10, "neighbours per key", min=1)
     queries: list[str] = option([], "only these keys (default: every key of the table)")
     method: str = option(
-        "exact", "exact: blocked matrix products against the broadcast table; index: the table's Faiss index "
-        "(build it first with embedpipe index; for tables whose N^2 is out of reach); approximate: "
-        "random-hyperplane LSH buckets, exact scores within candidate buckets", choices=("exact", "index", "approximate"),
+        "exact", "exact: blocked matrix products against the broadcast table (N^2 dim flops); index: the table's "
+        "Faiss index, built first with embedpipe index (use it when N^2 is out of reach, about 1M keys and up)",
+        choices=("exact", "index"),
     )
-    block_rows: int = option(4096, "exact: query rows per block (one matrix product per block)", min=1)
-    lsh_bits: int = option(12, "approximate: hyperplanes per hash (about rows / 2^bits keys per bucket)",
-                           min=1, max=30)
-    lsh_tables: int = option(4, "approximate: independent hash tables (more = better recall, slower)", min=1)
-    lsh_max_bucket: int = option(
-        5000, "approximate: buckets with more keys are split by up to 16 extra hyperplanes (bounds the "
-        "quadratic work per bucket)", min=2,
-    )
-    seed: int = option(42, "approximate: random hyperplane seed", min=0)
+    block_rows: int = option(4096, "query rows per Spark task slice (one matrix product or index search each); "
+                                   "lower it if executors run short of memory", min=1)
     analogies: list[str] = option(
         [], "analogy queries 'a b c' (answers a - b + c, inputs excluded), e.g. 'king man woman'"
     )
     analogy_output: str | None = option(None, "also write the analogy answers here as Parquet (a, b, c, answer, "
                                               "score, rank)")
+
+    @classmethod
+    def from_sources(
+        cls, *, file_section: dict[str, Any] | None, overrides: dict[str, str], flags: dict[str, Any]
+    ) -> NeighborsConfig:
+        """Merge file < --set < flags; the retired LSH (``method = approximate``, its keys) is a one-line error."""
+        given = {**(file_section or {}), **overrides, **flags}
+        retired = [key for key in sorted(RETIRED_NEIGHBORS_KEYS) if key in given]
+        if given.get("method") == "approximate" or retired:
+            what = f"config key '{retired[0]}'" if retired else "method 'approximate'"
+            raise ConfigError(f"{what}: the LSH search was removed; use --method index (build the index first with "
+                              "embedpipe index --table T; see docs/decisions.md)")
+        return resolve_config(cls, file_section=file_section, overrides=overrides, flags=flags)
+
+
+#: Keys of the LSH search (``neighbors --method approximate``), retired for the Faiss index (issue 23).
+RETIRED_NEIGHBORS_KEYS = frozenset({"lsh_bits", "lsh_tables", "lsh_max_bucket", "seed"})
 
 
 # ---- publish (issue 5: quality gate + publication) ----
@@ -531,8 +541,8 @@ class IndexConfig:
     table: str = option(help="embedding table directory; the index is written into its _index/ sub-directory")
     kind: str = option(
         "auto", "auto: hnsw up to 2,000,000 rows, ivf-pq above; force hnsw above that on a machine with memory "
-        "for the graph (about 4 x dim + 256 bytes a row), ivf-pq below it to save memory (about dim / 4 + 8 bytes "
-        "a row; slower queries)", choices=("auto", "hnsw", "ivf-pq"),
+        "for the graph (about 4 x dim + 150 bytes a row), ivf-pq below it to save memory (about dim / 4 + 8 bytes "
+        "a row; lower recall)", choices=("auto", "hnsw", "ivf-pq"),
     )
 
 

@@ -4,8 +4,9 @@ Cosine is the inner product of unit vectors (``METRIC_INNER_PRODUCT``); Faiss id
 Two kinds (docs/decisions.md, "ANN index"): **HNSW** (a graph over the full float32 vectors; best
 recall per query time, about ``4 dim + 8 M`` bytes a row) up to :data:`HNSW_MAX_ROWS` rows, and
 **IVF-PQ** above (``nlist`` k-means lists, vectors compressed to ``pq_m`` bytes; about ``pq_m + 8``
-bytes a row, faster to build). IVF-PQ's compressed scores only pick candidates: searches rescore
-``rerank`` x k of them exactly against the table's own vectors (:meth:`AnnIndex.search`).
+bytes a row: the fallback for memory, its recall on trained vectors is lower). IVF-PQ's compressed
+scores only pick candidates: searches rescore ``rerank`` x k of them exactly against the table's own
+vectors (:meth:`AnnIndex.search`).
 
 The build runs on the driver (the table is read there, as ``neighbors`` reads it) and commits
 atomically: everything goes to ``_index.tmp-<id>/`` beside the rows, the manifest last, then one
@@ -48,9 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``kind = "auto"`` builds HNSW up to this many rows and IVF-PQ above (docs/decisions.md: at 1M x 128
-#: HNSW met the recall/speed target with a ~0.8 GB graph; past a few million rows its build time and
-#: memory grow linearly while IVF-PQ stays ~40 bytes a row).
+#: ``kind = "auto"`` builds HNSW up to this many rows and IVF-PQ above (docs/decisions.md: a neighbors
+#: worker holds the unit matrix plus the index, ~1.2 KB a row at dim 128 with HNSW, 2.3 GB at 2M rows).
 HNSW_MAX_ROWS = 2_000_000
 
 #: HNSW: graph degree, build beam, search beam (tuned with tests/benchmarks/bench_index.py).

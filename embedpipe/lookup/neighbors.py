@@ -7,14 +7,13 @@ kernel the Python API's ``most_similar`` and the evaluation report run too). Wor
 flops and no row pair ever becomes a Spark row: never a cross join. The table is read through
 :class:`~embedpipe.table.EmbeddingTable`, so a table breaking the format fails the job first.
 
-Approximate (for tables whose ``N^2`` is out of reach): random-hyperplane LSH. Each of
-``lsh_tables`` hash tables gives every key a ``lsh_bits``-bit signature (the signs of its
-projections on random hyperplanes, seeded); keys sharing a bucket are scored exactly against
-each other, and each key keeps the best ``k`` candidates over all tables. Neighbours missed by
-every table are missed (recall < 1), scores of those found are exact. Skewed spaces put many keys
-in one bucket, and a bucket's work is quadratic: a bucket larger than ``lsh_max_bucket`` is split
-by the next 4, 8, 12 or 16 bits of extra hyperplanes (the first prefix length that fits), and
-scoring inside a bucket runs in row blocks so memory stays bounded even then.
+Index (for tables whose ``N^2`` is out of reach): the table's Faiss index (``embedpipe index``,
+:mod:`embedpipe.index`) answers the same blocks of queries in Spark tasks; each executor's Python
+worker reads ``<table>/_index/`` once, and candidates are rescored exactly, so reported scores are
+true cosines and a missed neighbour is the only difference from exact (recall@10 >= 0.95 at 1M
+keys, docs/benchmarks.md). A missing, stale or unreadable index fails on the driver, one line,
+before any task runs. The home-made LSH (``method = approximate``) was retired for it
+(docs/decisions.md).
 
 Output Parquet: ``key`` string, ``neighbor`` string, ``score`` float (cosine), ``rank`` int (1 =
 nearest); ties go to the more frequent key.
@@ -33,7 +32,6 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
-from embedpipe.arrow_vectors import list_array_to_matrix, matrix_to_list_array
 from embedpipe.errors import ConfigError, InputError
 from embedpipe.jobconfig import NeighborsConfig
 from embedpipe.storage import atomic_output
@@ -169,130 +167,6 @@ def index_neighbors(spark: SparkSession, table: str, keys: list[str], unit: np.n
     return blocks.repartition(slots).mapInArrow(function, NEIGHBORS_DDL)
 
 
-# ------------------------------------------------------------------------------- approximate
-
-
-#: Extra hyperplanes per hash table used to split oversized buckets, in steps of SPLIT_STEP bits.
-SPLIT_BITS = 16
-SPLIT_STEP = 4
-#: Scores computed at once inside one bucket (rows x members), to bound memory.
-_BUCKET_BLOCK_SCORES = 16_000_000
-
-
-def _signature_batches(batches: Iterator[pa.RecordBatch], *, planes: np.ndarray, dim: int) -> Iterator[pa.RecordBatch]:
-    """(row, table, code) for every key and hash table; ``planes`` is (tables, bits, dim).
-
-    The code's high bits come from the first hyperplanes (the bucket), its ``SPLIT_BITS`` low bits
-    from the extra ones (used only to split oversized buckets).
-    """
-    tables, bits, _ = planes.shape
-    weights = (1 << np.arange(bits - 1, -1, -1, dtype=np.int64))
-    for batch in batches:
-        rows = batch.column(schema.ID).to_numpy()
-        vectors = list_array_to_matrix(batch.column(schema.VECTOR), dim)
-        projections = np.einsum("nd,tbd->ntb", vectors, planes)
-        codes = ((projections > 0).astype(np.int64) * weights).sum(axis=2)  # (n, tables)
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(np.repeat(rows, tables)), pa.array(np.tile(np.arange(tables), rows.size)),
-             pa.array(codes.reshape(-1))],
-            names=["row", "lsh_table", "code"],
-        )
-
-
-def _empty_neighbors() -> pa.Table:
-    return pa.Table.from_batches([], schema=pa.schema([(schema.KEY, pa.string()), (NEIGHBOR, pa.string()),
-                                                      (SCORE, pa.float32()), (RANK, pa.int32())]))
-
-
-def _bucket_neighbors(table: pa.Table, *, broadcast: Any, cache_key: str, k: int) -> pa.Table:
-    """Exact top-k among the keys of one bucket, in blocks of rows so memory stays bounded."""
-    keys, unit = _index_on_worker(broadcast, cache_key)
-    rows = np.sort(table.column("row").to_numpy())
-    kk = min(k, rows.size - 1)
-    if kk <= 0:
-        return _empty_neighbors()
-    members = unit[rows]
-    block = max(1, _BUCKET_BLOCK_SCORES // rows.size)
-    batches = []
-    for start in range(0, rows.size, block):
-        end = min(start + block, rows.size)
-        scores = members[start:end] @ members.T
-        scores[np.arange(end - start), np.arange(start, end)] = -np.inf  # a key is not its own neighbour
-        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.lexsort((rows[top], -top_scores), axis=1)
-        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
-        batches.append(_neighbour_batch(keys, rows[start:end], rows[top], top_scores))
-    return pa.Table.from_batches(batches)
-
-
-def _split_buckets(signatures: DataFrame, base_shift: int, max_bucket: int) -> DataFrame:
-    """(row, lsh_table, bucket) with every bucket of more than ``max_bucket`` keys split by extra bits.
-
-    Each key takes the shortest code prefix (base bits, then 4, 8, ... extra bits) whose bucket fits;
-    keys sharing a prefix see the same sizes, so the chosen buckets partition every hash table.
-    Costs one aggregation; skipped when no base bucket is too large.
-    """
-    from pyspark.sql import functions as F
-
-    base = signatures.withColumn("bucket", F.shiftright("code", base_shift))
-    sizes = base.groupBy("lsh_table", "bucket").count()
-    largest = sizes.agg(F.max("count")).first()[0] or 0
-    if largest <= max_bucket:
-        return base.select("row", "lsh_table", "bucket")
-    log.info("approximate: largest LSH bucket has %d keys > lsh_max_bucket=%d; splitting with extra hyperplanes",
-             largest, max_bucket)
-    levels = list(range(0, SPLIT_BITS + 1, SPLIT_STEP))
-    prefixes = signatures.select(
-        "row", "lsh_table",
-        F.explode(F.array(*[
-            F.struct(F.lit(level).alias("level"), F.shiftright("code", SPLIT_BITS - level).alias("prefix"))
-            for level in levels
-        ])).alias("p"),
-    ).select("row", "lsh_table", "p.level", "p.prefix")
-    counts = prefixes.groupBy("lsh_table", "level", "prefix").count()
-    fitting = prefixes.join(counts, ["lsh_table", "level", "prefix"]).where(
-        (F.col("count") <= max_bucket) | (F.col("level") == SPLIT_BITS)
-    )
-    chosen = fitting.groupBy("row", "lsh_table").agg(F.min(F.struct("level", "prefix")).alias("c"))
-    # Prefixes of different lengths may collide as numbers: the level is part of the bucket id.
-    return chosen.select("row", "lsh_table",
-                         (F.shiftleft(F.col("c.level").cast("long"), 56) + F.col("c.prefix")).alias("bucket"))
-
-
-def approximate_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray, query_rows: np.ndarray,
-                          config: NeighborsConfig) -> DataFrame:
-    """LSH candidates scored exactly; the best ``k`` per key over all hash tables."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    dim = unit.shape[1]
-    bits = config.lsh_bits + SPLIT_BITS
-    planes = np.random.default_rng(config.seed).standard_normal((config.lsh_tables, bits, dim))
-    planes = planes.astype(np.float32)
-    broadcast = spark.sparkContext.broadcast((keys, unit))
-    cache_key = uuid.uuid4().hex
-    rows = spark.createDataFrame(
-        pa.table({schema.ID: np.arange(len(keys), dtype=np.int64), schema.VECTOR: matrix_to_list_array(unit)})
-        .to_pandas()
-    )
-    signatures = rows.mapInArrow(functools.partial(_signature_batches, planes=planes, dim=dim),
-                                 "row bigint, lsh_table bigint, code bigint")
-    buckets = _split_buckets(signatures, SPLIT_BITS, config.lsh_max_bucket)
-    k = config.k
-
-    def bucket_neighbors(table: pa.Table) -> pa.Table:  # plain values only in the closure (pickles cleanly)
-        return _bucket_neighbors(table, broadcast=broadcast, cache_key=cache_key, k=k)
-
-    candidates = buckets.groupBy("lsh_table", "bucket").applyInArrow(bucket_neighbors, NEIGHBORS_DDL)
-    if len(query_rows) < len(keys):
-        wanted = spark.createDataFrame([(keys[int(r)],) for r in query_rows], "key string")
-        candidates = candidates.join(F.broadcast(wanted), schema.KEY, "left_semi")
-    best = candidates.groupBy(schema.KEY, NEIGHBOR).agg(F.max(SCORE).alias(SCORE))
-    order = Window.partitionBy(schema.KEY).orderBy(F.col(SCORE).desc(), F.col(NEIGHBOR))
-    return best.withColumn(RANK, F.row_number().over(order).cast("int")).filter(F.col(RANK) <= config.k)
-
-
 # -------------------------------------------------------------------------------------- job
 
 
@@ -330,10 +204,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     answers = table.analogies(questions)
     if config.method == "exact":
         frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
-    elif config.method == "index":
-        frame = index_neighbors(spark, config.table, keys, unit, query_rows, k, config.block_rows)
     else:
-        frame = approximate_neighbors(spark, keys, unit, query_rows, config)
+        frame = index_neighbors(spark, config.table, keys, unit, query_rows, k, config.block_rows)
     with atomic_output(spark, config.output, inputs=(config.table,)) as staging:
         frame.select(schema.KEY, NEIGHBOR, SCORE, RANK).write.mode("error").parquet(staging)
     if config.analogy_output:

@@ -1,7 +1,7 @@
-"""Exact vs LSH vs the Faiss index (``embedpipe index``), side by side on one table.
+"""Exact vs the Faiss index (``embedpipe index``), side by side on one table.
 
     python tests/benchmarks/bench_index.py [--rows 1000000] [--dim 128] [--queries 1000] [--job-queries 100]
-        [--cores 2] [--lsh-max-rows 200000] [--real] [--workdir DIR]
+        [--cores 2] [--real] [--workdir DIR]
 
 Tables: a generated *clustered* ``--rows`` x ``--dim`` table (``rows / 100`` Gaussian centres, each
 key a centre plus N(0, 1) noise per dimension, Zipf-like counts), and with ``--real`` a trained one:
@@ -19,9 +19,8 @@ For each table, ``--queries`` keys drawn at random (seeded) are the query sample
   user runs them (table read, Spark tasks, atomic write): wall seconds; the two kernel figures
   above are the per-query cost.
 - **index, the other kind**: the kind ``auto`` did not pick, forced (``--kind``), same figures.
-- **lsh**: ``neighbors --method approximate`` with its defaults; LSH scores every key of the table
-  in one run whatever the queries, so its queries/s is rows / wall seconds; recall@10 on the sample.
-  Run only on tables of at most ``--lsh-max-rows`` rows (on 2 cores it needs minutes per 20,000 keys).
+The LSH column of docs/benchmarks.md (``neighbors --method approximate``, since retired) came from
+this script as of commit c856d77, which still ran it.
 
 Prints one Markdown table per data set; ``uptime`` load is printed with it (the machine is shared).
 """
@@ -107,7 +106,7 @@ def job_neighbors(spark, table: str, out: str, method: str, queries: list[str] |
 
 
 def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: int, cores: int,
-                lsh_max_rows: int, workdir: Path) -> str:
+                workdir: Path) -> str:
     faiss = import_faiss()
     table = open_table(table_path)
     rows = len(table)
@@ -159,25 +158,6 @@ def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: 
     lines.append(f"| index, kind={other} ({forced['build']}, {forced['search']}) | {forced['build_seconds']:.1f} | "
                  f"{forced['index_bytes']:,} | {len(sample) / forced_seconds:,.1f} | "
                  f"{exact_seconds / forced_seconds:.1f} | {recall(found, truth):.3f} | — |")
-    if rows <= lsh_max_rows:
-        out = str(workdir / f"{name}-lsh")
-        lsh_seconds = job_neighbors(spark, table_path, out, "approximate", None)
-        rows_of = {k: i for i, k in enumerate(table.keys)}
-        got: dict[int, list[int]] = {}
-        wanted = set(sample.tolist())
-        for batch in pq.read_table(out, columns=["key", "neighbor"]).to_batches():
-            for key, neighbour in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                row = rows_of[key]
-                if row in wanted:
-                    got.setdefault(row, []).append(rows_of[neighbour])
-        lsh_found = np.full((len(sample), K), -1)
-        for i, row in enumerate(sample.tolist()):
-            hits = got.get(row, [])[:K]
-            lsh_found[i, :len(hits)] = hits
-        lsh_qps = rows / lsh_seconds
-        lines.append(f"| lsh (approximate, defaults; every key per run) | — | — | {lsh_qps:,.1f} | "
-                     f"{lsh_qps / (len(sample) / exact_seconds):.1f} | {recall(lsh_found, truth):.3f} | "
-                     f"{lsh_seconds:.1f} (all {rows:,} keys) |")
     lines.append(f"\nload after: {os.getloadavg()}")
     return "\n".join(lines)
 
@@ -189,7 +169,6 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--job-queries", type=int, default=100, help="query keys of the neighbors job runs")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--lsh-max-rows", type=int, default=200_000, help="run the LSH job only on smaller tables")
     parser.add_argument("--real", action="store_true", help="also the text8 skip-gram table")
     parser.add_argument("--workdir")
     args = parser.parse_args()
@@ -201,12 +180,12 @@ def main() -> None:
         real = write_text8_table(spark, workdir)
         if real is not None:
             reports.append(bench_table(spark, "text8 skip-gram", real, args.queries, args.job_queries, args.cores,
-                                       args.lsh_max_rows, workdir))
+                                       workdir))
             print(reports[-1], flush=True)
     generated = str(workdir / "clustered")
     write_clustered_table(spark, generated, args.rows, args.dim, seed=1)
     reports.append(bench_table(spark, "clustered", generated, args.queries, args.job_queries, args.cores,
-                               args.lsh_max_rows, workdir))
+                               workdir))
     print(reports[-1], flush=True)
 
 
