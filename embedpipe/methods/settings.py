@@ -23,7 +23,7 @@ from typing import Any
 from embedpipe.config import build_config, option
 from embedpipe.errors import ConfigError
 
-#: fastText's n-gram range, kept after measuring Hangul and English (docs/methods/fasttext.md).
+#: fastText's n-gram range: best on English; Korean text wants minn 1, maxn 4 (docs/decisions.md).
 MINN_DEFAULT = 3
 MAXN_DEFAULT = 6
 
@@ -121,10 +121,10 @@ class FastTextSettings:
         True, "CPU results that do not depend on the thread count (true), or lock-free Hogwild threads as in "
         "fastText (false): faster on many cores, different on every run",
     )
-    minn: int = option(MINN_DEFAULT, "shortest character n-gram of '<word>' (characters, not bytes); see "
-                                     "docs/methods/fasttext.md for the measured choice", min=1, max=10)
-    maxn: int = option(MAXN_DEFAULT, "longest character n-gram; lower it (4) for Hangul-only or very short "
-                                     "words, raise it for long compounds", min=1, max=10)
+    minn: int = option(MINN_DEFAULT, "shortest character n-gram of '<word>' (characters, not bytes); set 1 for "
+                                     "Korean (Hangul syllables carry the stems: 7x the analogies of 3)",
+                       min=1, max=10)
+    maxn: int = option(MAXN_DEFAULT, "longest character n-gram; set 4 for Korean (with minn = 1)", min=1, max=10)
     buckets: int = option(2_000_000, "hash buckets the n-grams share (fastText's default); lower it to save "
                                      "memory on small vocabularies, raise it when many n-grams collide", min=1)
 

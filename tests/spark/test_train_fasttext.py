@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 pytest.importorskip("numba")
 
 FASTTEXT = ["--method", "fasttext", "--dim", "16", "--set", "fasttext.epochs=2", "--set", "fasttext.buckets=5000",
-            "--threads", "1", "--device", "cpu", "--seed", "3"]
+            "--set", "fasttext.minn=3", "--set", "fasttext.maxn=6", "--threads", "1", "--device", "cpu", "--seed", "3"]
 STEMS = ["walk", "talk", "jump", "play", "cook", "look"]
 ENDINGS = ["", "s", "ed", "ing"]
 
