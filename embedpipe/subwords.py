@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -274,17 +275,21 @@ def check_subword_manifest(main: dict, subwords: dict, path: str) -> dict:
     return expected
 
 
-def read_subword_vectors(path: str, manifest: dict) -> SubwordVectors:
-    """The bucket rows of the table at ``path`` (with ``manifest``), checked against it."""
+def subword_location(path: str, manifest: dict) -> str:
+    """Where the bucket table of the table at ``path`` is; a one-line ConfigError for a table without one."""
     from embedpipe.errors import ConfigError
-    from embedpipe.table import read_embedding_table
 
-    if scheme_of(manifest) is None:
+    scheme = scheme_of(manifest)
+    if scheme is None:
         raise ConfigError(f"config key 'oov' is subwords but embedding table {path} has no subword vectors "
                           "(train it with --method fasttext)")
-    location = f"{path.rstrip('/')}/{scheme_of(manifest)['table']}"
-    table = read_embedding_table(location)
-    scheme = check_subword_manifest(manifest, table.manifest, path.rstrip("/"))
-    order = np.argsort(table.ids, kind="stable")
-    return SubwordVectors(buckets=table.ids[order], vectors=np.asarray(table.vectors)[order],
+    return f"{path.rstrip('/')}/{scheme['table']}"
+
+
+def subword_vectors_from(path: str, manifest: dict, bucket_table: Any) -> SubwordVectors:
+    """The bucket rows of ``bucket_table`` (an EmbeddingTable read from :func:`subword_location`), checked
+    against the main table's ``manifest``."""
+    scheme = check_subword_manifest(manifest, bucket_table.manifest, path.rstrip("/"))
+    order = np.argsort(bucket_table.ids, kind="stable")
+    return SubwordVectors(buckets=bucket_table.ids[order], vectors=np.asarray(bucket_table.vectors)[order],
                           minn=int(scheme["minn"]), maxn=int(scheme["maxn"]), n_buckets=int(scheme["buckets"]))

@@ -549,9 +549,10 @@ class EmbeddingTable:
     def subwords(self) -> SubwordVectors:
         """The n-gram bucket vectors of a fasttext table (``<table>/_subwords``), read on first use;
         a one-line ConfigError for a table without them."""
-        from embedpipe.subwords import read_subword_vectors
+        from embedpipe.subwords import subword_location, subword_vectors_from
 
-        return read_subword_vectors(self.path or "(in memory)", self.manifest)
+        path = self.path or "(in memory)"
+        return subword_vectors_from(path, self.manifest, read_embedding_table(subword_location(path, self.manifest)))
 
     # --------------------------------------------------------------------------- similarity
 
