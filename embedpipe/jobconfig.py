@@ -44,7 +44,10 @@ class SparkSettings:
     master: str | None = option(None, "Spark master URL when not launched by spark-submit, e.g. local[4]")
     app_name: str | None = option(None, "Spark application name (default: embedpipe-<job>)")
     driver_memory: str | None = option(None, "spark.driver.memory for local runs, e.g. 4g")
-    shuffle_partitions: int | None = option(None, "spark.sql.shuffle.partitions", min=1)
+    shuffle_partitions: int | None = option(
+        None, "spark.sql.shuffle.partitions (default: 4 per core in local mode, the cluster's own under spark-submit); "
+        "raise it when shuffle tasks spill to disk", min=1,
+    )
     log_level: str = option("WARN", "Spark log level", choices=("ERROR", "WARN", "INFO", "DEBUG"))
     conf: dict[str, str] = option({}, "extra Spark settings, e.g. conf.\"spark.executor.memory\" = \"8g\"")
 
@@ -139,6 +142,11 @@ class HistoriesConfig:
                 raise ConfigError("config keys 'holdout_items' and 'holdout_fraction' exclude each other: set one")
 
 
+def _users(key: str) -> str:
+    """The methods that read runtime key ``key``, for its help text (from RUNTIME_KEYS, so it cannot drift)."""
+    return ", ".join(RUNTIME_KEYS[key])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """``embedpipe train``: tokenize or histories output -> embedding table (and, for pca, document vectors).
@@ -159,36 +167,37 @@ class TrainConfig:
     dim: int = option(100, "embedding dimension (als: the rank; popularity: always 1)", min=1)
     seed: int = option(DEFAULT_SEED, "random seed: the same seed, input and settings give the same table", min=0)
     device: str = option(
-        "auto", "sgns, item2vec, softmax, regression: where each replica trains: auto (the GPU Spark assigned, else "
+        "auto", f"{_users('device')}: where each replica trains: auto (the GPU Spark assigned, else "
         "cuda if visible, else cpu), cpu or cuda; set cpu to keep a GPU free", choices=("auto", "cpu", "cuda"),
     )
     processes: int = option(
-        1, "sgns, item2vec, softmax, regression: model replicas, one Spark barrier task each (data parallel); raise "
+        1, f"{_users('processes')}: model replicas, one Spark barrier task each (data parallel); raise "
         "it to use several executors or GPUs (on small data replicas trail one process)", min=1,
     )
     averages_per_epoch: int = option(
-        10, "sgns, item2vec, softmax, regression: how often per epoch the replicas combine their models; only "
+        10, f"{_users('averages_per_epoch')}: how often per epoch the replicas combine their models; only "
         "matters with processes > 1", min=1,
     )
     threads: int | None = option(
-        None, "sgns, item2vec, softmax, regression: CPU threads per replica (default: the cores a task may use); "
+        None, f"{_users('threads')}: CPU threads per replica (default: the cores a task may use); "
         "set it when the default over- or under-subscribes the machine", min=1,
     )
     checkpoint_dir: str | None = option(
-        None, "sgns, item2vec: save each replica's training state after every epoch to <dir>/replica-<r>/ (a local "
-        "or shared directory every replica can reach); set it for runs too long to repeat",
+        None, f"{_users('checkpoint_dir')}: save each replica's training state after every epoch to "
+        "<dir>/replica-<r>/ (a local or shared directory every replica can reach); set it for runs too long to repeat",
     )
     resume: bool = option(
-        False, "sgns, item2vec: continue from the last completed epoch saved in checkpoint_dir (same settings)"
+        False, f"{_users('resume')}: continue from the last completed epoch saved in checkpoint_dir (same settings)"
     )
     init_from: str | None = option(
-        None, "sgns, item2vec: warm start: keys of this earlier table start from its vectors (new keys start fresh, "
-        "vanished keys are dropped), so retraining keeps the space; set it for daily retraining (docs/warm-start.md)",
+        None, f"{_users('init_from')}: warm start: keys of this earlier table start from its vectors "
+        "(new keys start fresh, vanished keys are dropped), so retraining keeps the space; set it for daily "
+        "retraining (docs/warm-start.md)",
         metavar="TABLE",
     )
     init_from_missing: str = option(
-        "fail", "sgns, item2vec: what a missing init_from table means: fail, or cold (a logged cold start; the "
-        "nightly DAG's first run, before anything is published)", choices=("fail", "cold"),
+        "fail", f"{_users('init_from_missing')}: what a missing init_from table means: fail, or cold (a logged "
+        "cold start; the nightly DAG's first run, before anything is published)", choices=("fail", "cold"),
     )
     settings: Any = option(None, "the chosen method's settings ([train.<method>])", nested=True)
 
