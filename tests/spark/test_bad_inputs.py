@@ -53,7 +53,9 @@ def test_undecodable_empty_and_10mb_lines_are_counted_twice_the_same(spark, tmp_
     report = json.loads((output / "report.json").read_text())
     assert main(argv) == 0
     assert dict(spark.read.parquet(str(output / "tokens")).collect()) == tokens
-    assert json.loads((output / "report.json").read_text()) == report
+    rerun = json.loads((output / "report.json").read_text())
+    assert rerun.pop("stages").keys() == report.pop("stages").keys()  # seconds differ run to run; all else may not
+    assert rerun == report
     assert sorted(os.listdir(tmp_path)) == ["corpus", "out"]
 
     # Bad bytes become U+FFFD (never part of a token) and the line is counted; the 10 MB line keeps

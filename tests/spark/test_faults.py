@@ -11,6 +11,7 @@ which saves a JVM start each.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import signal
 import subprocess
@@ -124,7 +125,10 @@ def _assert_same_tokenize_output(spark, output: Path, reference: Path) -> None:
     for part in ("tokens", "vocab", "bow"):
         assert_df_equality(spark.read.parquet(str(output / part)), spark.read.parquet(str(reference / part)),
                            ignore_row_order=True)
-    assert (output / "report.json").read_text() == (reference / "report.json").read_text()
+    reports = [json.loads((path / "report.json").read_text()) for path in (output, reference)]
+    for report in reports:
+        report.pop("stages")  # seconds per stage differ run to run; everything else must not
+    assert reports[0] == reports[1]
 
 
 def test_tokenize_killed_while_writing_loses_nothing(spark, corpus, tokenized, tmp_path):
