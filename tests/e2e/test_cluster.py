@@ -302,5 +302,7 @@ def test_killing_a_worker_mid_job_changes_nothing(cluster, wheel, spark, tmp_pat
         expected = spark.read.parquet(str(reference / part))
         actual = spark.read.parquet(str(killed / part))
         assert_df_equality(actual, expected, ignore_row_order=True)
-    assert (killed / "report.json").read_text(encoding="utf-8") == (reference / "report.json").read_text(
-        encoding="utf-8")
+    reports = [json.loads((path / "report.json").read_text(encoding="utf-8")) for path in (killed, reference)]
+    for report in reports:
+        report.pop("stages")  # seconds per stage differ run to run; everything else must not
+    assert reports[0] == reports[1]
