@@ -63,6 +63,20 @@ def _noise_py(accept: np.ndarray, alias: np.ndarray, count: int, seed: int) -> n
     return words
 
 
+def _pair_outputs_py(accept: np.ndarray, alias: np.ndarray, state: np.ndarray, positive: int, negative: int,
+                     outputs: np.ndarray) -> int:
+    """Fill ``outputs`` with ``positive`` then ``negative`` fresh noise words, skipping any equal to ``positive``
+    (word2vec's rule, shared by every CPU pair kernel); returns how many terms the pair has."""
+    terms = 1
+    outputs[0] = positive
+    for _ in range(negative):
+        out = _draw(accept, alias, state)
+        if out != positive:
+            outputs[terms] = out
+            terms += 1
+    return terms
+
+
 def _train_pair_py(
     w_in: np.ndarray, w_out: np.ndarray, row: int, positive: int, weight: float, lr: float,
     accept: np.ndarray, alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray,
@@ -79,13 +93,7 @@ def _train_pair_py(
     ``update``, ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1, negative + 1).
     """
     dim = w_in.shape[1]
-    terms = 1
-    outputs[0] = positive
-    for _ in range(negative):
-        out = _draw(accept, alias, state)
-        if out != positive:
-            outputs[terms] = out
-            terms += 1
+    terms = _pair_outputs(accept, alias, state, positive, negative, outputs)
     for t in range(terms):
         out = outputs[t]
         score = np.float32(0.0)
@@ -160,11 +168,12 @@ def _jit(function):
 if numba is not None:
     _seed = _jit(seed_state_py)
     _draw = _jit(draw_py)
+    _pair_outputs = _jit(_pair_outputs_py)
     _noise = _jit(_noise_py)
     _train_pair = _jit(_train_pair_py)
     _train_windows = _jit(_train_windows_py)
 else:  # pragma: no cover
-    _seed = _draw = _noise = _train_pair = _train_windows = None
+    _seed = _draw = _pair_outputs = _noise = _train_pair = _train_windows = None
 
 
 class PairwiseStep:

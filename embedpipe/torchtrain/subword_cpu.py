@@ -46,13 +46,7 @@ def _train_subword_pair_py(
     scale = np.float32(1.0 / (end - start))
     for x in range(dim):
         hidden[x] *= scale
-    terms = 1
-    outputs[0] = positive
-    for _ in range(negative):
-        out = _draw(accept, alias, state)
-        if out != positive:
-            outputs[terms] = out
-            terms += 1
+    terms = _pair_outputs(accept, alias, state, positive, negative, outputs)
     for t in range(terms):
         out = outputs[t]
         score = np.float32(0.0)
@@ -107,11 +101,11 @@ def _train_subword_windows_py(
 
 
 if pairwise_cpu.available():
-    _seed, _draw = pairwise_cpu._seed, pairwise_cpu._draw
+    _seed, _pair_outputs = pairwise_cpu._seed, pairwise_cpu._pair_outputs
     _train_subword_pair = pairwise_cpu._jit(_train_subword_pair_py)
     _train_subword_windows = pairwise_cpu._jit(_train_subword_windows_py)
 else:  # pragma: no cover
-    _seed = _draw = _train_subword_pair = _train_subword_windows = None
+    _seed = _pair_outputs = _train_subword_pair = _train_subword_windows = None
 
 
 class SubwordStep:
