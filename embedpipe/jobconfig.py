@@ -338,6 +338,9 @@ class EvaluateConfig:
     plot_keys: list[str] = option([], "keys drawn in the 2-D projection plot (default: probes and their neighbours)")
     plot_top: int = option(40, "keys drawn (most frequent first) when neither plot_keys nor probes are found", min=2)
     lowercase: bool = option(True, "lowercase evaluation words (and fold table keys' case) before lookup")
+    oov: str = option("skip", "similarity and analogy words not in the table: leave their pairs/questions out, or "
+                      "(subwords, a fasttext table) compose them from their character n-grams (answers are still "
+                      "table keys)", choices=("skip", "subwords"))
     histories: str | None = option(
         None, "a histories output made with holdout: adds recommendation metrics (users scored from their training "
         "items, held-out items as the truth)"
@@ -411,8 +414,9 @@ class EmbedConfig:
     idf: str = option("table", "tfidf: document frequencies from the table's counts or from the input",
                       choices=("table", "input"))
     normalize: bool = option(False, "L2-normalise every output vector")
-    oov: str = option("skip", "tokens not in the table: skip them, count them as zero vectors, or fail the job",
-                      choices=("skip", "zero", "fail"))
+    oov: str = option("skip", "tokens not in the table: skip them, count them as zero vectors, fail the job, or "
+                      "(subwords, a fasttext table) compose them from their character n-grams",
+                      choices=("skip", "zero", "fail", "subwords"))
     strategy: str = option(
         "auto", "broadcast the table to executors or shuffle-join it (auto: broadcast below broadcast_max_mb)",
         choices=("auto", "broadcast", "shuffle"),
@@ -453,6 +457,8 @@ class NeighborsConfig:
     )
     analogy_output: str | None = option(None, "also write the analogy answers here as Parquet (a, b, c, answer, "
                                               "score, rank)")
+    oov: str = option("skip", "queries and analogy words not in the table: skip them (analogies fail), or (subwords, "
+                      "a fasttext table) compose them from their character n-grams", choices=("skip", "subwords"))
 
     @classmethod
     def from_sources(

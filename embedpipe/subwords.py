@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe.errors import ConfigError
+from embedpipe.vectors import VectorIndex, unit_normalise
 
 try:
     import numba
@@ -293,3 +294,20 @@ def subword_vectors_from(path: str, manifest: dict, bucket_table: Any) -> Subwor
     order = np.argsort(bucket_table.ids, kind="stable")
     return SubwordVectors(buckets=bucket_table.ids[order], vectors=np.asarray(bucket_table.vectors)[order],
                           minn=int(scheme["minn"]), maxn=int(scheme["maxn"]), n_buckets=int(scheme["buckets"]))
+
+
+def composed_rows(words: Sequence[str], subwords: SubwordVectors) -> tuple[list[str], np.ndarray]:
+    """The distinct ``words`` that get a composed vector (some n-gram of theirs was trained) and those vectors."""
+    wanted = list(dict.fromkeys(words))
+    composed, ok = subwords.compose(wanted)
+    return [w for w, o in zip(wanted, ok, strict=True) if o], composed[ok]
+
+
+def extended_index(index: VectorIndex, words: Sequence[str], subwords: SubwordVectors) -> VectorIndex:
+    """``index`` plus composed rows, after the table's, for the ``words`` it lacks (case folded as the
+    index folds): the jobs score them like table keys, candidates stay the table's rows."""
+    keys, vectors = composed_rows([index.fold(w) for w in words if index.row(w) < 0], subwords)
+    if not keys:
+        return index
+    return VectorIndex(list(index.keys) + keys, np.concatenate([index.unit, unit_normalise(vectors)]),
+                       index.lowercase)

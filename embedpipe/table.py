@@ -610,18 +610,28 @@ class EmbeddingTable:
         """
         return self.analogies([(a, b, c)])[0]
 
-    def analogies(self, questions: Sequence[tuple[str, str, str]]) -> list[tuple[str, float] | None]:
-        """:meth:`analogy` for many questions in batched matrix products (KeyError on an unknown key)."""
+    def analogies(self, questions: Sequence[tuple[str, str, str]], *,
+                  oov: str = "fail") -> list[tuple[str, float] | None]:
+        """:meth:`analogy` for many questions in batched matrix products (KeyError on an unknown key;
+        with ``oov='subwords'`` unknown keys are composed from a fasttext table's n-grams, answers are keys)."""
+        from embedpipe.combiners import check_choice
+
+        check_choice("oov", oov, ("fail", "subwords"))
         if not questions:
             return []
         words = [w for q in questions for w in q]
-        flat = self.rows(words)
+        index = self.index()
+        if oov == "subwords":
+            from embedpipe.subwords import extended_index
+
+            index = extended_index(index, words, self.subwords)
+        flat = index.rows(words)
         self._require(words, flat)
         rows = flat.reshape(len(questions), 3)
-        index = self.index()
         # solve_analogies answers b - a + c; a - b + c is the same with a and b swapped.
-        predicted = solve_analogies(index, rows[:, 1], rows[:, 0], rows[:, 2], restrict_vocab=len(index))
-        unit = self.unit
+        predicted = solve_analogies(index, rows[:, 1], rows[:, 0], rows[:, 2], restrict_vocab=len(self),
+                                    composed_from=len(self))
+        unit = index.unit
         query = unit[rows[:, 0]] - unit[rows[:, 1]] + unit[rows[:, 2]]
         norms = np.linalg.norm(query, axis=1)
         results: list[tuple[str, float] | None] = []

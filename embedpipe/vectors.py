@@ -162,16 +162,20 @@ def solve_analogies(
     *,
     restrict_vocab: int,
     batch_size: int | None = None,
+    composed_from: int | None = None,
 ) -> np.ndarray:
     """3CosAdd: the predicted row for each ``a : b :: c : ?``, i.e. argmax cos(x, b - a + c).
 
     Candidates are rows ``0 .. restrict_vocab - 1`` (rows of a, b, c must all be below it) minus the
     question's input words (and, when the index folds case, any spelling of them). Ties go to the
-    more frequent key; -1 means no candidate was left.
+    more frequent key; -1 means no candidate was left. Rows from ``composed_from`` on are vectors
+    composed for unseen words (:mod:`embedpipe.composed`): they may be inputs, never answers.
     """
-    candidates = min(int(restrict_vocab), len(index))
+    table_rows = len(index) if composed_from is None else int(composed_from)
+    candidates = min(int(restrict_vocab), table_rows)
     a, b, c = (np.asarray(x, dtype=np.int64) for x in (a, b, c))
-    if a.size and max(int(a.max()), int(b.max()), int(c.max())) >= candidates:
+    inputs_ok = [(x < candidates) | (x >= table_rows) for x in (a, b, c)]
+    if a.size and not all(ok.all() for ok in inputs_ok):
         raise ValueError("question rows must be within restrict_vocab")
     if a.size and min(int(a.min()), int(b.min()), int(c.min())) < 0:
         raise ValueError("question rows must be found in the table")
@@ -189,7 +193,8 @@ def solve_analogies(
         if groups is None:
             batch_rows = np.arange(end - start)
             for inputs in (ba, bb, bc):
-                scores[batch_rows, inputs] = -np.inf
+                candidate = inputs < candidates  # a composed input is no candidate to exclude
+                scores[batch_rows[candidate], inputs[candidate]] = -np.inf
         else:
             # Input rows are the first (folded) spelling, i.e. their own group id.
             excluded = (groups[None, :] == ba[:, None]) | (groups[None, :] == bb[:, None]) | (

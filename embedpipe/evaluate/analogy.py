@@ -26,19 +26,25 @@ def _accuracy(correct: int, answered: int) -> float | None:
     return correct / answered if answered else None
 
 
-def evaluate_analogies(index: VectorIndex, dataset: AnalogyDataset, *, restrict_vocab: int) -> dict[str, Any]:
+def evaluate_analogies(index: VectorIndex, dataset: AnalogyDataset, *, restrict_vocab: int,
+                       composed_from: int | None = None) -> dict[str, Any]:
     """Overall and per-section accuracy and coverage of one analogy file.
 
     Accuracy is over answered questions (all four words among the ``restrict_vocab`` most frequent
-    keys); coverage is answered / total, so both must be read together.
+    keys); coverage is answered / total, so both must be read together. Rows from ``composed_from``
+    on (``oov = subwords``) are composed vectors of unseen words: they may be a, b or c, never the answer.
     """
     started = time.perf_counter()
-    limit = min(int(restrict_vocab), len(index))
+    table_rows = len(index) if composed_from is None else int(composed_from)
+    limit = min(int(restrict_vocab), table_rows)
     total = len(dataset)
     rows = index.rows(word for question in dataset.questions for word in question).reshape(total, 4)
-    answerable = np.all((rows >= 0) & (rows < limit), axis=1)
+    usable = (rows >= 0) & (rows < limit)
+    usable[:, :3] |= rows[:, :3] >= table_rows
+    answerable = np.all(usable, axis=1)
     asked = rows[answerable]
-    predicted = solve_analogies(index, asked[:, 0], asked[:, 1], asked[:, 2], restrict_vocab=limit)
+    predicted = solve_analogies(index, asked[:, 0], asked[:, 1], asked[:, 2], restrict_vocab=limit,
+                                composed_from=table_rows)
     hits = (predicted >= 0) & (index.groups[predicted] == index.groups[asked[:, 3]])
 
     n_sections = len(dataset.sections)

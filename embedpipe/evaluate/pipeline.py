@@ -158,10 +158,20 @@ def build_report(
     if datasets is None:
         datasets = load_datasets(config)
     index = table.index(lowercase=config.lowercase)
-    similarity = [evaluate_similarity(index, d) for d in datasets.similarity]
+    scored, composed_from = index, None
+    if config.oov == "subwords":  # unseen evaluation words get composed rows after the table's
+        from embedpipe.subwords import extended_index
+
+        words = [w for d in datasets.similarity for pair in d.pairs for w in pair]
+        words += [w for d in datasets.analogies for q in d.questions for w in q]
+        scored = extended_index(index, words, table.subwords)
+        composed_from = len(table)
+        log.info("oov = subwords: %d evaluation words composed from n-grams", len(scored) - len(table))
+    similarity = [evaluate_similarity(scored, d) for d in datasets.similarity]
     for s in similarity:
         log.info("%s: spearman %s on %d/%d pairs", s["file"], s["spearman"], s["pairs_found"], s["pairs_total"])
-    analogies = [evaluate_analogies(index, d, restrict_vocab=config.restrict_vocab) for d in datasets.analogies]
+    analogies = [evaluate_analogies(scored, d, restrict_vocab=config.restrict_vocab, composed_from=composed_from)
+                 for d in datasets.analogies]
     neighbours = nearest_neighbours(index, config.probes, k=config.neighbors)
     if neighbours["oov"]:
         log.warning("probes not in the table: %s", ", ".join(neighbours["oov"]))
@@ -178,6 +188,7 @@ def build_report(
         },
         "settings": {
             "lowercase": config.lowercase,
+            "oov": config.oov,
             "restrict_vocab": config.restrict_vocab,
             "neighbors": config.neighbors,
             "similarity": list(config.similarity),
@@ -287,6 +298,10 @@ def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
     datasets = load_datasets(config)  # cheap: fail on a bad file before reading the table
     datasets = dataclasses.replace(datasets, warnings=datasets.warnings + skipped)
     table = read_embedding_table_spark(spark, config.table)
+    if config.oov == "subwords":  # read through Spark (any URI) and checked before any work
+        from embedpipe.composed import read_subword_vectors_spark
+
+        table.__dict__["subwords"] = read_subword_vectors_spark(spark, config.table, table.manifest)
     compared = [read_embedding_table_spark(spark, path) for path in config.compare]
     report = build_report(table, config, datasets)
     if histories_report is not None:

@@ -26,6 +26,7 @@ NULL when the row has nothing to embed: NULL/empty input, or no key found under 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -80,14 +81,18 @@ def check_table_dim(path: str, manifest: dict[str, Any], expected_dim: int | Non
         raise TableError(f"embedding table {path} has dim {dim}, expected {expected_dim} (config key 'dim')")
 
 
-def table_bytes(manifest: dict[str, Any]) -> int:
-    """Memory one copy of the table takes in a Python worker (vectors + keys + index), estimated."""
-    return int(manifest["rows"]) * (int(manifest["dim"]) * 4 + _KEY_OVERHEAD_BYTES)
+def table_bytes(manifest: dict[str, Any], oov: str = "skip") -> int:
+    """Memory one copy of the table takes in a Python worker (vectors + keys + index, and with
+    ``oov = subwords`` its n-gram bucket rows, shipped with it), estimated."""
+    from embedpipe.composed import subword_bytes
+
+    extra = subword_bytes(manifest) if oov == "subwords" else 0
+    return int(manifest["rows"]) * (int(manifest["dim"]) * 4 + _KEY_OVERHEAD_BYTES) + extra
 
 
 def choose_strategy(config: EmbedConfig, manifest: dict[str, Any]) -> tuple[str, str]:
     """(``broadcast`` or ``shuffle``, why) -- logged and returned in the job summary."""
-    size_mb = table_bytes(manifest) / 2**20
+    size_mb = table_bytes(manifest, config.oov) / 2**20
     if config.strategy != "auto":
         return config.strategy, f"strategy = {config.strategy} (table about {size_mb:.0f} MiB)"
     if size_mb <= config.broadcast_max_mb:
@@ -162,6 +167,9 @@ def _check_tokenizer(spark: SparkSession, config: EmbedConfig, manifest: dict[st
         except (ValueError, UnicodeDecodeError):
             return
         input_settings = report.get("tokenizer") if isinstance(report, dict) else None
+        if isinstance(input_settings, dict):  # keys added since (tokenizer, keep_particles) at their defaults
+            defaults = dataclasses.asdict(TokenizerSettings())
+            input_settings, table_settings = {**defaults, **input_settings}, {**defaults, **table_settings}
         if isinstance(input_settings, dict) and input_settings != table_settings:
             keys = sorted(set(input_settings) | set(table_settings))
             diffs = [f"{k}: table {table_settings.get(k)!r}, input {input_settings.get(k)!r}"
@@ -245,7 +253,12 @@ def embed_broadcast(
             idf = table.table_idf
         else:
             idf = K.idf_weights(_df_per_row(document_frequency, kind, keys, table.ids), documents)
-    payload = {"keys": keys, "ids": table.ids, "vectors": table.vectors, "idf": idf}
+    subwords = None
+    if config.oov == "subwords":
+        from embedpipe.composed import read_subword_vectors_spark
+
+        subwords = read_subword_vectors_spark(spark, config.table, manifest)
+    payload = {"keys": keys, "ids": table.ids, "vectors": table.vectors, "idf": idf, "subwords": subwords}
     broadcast = spark.sparkContext.broadcast(payload)
     cache_key = (config.table, manifest.get("created_at"), uuid.uuid4().hex)
     options = {"broadcast": broadcast, "cache_key": cache_key, "kind": kind, "combiner": config.combiner,
@@ -280,8 +293,17 @@ def _embed_arrays(column: pa.Array, values: pa.Array | None, *, broadcast: Any, 
                   kind: str, combiner: str, oov: str, normalize: bool) -> pa.Array:
     """One Arrow batch of the embedded column -> struct<vector, found, total> (the broadcast plan)."""
     index, payload = _table_on_worker(broadcast, cache_key)
-    bags, rows = _bags_and_rows(column, values, kind, index)
-    result = K.embed_bags(bags, rows, payload["vectors"], combiner=combiner, oov=oov, normalize=normalize,
+    vectors, subwords = payload["vectors"], payload.get("subwords")
+    if subwords is not None:  # oov = subwords (tokens only, no tfidf): unseen keys get composed rows
+        from embedpipe.composed import rows_with_composed
+
+        bags, dictionary = K.token_bags(column)
+        dictionary_rows, vectors = rows_with_composed(dictionary, index.rows_of_keys(dictionary), vectors, subwords)
+        rows = dictionary_rows[bags.codes] if bags.codes.size else bags.codes
+        oov = "skip"  # a key none of whose n-grams was trained stays unseen
+    else:
+        bags, rows = _bags_and_rows(column, values, kind, index)
+    result = K.embed_bags(bags, rows, vectors, combiner=combiner, oov=oov, normalize=normalize,
                           idf=payload["idf"])
     return pa.StructArray.from_arrays(
         [K.vectors_to_arrow(result.vectors, result.has_vector), pa.array(result.found, pa.int64()),
@@ -413,11 +435,22 @@ def embed_shuffle(
     )
     if document_frequency is not None:
         table = table.drop(_STAT).join(document_frequency.toDF(_KEY, _STAT), _KEY, "left").fillna(0, [_STAT])
+    order = [_RID, F.col(_ID).asc_nulls_first()]
+    if config.oov == "subwords":  # unseen keys join their composed vectors, ordered after the table's rows
+        from embedpipe.composed import COMPOSED_ID, composed_keys
+
+        unseen = entries.select(_KEY).join(table.select(_KEY), _KEY, "left_anti")
+        composed = composed_keys(spark, unseen, config.table, manifest).select(
+            F.col("key").alias(_KEY), F.lit(COMPOSED_ID).cast("bigint").alias(_ID), F.col("vector").alias(_VECTOR),
+            F.lit(0).cast("bigint").alias(_STAT))
+        table = table.unionByName(composed)
+        order.append(_KEY)
     joined = entries.join(table, _KEY, "left")
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    grouped = joined.repartition(partitions, _RID).sortWithinPartitions(_RID, F.col(_ID).asc_nulls_first())
+    grouped = joined.repartition(partitions, _RID).sortWithinPartitions(*order)
     combined = grouped.select(_RID, _ID, _WEIGHT, _OCC, _NORM1, _NORM2, _VECTOR, _STAT).mapInArrow(
-        functools.partial(_combine_groups, dim=dim, combiner=config.combiner, oov=config.oov,
+        functools.partial(_combine_groups, dim=dim, combiner=config.combiner,
+                          oov="skip" if config.oov == "subwords" else config.oov,
                           normalize=config.normalize, documents=documents),
         StructType([
             StructField(_RID, LongType(), False), StructField(_VECTOR, ArrayType(FloatType(), True), True),
@@ -494,6 +527,9 @@ def plan_embed(spark: SparkSession, config: EmbedConfig) -> EmbedPlan:
         if name in keep:
             raise ConfigError(f"input {config.input} already has a column '{name}' (set vector_column, or drop "
                               f"the column: the output adds {config.vector_column}, {TOKENS_FOUND}, {TOKENS_TOTAL})")
+    if config.oov == "subwords" and kind == "sparse":
+        raise ConfigError(f"config key 'oov' = subwords needs tokens or text; column '{config.column}' of "
+                          f"{config.input} holds sparse indices (no characters to make n-grams of)")
     prepared, column = prepare_input(spark, frame, config, kind, manifest)
     strategy, reason = choose_strategy(config, manifest)
     # Held to the format before any work: loaded (and checked) for broadcast, one aggregation for shuffle.

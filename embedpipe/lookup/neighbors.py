@@ -167,6 +167,27 @@ def index_neighbors(spark: SparkSession, table: str, keys: list[str], unit: np.n
     return blocks.repartition(slots).mapInArrow(function, NEIGHBORS_DDL)
 
 
+# ------------------------------------------------------------------------------ unseen queries
+
+
+def composed_neighbors(spark: SparkSession, keys: list[str], unit: np.ndarray,
+                       composed: list[tuple[str, np.ndarray]], k: int) -> DataFrame:
+    """Exact top-k table keys of queries composed from n-grams (``oov = subwords``), on the driver: they
+    are the few queries a user named, so one matrix product against the table, whatever ``method``."""
+    from embedpipe.vectors import unit_normalise
+
+    extended = np.concatenate([unit, unit_normalise(np.stack([v for _, v in composed]))])
+    rows = np.arange(len(keys), len(extended), dtype=np.int64)
+    neighbours, scores = top_k_neighbours(extended, rows, k + len(composed))
+    records = []
+    for (word, _), row_neighbours, row_scores in zip(composed, neighbours, scores, strict=True):
+        kept = row_neighbours < len(keys)  # other composed queries are no answers
+        for rank, (neighbour, score) in enumerate(zip(row_neighbours[kept][:k], row_scores[kept][:k],
+                                                      strict=True), start=1):
+            records.append((word, keys[int(neighbour)], float(score), rank))
+    return spark.createDataFrame(records, NEIGHBORS_DDL)
+
+
 # -------------------------------------------------------------------------------------- job
 
 
@@ -183,11 +204,22 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     started = time.monotonic()
     questions = [parse_analogy(q) for q in config.analogies]
     table = read_embedding_table_spark(spark, config.table)
+    if config.oov == "subwords":  # read once here, through Spark (any URI), and checked before any work
+        from embedpipe.composed import read_subword_vectors_spark
+
+        table.__dict__["subwords"] = read_subword_vectors_spark(spark, config.table, table.manifest)
     keys, unit = table.keys, table.unit
+    composed: list[tuple[str, np.ndarray]] = []
     if config.queries:
         wanted = list(dict.fromkeys(config.queries))
         found = table.rows(wanted)
         missing = [q for q, r in zip(wanted, found, strict=True) if r < 0]
+        if config.oov == "subwords" and missing:
+            from embedpipe.subwords import composed_rows
+
+            words, vectors = composed_rows(missing, table.subwords)
+            composed = list(zip(words, vectors, strict=True))
+            missing = [q for q in missing if q not in set(words)]
         if len(missing) == len(wanted):
             raise InputError(f"none of the queries are keys of table {config.table}: {', '.join(missing[:5])}")
         if missing:
@@ -199,13 +231,19 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     if k < 1:
         raise InputError(f"embedding table {config.table} has {len(keys)} key; neighbours need at least 2")
     missing_words = [w for q in questions for w in q if w not in table]
+    if missing_words and config.oov == "subwords":
+        from embedpipe.subwords import composed_rows
+
+        missing_words = [w for w in missing_words if w not in set(composed_rows(missing_words, table.subwords)[0])]
     if missing_words:
         raise InputError(f"analogy words not in table {config.table}: {', '.join(dict.fromkeys(missing_words))}")
-    answers = table.analogies(questions)
+    answers = table.analogies(questions, oov="subwords" if config.oov == "subwords" else "fail")
     if config.method == "exact":
         frame = exact_neighbors(spark, keys, unit, query_rows, k, config.block_rows)
     else:
         frame = index_neighbors(spark, config.table, keys, unit, query_rows, k, config.block_rows)
+    if composed:
+        frame = frame.unionByName(composed_neighbors(spark, keys, unit, composed, k))
     with atomic_output(spark, config.output, inputs=(config.table,)) as staging:
         frame.select(schema.KEY, NEIGHBOR, SCORE, RANK).write.mode("error").parquet(staging)
     if config.analogy_output:
@@ -214,8 +252,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
         with atomic_output(spark, config.analogy_output, inputs=(config.table,)) as staging:
             spark.createDataFrame(rows, ANALOGY_DDL).coalesce(1).write.mode("error").parquet(staging)
     elapsed = time.monotonic() - started
-    log.info("%s neighbours (k=%d) of %d keys of %s in %.1fs -> %s", config.method, k, len(query_rows),
-             config.table, elapsed, config.output)
+    log.info("%s neighbours (k=%d) of %d keys (and %d composed from n-grams) of %s in %.1fs -> %s", config.method,
+             k, len(query_rows), len(composed), config.table, elapsed, config.output)
     display = "\n".join(
         f"{a} - {b} + {c} = {'(none)' if ans is None else f'{ans[0]} ({ans[1]:.3f})'}"
         for (a, b, c), ans in zip(questions, answers, strict=True)
@@ -223,7 +261,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     return {
         "output": config.output,
         "method": config.method,
-        "queries": int(len(query_rows)),
+        "queries": int(len(query_rows)) + len(composed),
+        **({"queries_composed": [w for w, _ in composed]} if composed else {}),
         "queries_missing": missing,
         "k": k,
         "analogies": [None if ans is None else ans[0] for ans in answers],
