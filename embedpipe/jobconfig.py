@@ -556,7 +556,7 @@ class IndexConfig:
     table: str = option(help="embedding table directory; the index is written into its _index/ sub-directory")
     kind: str = option(
         "auto", "auto: hnsw up to 2,000,000 rows, ivf-pq above; force hnsw above that on a machine with memory "
-        "for the graph (about 4 x dim + 150 bytes a row), ivf-pq below it to save memory (about dim / 4 + 8 bytes "
+        "for the graph (about 4 x dim + 150 bytes a row), ivf-pq below it to save memory (about dim / 2 + 8 bytes "
         "a row; lower recall)", choices=("auto", "hnsw", "ivf-pq"),
     )
 

@@ -150,7 +150,26 @@ def read_index_manifest(table: str) -> dict[str, Any]:
                          f"index manifest): {rebuild_hint(table)}") from None
     if manifest.get("format") != INDEX_FORMAT or fingerprint != table_fingerprint(fs, root):
         raise InputError(f"index is stale: {rebuild_hint(table)}")
+    _check_search_params(table, manifest)
     return manifest
+
+
+#: The search parameters each kind records in ``index.json`` (all positive integers).
+SEARCH_PARAMS = {HNSW: ("ef_search",), IVF_PQ: ("nprobe", "rerank")}
+
+
+def _check_search_params(table: str, manifest: dict[str, Any]) -> None:
+    """A hand-edited or foreign ``index.json`` fails here, one line naming the key, not inside a Spark task."""
+    names = SEARCH_PARAMS.get(manifest["kind"]) if isinstance(manifest["kind"], str) else None
+    if names is None:
+        raise InputError(f"index of table {table} has kind {manifest['kind']!r} in {INDEX_DIR}/{INDEX_MANIFEST} "
+                         f"(one of: {', '.join(SEARCH_PARAMS)}): {rebuild_hint(table)}")
+    search = manifest["search"] if isinstance(manifest["search"], dict) else {}
+    for name in names:
+        value = search.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"index of table {table} has search parameter {name} = {value!r} in {INDEX_DIR}/"
+                             f"{INDEX_MANIFEST} (a positive integer): {rebuild_hint(table)}")
 
 
 def load_index(table: str, *, rows: int | None = None, dim: int | None = None) -> AnnIndex:

@@ -1,12 +1,22 @@
 """Exact vs the Faiss index (``embedpipe index``), side by side on one table.
 
     python tests/benchmarks/bench_index.py [--rows 1000000] [--dim 128] [--queries 1000] [--job-queries 100]
-        [--cores 2] [--real] [--workdir DIR]
+        [--cores 2] [--real] [--table PATH ...] [--threshold 100000,300000] [--workdir DIR]
 
 Tables: a generated *clustered* ``--rows`` x ``--dim`` table (``rows / 100`` Gaussian centres, each
-key a centre plus N(0, 1) noise per dimension, Zipf-like counts), and with ``--real`` a trained one:
-gensim skip-gram (dim 100, min_count 5, 2 epochs) on the text8 prefix in ``/work/shared/data``,
-brought in with ``embedpipe import`` (skipped with a message when the file is missing).
+key a centre plus N(0, 1) noise per dimension, Zipf-like counts; ``--rows 0`` skips it), with
+``--real`` a trained one: gensim skip-gram (dim 100, min_count 5, 2 epochs) on the text8 prefix in
+``/work/shared/data``, brought in with ``embedpipe import`` (skipped with a message when the file is
+missing), and with ``--table`` any embedding table, e.g. the Korean one of docs/benchmarks.md::
+
+    embedpipe tokenize --input /work/shared/data/korean-dev/corpus.txt.gz --output ko-tokens --min-count 1
+    embedpipe train --input ko-tokens --output ko-sgns --method sgns --dim 100 --set sgns.epochs=1 \
+        --set spark.driver_memory=6g
+    python tests/benchmarks/bench_index.py --rows 0 --table ko-sgns
+
+``--threshold`` measures what the HNSW -> IVF-PQ threshold trades, build only: for each size a
+clustered ``size`` x ``--dim`` table, both kinds built in a fresh process each (build seconds, index
+bytes, the build's peak resident memory above the process's before it).
 
 For each table, ``--queries`` keys drawn at random (seeded) are the query sample:
 
@@ -162,6 +172,52 @@ def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: 
     return "\n".join(lines)
 
 
+def _build_footprint(unit: np.ndarray, kind: str, results) -> None:
+    """In a child process: build ``kind`` over ``unit``; (seconds, index bytes, peak RSS growth bytes)."""
+    from embedpipe.index.build import build_faiss_index
+
+    import_faiss().omp_set_num_threads(int(os.environ.get("BENCH_CORES", "2")))
+    before = _vm("VmRSS")
+    started = time.monotonic()
+    index, _, _ = build_faiss_index(unit, kind)
+    seconds = time.monotonic() - started
+    results.put((seconds, int(import_faiss().serialize_index(index).nbytes), _vm("VmHWM") - before))
+
+
+def _vm(field: str) -> int:
+    """``field`` (VmRSS, VmHWM) of /proc/self/status, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def bench_threshold(sizes: list[int], dim: int, cores: int) -> str:
+    """HNSW vs IVF-PQ build seconds, index bytes and peak build memory at each size, side by side."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    os.environ["BENCH_CORES"] = str(cores)
+    lines = [f"### build footprint, clustered x {dim}, {cores} cores", f"load before: {os.getloadavg()}", "",
+             "| rows | kind | build s | index bytes | bytes a row | peak build memory MB | load |",
+             "|---|---|---|---|---|---|---|"]
+    for rows in sizes:
+        rng = np.random.default_rng(1)
+        centres = rng.standard_normal((max(1, rows // 100), dim)).astype(np.float32)
+        unit = centres[rng.integers(0, len(centres), rows)] + rng.standard_normal((rows, dim), dtype=np.float32)
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+        for kind in ("hnsw", "ivf-pq"):
+            results = context.Queue()
+            child = context.Process(target=_build_footprint, args=(unit, kind, results))
+            child.start()
+            seconds, size, peak = results.get()
+            child.join()
+            lines.append(f"| {rows:,} | {kind} | {seconds:.1f} | {size:,} | {size / rows:.0f} | {peak / 2**20:.0f} | "
+                         f"{os.getloadavg()[0]:.1f} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -170,10 +226,15 @@ def main() -> None:
     parser.add_argument("--job-queries", type=int, default=100, help="query keys of the neighbors job runs")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="also the text8 skip-gram table")
+    parser.add_argument("--table", action="append", default=[], help="also this embedding table (repeatable)")
+    parser.add_argument("--threshold", help="comma-separated sizes: HNSW vs IVF-PQ build footprint only")
     parser.add_argument("--workdir")
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.threshold:
+        print(bench_threshold([int(size) for size in args.threshold.split(",")], args.dim, args.cores), flush=True)
+        return
     spark = spark_session(args.cores)
     reports = []
     if args.real:
@@ -182,6 +243,11 @@ def main() -> None:
             reports.append(bench_table(spark, "text8 skip-gram", real, args.queries, args.job_queries, args.cores,
                                        workdir))
             print(reports[-1], flush=True)
+    for path in args.table:
+        reports.append(bench_table(spark, Path(path).name, path, args.queries, args.job_queries, args.cores, workdir))
+        print(reports[-1], flush=True)
+    if args.rows <= 0:
+        return
     generated = str(workdir / "clustered")
     write_clustered_table(spark, generated, args.rows, args.dim, seed=1)
     reports.append(bench_table(spark, "clustered", generated, args.queries, args.job_queries, args.cores,

@@ -154,6 +154,31 @@ def test_bad_indexes_fail_with_one_line_and_write_nothing(spark, write_table, tm
     assert not out.exists()
 
 
+def test_bad_search_parameters_in_the_index_manifest_fail_with_one_line(spark, write_table, tmp_path, capsys):
+    table = _write(write_table, tmp_path / "table")
+    assert main(["index", "--table", table, "--kind", "ivf-pq"]) == 0
+    path = tmp_path / "table" / "_index" / "index.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["search"]["rerank"] >= 1 and manifest["build"]["pq_m"] == DIM // 2  # recorded: 2 dims a byte
+    out = tmp_path / "nn"
+    args = ["neighbors", "--table", table, "--output", str(out), "--method", "index"]
+    hint = f"rebuild with embedpipe index --table {table}"
+    for change, message in [
+        ({"search": {**manifest["search"], "rerank": 0}}, "search parameter rerank = 0"),
+        ({"search": {**manifest["search"], "nprobe": "many"}}, "search parameter nprobe = 'many'"),
+        ({"search": {"nprobe": 4}}, "search parameter rerank = None"),
+        ({"kind": "lsh"}, "kind 'lsh'"),
+    ]:
+        path.write_text(json.dumps({**manifest, **change}))
+        assert main(args) != 0
+        error = _last_error(capsys)
+        assert error.startswith(f"embedpipe neighbors: error: index of table {table} has {message}"), error
+        expected = "one of: hnsw, ivf-pq" if "kind" in change else "a positive integer"
+        assert error.endswith(f"_index/index.json ({expected}): {hint}")
+        assert not out.exists()
+        assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+
+
 def test_missing_faiss_is_one_line_naming_the_extra(spark, write_table, tmp_path, capsys, monkeypatch):
     table = _write(write_table, tmp_path / "table")
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
