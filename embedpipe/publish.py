@@ -280,6 +280,8 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
     drift = _rerun_drift(fs, output, config.run_date, manifest) or measure_published_drift(
         spark, config, fs.exists(output))
     log.info("drift from the published table: %s", json.dumps(drift, sort_keys=True))
+    for name, value in drift.items():  # one line per metric: what Airflow's task log shows at a glance
+        log.info("drift %s: %s", name, value)
     checks += drift_checks(drift, config)
     failed = [c for c in checks if not c.passed]
     for check in checks:

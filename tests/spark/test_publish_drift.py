@@ -100,3 +100,16 @@ def test_drift_failures_exit_4_name_each_metric_and_leave_the_published_table(da
     assert main(["publish", "--table", days[3][0], "--report", days[3][1], "--output", str(output),
                  "--run-date", "2026-11-23", "--log-level", "ERROR"]) == 0
     assert _record(output)["drift"]["neighbour_overlap"] < 0.5
+
+
+def test_the_log_shows_each_drift_metric_on_its_own_line_even_when_the_gate_fails(days, tmp_path, capsys):
+    output = tmp_path / "published"
+    assert _publish(days[1], output, 1) == 0
+    capsys.readouterr()
+    assert _publish(days[3], output, 3, "--log-level", "INFO") == 4  # nothing is written: the log is the record
+    lines = capsys.readouterr().err.splitlines()
+    for name in ("neighbour_overlap", "procrustes_residual", "added_fraction", "removed_fraction", "shared_keys"):
+        found = [line for line in lines if f" drift {name}: " in line]
+        assert len(found) == 1, (name, lines)
+    overlap = next(line for line in lines if " drift neighbour_overlap: " in line)
+    assert float(overlap.rsplit(": ", 1)[1]) < 0.8
