@@ -11,4 +11,4 @@
 #   index                 faiss-cpu (embedpipe index, neighbors --method index)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install "$@" -c constraints-cpu.txt -e ".[torch,dev,airflow,index]"
+python -m pip install "$@" -c constraints-cpu.txt -e ".[torch,dev,airflow,index,korean]"

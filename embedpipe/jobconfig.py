@@ -61,6 +61,15 @@ class TokenizerSettings:
     max_token_length: int = option(100, "drop tokens longer than this many characters", min=1)
     stop_words: str = option("", "stop words to drop: empty for none, 'english', or a path to a file (one per line)")
     keep_numbers: bool = option(True, "keep tokens made only of digits")
+    tokenizer: str = option(
+        "regex", "regex: runs of letters and digits (any language written with spaces); kiwi: Korean eojeol split "
+        "into morphemes by the Kiwi analyser (the 'korean' extra; docs/methods/fasttext.md)", choices=("regex", "kiwi"),
+    )
+    keep_particles: bool = option(
+        False, "kiwi: keep Korean particles (josa: 이/가, 을/를, 은/는, 의...) as tokens; they are the most frequent "
+        "morphemes and say little about their noun, so they go by default; keep them when the vectors should "
+        "reflect grammatical role",
+    )
 
 
 @dataclass(frozen=True)
@@ -83,18 +92,27 @@ class TokenizeConfig(TokenizerSettings):
     max_vocab_size: int | None = option(None, "keep at most this many tokens (most frequent first)", min=1)
     max_document_chars: int = option(1_000_000, "documents longer than this are truncated and counted", min=1)
 
-    def tokenizer(self) -> TokenizerSettings:
+    def tokenizer_settings(self) -> TokenizerSettings:
         return TokenizerSettings(
             lowercase=self.lowercase,
             min_token_length=self.min_token_length,
             max_token_length=self.max_token_length,
             stop_words=self.stop_words,
             keep_numbers=self.keep_numbers,
+            tokenizer=self.tokenizer,
+            keep_particles=self.keep_particles,
         )
 
     def validate(self) -> None:
         if self.max_token_length < self.min_token_length:
             raise ConfigError("config key 'max_token_length' must be >= min_token_length")
+        if self.keep_particles and self.tokenizer != "kiwi":
+            raise ConfigError("config key 'keep_particles' needs tokenizer = kiwi (the regex tokenizer keeps "
+                              "particles attached to their word)")
+        if self.tokenizer == "kiwi":
+            from embedpipe.text.kiwi import require_kiwi
+
+            require_kiwi()
 
 
 @dataclass(frozen=True)
@@ -433,6 +451,9 @@ class EmbedConfig:
         from embedpipe.combiners import check_combiner  # the kernels' list; a removed name says what replaced it
 
         check_combiner(self.combiner)
+        if self.oov == "subwords" and self.combiner == "tfidf":
+            raise ConfigError("config key 'oov' = subwords does not go with combiner tfidf (an unseen word has no "
+                              "document frequency)")
         if self.values_column is not None and self.kind not in ("auto", "sparse"):
             raise ConfigError("config key 'values_column' needs kind = sparse (or auto)")
 

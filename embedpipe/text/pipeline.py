@@ -66,7 +66,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
     started = time.monotonic()
     clock = StageClock()
     config.validate()  # also when called directly, not through the CLI
-    settings = config.tokenizer()
+    settings = config.tokenizer_settings()
     source = resolve_input(
         spark, config.input, config.format, allowed=INPUT_FORMATS, csv_delimiter=config.csv_delimiter
     )
@@ -297,7 +297,7 @@ def _report(
         "format": fmt,
         "text_column": config.text_column if fmt != "text" else None,
         "id_column": config.id_column,
-        "tokenizer": dataclasses.asdict(config.tokenizer()),
+        "tokenizer": dataclasses.asdict(config.tokenizer_settings()),
         "min_count": config.min_count,
         "max_vocab_size": config.max_vocab_size,
         "max_document_chars": config.max_document_chars,

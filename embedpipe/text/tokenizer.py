@@ -10,8 +10,8 @@ Limitations, by design of a regex tokenizer:
 * Chinese and Japanese are written without spaces, so a run of Han/Kana characters is one token
   (``我爱北京`` stays whole). Segment such text beforehand (e.g. jieba, MeCab) and join the words with
   spaces, or the vocabulary will hold phrases instead of words.
-* Korean particles stay attached (``서울은`` and ``서울`` are different tokens); a morphological
-  analyser would split them.
+* Korean particles stay attached (``서울은`` and ``서울`` are different tokens); ``tokenizer = "kiwi"``
+  splits eojeol into morphemes with a morphological analyser (:mod:`embedpipe.text.kiwi`).
 * Text is not Unicode-normalised: a precomposed ``é`` and ``e`` + combining accent are different
   tokens (Spark SQL has no NFC function). Normalise upstream if the corpus mixes the two.
 * Lowercasing is Spark's ``lower`` (Java's, locale-independent: Turkish dotted/dotless i is not special).
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Letters, marks and digits, with apostrophes allowed between them (Java regex syntax).
 WORD_PATTERN = r"[\p{L}\p{M}\p{N}]+(?:'[\p{L}\p{M}\p{N}]+)*"
+#: A token holding at least one letter, mark or digit.
+WORD_CHAR_PATTERN = r"[\p{L}\p{M}\p{N}]"
 #: A token made only of digits (any script's digits) -- dropped when ``keep_numbers`` is false.
 NUMBER_PATTERN = r"^\p{N}+$"
 #: Apostrophe look-alikes mapped to ``'`` before tokenizing, so "don’t" and "don't" are one token.
@@ -121,12 +123,19 @@ def tokenize_column(text: Column, settings: TokenizerSettings, stop_words: Colle
     normalised = F.translate(text, APOSTROPHES, "'" * len(APOSTROPHES))
     if settings.lowercase:
         normalised = F.lower(normalised)
-    tokens = F.regexp_extract_all(normalised, F.lit(WORD_PATTERN), 0)
+    if settings.tokenizer == "kiwi":
+        from embedpipe.text.kiwi import kiwi_tokens
+
+        tokens = kiwi_tokens(normalised, settings.keep_particles)
+    else:
+        tokens = F.regexp_extract_all(normalised, F.lit(WORD_PATTERN), 0)
     stop_list = sorted(stop_words)
 
     def keep(token: Column) -> Column:
         length = F.length(token)
         condition = (length >= settings.min_token_length) & (length <= settings.max_token_length)
+        if settings.tokenizer == "kiwi":  # punctuation morphemes go, as the regex drops punctuation
+            condition = condition & token.rlike(WORD_CHAR_PATTERN)
         if not settings.keep_numbers:
             condition = condition & ~token.rlike(NUMBER_PATTERN)
         if stop_list:
@@ -152,6 +161,12 @@ def tokenize_text(text: str, settings: TokenizerSettings, stop_words: Collection
     normalised = text.translate({ord(c): "'" for c in APOSTROPHES})
     if settings.lowercase:
         normalised = normalised.lower()
+    if settings.tokenizer == "kiwi":
+        from embedpipe.text.kiwi import morphemes, require_kiwi
+
+        require_kiwi()
+        raw = [t for t in morphemes([normalised], settings.keep_particles)[0] or [] if any(map(_is_word_char, t))]
+        return _kept(raw, settings, stop_words)
     raw: list[str] = []
     current: list[str] = []
     for position, char in enumerate(normalised):
@@ -169,6 +184,10 @@ def tokenize_text(text: str, settings: TokenizerSettings, stop_words: Collection
             current = []
     if current:
         raw.append("".join(current))
+    return _kept(raw, settings, stop_words)
+
+
+def _kept(raw: list[str], settings: TokenizerSettings, stop_words: Collection[str]) -> list[str]:
     stop = {w.lower() for w in stop_words}
     return [
         token

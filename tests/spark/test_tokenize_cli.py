@@ -83,7 +83,7 @@ def test_tokenize_cli_twice_gives_the_hand_computed_output(spark, corpus, tmp_pa
         "text_column": None,
         "id_column": None,
         "tokenizer": {"lowercase": True, "min_token_length": 1, "max_token_length": 100, "stop_words": "",
-                      "keep_numbers": True},
+                      "keep_numbers": True, "tokenizer": "regex", "keep_particles": False},
         "min_count": 2,
         "max_vocab_size": None,
         "max_document_chars": 1_000_000,

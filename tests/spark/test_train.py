@@ -28,7 +28,7 @@ from embedpipe.methods.word2vec import filter_token_lists
 from embedpipe.table import read_embedding_table
 
 TOKENIZER = {"lowercase": True, "min_token_length": 1, "max_token_length": 100, "stop_words": "",
-             "keep_numbers": True}
+             "keep_numbers": True, "tokenizer": "regex", "keep_particles": False}
 
 
 # ----------------------------------------------------------------------------- input fixtures
