@@ -44,15 +44,13 @@ def read_subword_vectors_spark(spark: SparkSession, path: str, manifest: dict[st
     return subword_vectors_from(path, manifest, read_embedding_table_spark(spark, subword_location(path, manifest)))
 
 
-def subword_bytes(manifest: dict[str, Any]) -> int:
-    """Memory of a table's bucket rows in a Python worker, from the main manifest (0 without them)."""
-    from embedpipe.subwords import scheme_of
+def subword_bytes(spark: SparkSession, path: str, manifest: dict[str, Any]) -> int:
+    """Memory of a table's trained bucket rows in a Python worker (sorted ids + vectors), from the bucket
+    table's manifest; a one-line ConfigError naming ``oov`` for a table without them."""
+    from embedpipe.table import read_manifest_spark
 
-    scheme = scheme_of(manifest)
-    if scheme is None:
-        return 0
-    # The bucket table's row count is not in the main manifest: at most every bucket, each a dim-float32 row.
-    return int(scheme["buckets"]) * (int(manifest["dim"]) * 4 + 8)
+    buckets = read_manifest_spark(spark, subword_location(path, manifest))
+    return int(buckets["rows"]) * (int(manifest["dim"]) * 4 + 8)
 
 
 # ------------------------------------------------------------------------ embed, shuffle plan

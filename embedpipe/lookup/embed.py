@@ -81,18 +81,15 @@ def check_table_dim(path: str, manifest: dict[str, Any], expected_dim: int | Non
         raise TableError(f"embedding table {path} has dim {dim}, expected {expected_dim} (config key 'dim')")
 
 
-def table_bytes(manifest: dict[str, Any], oov: str = "skip") -> int:
-    """Memory one copy of the table takes in a Python worker (vectors + keys + index, and with
-    ``oov = subwords`` its n-gram bucket rows, shipped with it), estimated."""
-    from embedpipe.composed import subword_bytes
-
-    extra = subword_bytes(manifest) if oov == "subwords" else 0
-    return int(manifest["rows"]) * (int(manifest["dim"]) * 4 + _KEY_OVERHEAD_BYTES) + extra
+def table_bytes(manifest: dict[str, Any], extra_bytes: int = 0) -> int:
+    """Memory one copy of the table takes in a Python worker (vectors + keys + index, plus
+    ``extra_bytes``: the n-gram bucket rows shipped with it under ``oov = subwords``), estimated."""
+    return int(manifest["rows"]) * (int(manifest["dim"]) * 4 + _KEY_OVERHEAD_BYTES) + extra_bytes
 
 
-def choose_strategy(config: EmbedConfig, manifest: dict[str, Any]) -> tuple[str, str]:
+def choose_strategy(config: EmbedConfig, manifest: dict[str, Any], extra_bytes: int = 0) -> tuple[str, str]:
     """(``broadcast`` or ``shuffle``, why) -- logged and returned in the job summary."""
-    size_mb = table_bytes(manifest, config.oov) / 2**20
+    size_mb = table_bytes(manifest, extra_bytes) / 2**20
     if config.strategy != "auto":
         return config.strategy, f"strategy = {config.strategy} (table about {size_mb:.0f} MiB)"
     if size_mb <= config.broadcast_max_mb:
@@ -531,7 +528,12 @@ def plan_embed(spark: SparkSession, config: EmbedConfig) -> EmbedPlan:
         raise ConfigError(f"config key 'oov' = subwords needs tokens or text; column '{config.column}' of "
                           f"{config.input} holds sparse indices (no characters to make n-grams of)")
     prepared, column = prepare_input(spark, frame, config, kind, manifest)
-    strategy, reason = choose_strategy(config, manifest)
+    extra_bytes = 0
+    if config.oov == "subwords":  # a table without _subwords fails here, one line, before any work
+        from embedpipe.composed import subword_bytes
+
+        extra_bytes = subword_bytes(spark, config.table, manifest)
+    strategy, reason = choose_strategy(config, manifest, extra_bytes)
     # Held to the format before any work: loaded (and checked) for broadcast, one aggregation for shuffle.
     table = read_embedding_table_spark(spark, config.table) if strategy == "broadcast" else None
     if table is None:

@@ -2,6 +2,10 @@
 
     python tests/benchmarks/bench_subword.py --corpus korean [--words 2500000] [--epochs 5] [--variants ...]
     python tests/benchmarks/bench_subword.py --corpus text8 [--words 2139748]
+    python tests/benchmarks/bench_subword.py --corpus korean --words 1000000 --tokenizer kiwi \
+        --runs fasttext gensim-ft-eptok        # embedpipe / gensim on Kiwi morphemes (the 'korean' extra)
+    python tests/benchmarks/bench_subword.py --corpus korean --words 300000 --runs fasttext fasttext-jamo \
+        --jamo-ngrams 2-8                      # the jamo experiment: syllable vs jamo n-grams
 
 Data (``../shared/data``, see their READMEs; a clear error when missing): ``korean-dev`` (corpus.txt.gz,
 kor2vec analogies 1,260 questions, kor_ws353 323 pairs) and ``text8-prefix`` (WordSim-353, SimLex-999 and
@@ -16,10 +20,16 @@ embedpipe's tokens (the tokenize job's output, punctuation split off); embedpipe
 Scoring, the same code for every model: analogies by 3CosAdd over the model's vocabulary, **every
 question counted** (a question whose a, b or c has no vector, or whose answer is not in the vocabulary,
 is wrong); a subword model composes a, b, c from n-grams when they are unseen (embedpipe through
-``EmbeddingTable.vectors_of(oov="subwords")``, gensim through ``model.wv[word]``). Similarity: Spearman
+``EmbeddingTable.vectors_of(oov="subwords")``, gensim through ``model.wv[word]``; evaluation words stay
+whole eojeol whatever the tokenizer, so a model trained on morphemes must compose them). Similarity: Spearman
 over the pairs both of whose words have a vector, and that coverage. Words/s = corpus tokens x epochs /
 training seconds (gensim: ``train``; embedpipe: the job's barrier stage, task start and encoding
 included), measured in the same process one after the other; ``uptime`` load printed with them.
+
+``--tokenizer kiwi`` makes the tokens of the sgns / fasttext / gensim-ft-eptok runs with the tokenize job's
+``tokenizer = "kiwi"`` (``--keep-particles`` keeps the josa). ``fasttext-jamo`` is an experiment kept
+here, not a product option: the corpus and the evaluation words are decomposed into Hangul jamo
+(Unicode NFD) before tokenizing, so n-grams (``--jamo-ngrams``) run over jamo instead of syllables.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import os
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +101,15 @@ def _questions(dataset) -> list[tuple[str, str, str, str]]:
     return dataset.questions
 
 
-def score(keys: list[str], vectors: np.ndarray, lookup, sims, analogies, lowercase: bool) -> dict:
+def jamo(text: str) -> str:
+    """Hangul syllables decomposed into their jamo (NFD); other characters unchanged."""
+    return unicodedata.normalize("NFD", text)
+
+
+def score(keys: list[str], vectors: np.ndarray, lookup, sims, analogies, lowercase: bool,
+          fold=None) -> dict:
     """``lookup(words) -> (vectors, mask)``; keys/vectors are the candidate vocabulary."""
-    fold = str.lower if lowercase else (lambda w: w)
+    fold = fold or (str.lower if lowercase else (lambda w: w))
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     row = {k: i for i, k in enumerate(keys)}
     out = {}
@@ -179,6 +196,10 @@ def main() -> None:
     parser.add_argument("--buckets", type=int, default=2_000_000)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--reuse-tokens", action="store_true", help="keep <workdir>/tokens from an earlier run")
+    parser.add_argument("--tokenizer", choices=("regex", "kiwi"), default="regex",
+                        help="the tokenize job's tokenizer for the embedpipe-token runs")
+    parser.add_argument("--keep-particles", action="store_true", help="kiwi: keep the particles (josa)")
+    parser.add_argument("--jamo-ngrams", default="2-8", help="minn-maxn of fasttext-jamo (over jamo)")
     args = parser.parse_args()
 
     from embedpipe.cli import main as cli
@@ -204,9 +225,14 @@ def main() -> None:
 
     tokens = work / "tokens"
     needs_tokens = any(r in args.runs for r in ("sgns", "fasttext", "gensim-ft-eptok"))
+    tokenizer = ["--tokenizer", args.tokenizer] + (["--set", "keep_particles=true"] if args.keep_particles else [])
+    label = "" if args.tokenizer == "regex" else f", {args.tokenizer}" + (" +josa" if args.keep_particles else "")
     if needs_tokens and not (args.reuse_tokens and (tokens / "report.json").exists()):
+        started = time.perf_counter()
         assert cli(["tokenize", "--input", str(work / "corpus.txt"), "--output", str(tokens), "--min-count",
-                    str(args.min_count), "--log-level", "WARNING"]) == 0
+                    str(args.min_count), *tokenizer, "--log-level", "WARNING"]) == 0
+        print(f"tokenize ({args.tokenizer}): {time.perf_counter() - started:.1f} s, "
+              f"{n_words / (time.perf_counter() - started):.0f} eojeol/s  [load {load_avg()}]", flush=True)
     ranges = [tuple(int(x) for x in r.split("-")) for r in args.ngrams]
     gensim_ranges = [tuple(int(x) for x in r.split("-")) for r in (args.gensim_ngrams or args.ngrams)]
     whitespace = [line.split() for line in lines]
@@ -218,10 +244,10 @@ def main() -> None:
         report("gensim Word2Vec (split)", speed, score(list(wv.index_to_key), wv.vectors, gensim_lookup(wv, False),
                                                        sims, analogies, lowercase))
 
-    def gensim_ft(sentences, label: str) -> None:
+    def gensim_ft(sentences, what: str) -> None:
         for minn, maxn in gensim_ranges:
             speed, wv = gensim_run("fasttext", sentences, args, minn, maxn)
-            report(f"gensim FastText {minn}-{maxn} ({label})", speed,
+            report(f"gensim FastText {minn}-{maxn} ({what})", speed,
                    score(list(wv.index_to_key), wv.vectors, gensim_lookup(wv, True), sims, analogies,
                          lowercase))
 
@@ -235,7 +261,7 @@ def main() -> None:
         out = work / "sgns"
         assert cli([*train, "--output", str(out), "--method", "sgns", "--set", f"sgns.epochs={args.epochs}"]) == 0
         table = read_embedding_table(str(out))
-        report("embedpipe sgns", _speed(table, args.epochs),
+        report(f"embedpipe sgns{label}", _speed(table, args.epochs),
                score(table.keys, table.vectors, table_lookup(table, False), sims, analogies, lowercase))
 
     def fasttext() -> None:
@@ -245,8 +271,23 @@ def main() -> None:
                         f"fasttext.epochs={args.epochs}", "--set", f"fasttext.minn={minn}", "--set",
                         f"fasttext.maxn={maxn}", "--set", f"fasttext.buckets={args.buckets}"]) == 0
             table = read_embedding_table(str(out))
-            report(f"embedpipe fasttext {minn}-{maxn}", _speed(table, args.epochs),
+            report(f"embedpipe fasttext {minn}-{maxn}{label}", _speed(table, args.epochs),
                    score(table.keys, table.vectors, table_lookup(table, True), sims, analogies, lowercase))
+
+    def fasttext_jamo() -> None:
+        """The experiment: the same run on jamo-decomposed text, evaluation words decomposed alike."""
+        minn, maxn = (int(x) for x in args.jamo_ngrams.split("-"))
+        (work / "corpus-jamo.txt").write_text("\n".join(jamo(line) for line in lines) + "\n", encoding="utf-8")
+        jamo_tokens, out = work / "tokens-jamo", work / f"fasttext-jamo-{minn}-{maxn}"
+        assert cli(["tokenize", "--input", str(work / "corpus-jamo.txt"), "--output", str(jamo_tokens),
+                    "--min-count", str(args.min_count), "--log-level", "WARNING"]) == 0
+        assert cli([*train[:2], str(jamo_tokens), *train[3:], "--output", str(out), "--method", "fasttext",
+                    "--set", f"fasttext.epochs={args.epochs}", "--set", f"fasttext.minn={minn}", "--set",
+                    f"fasttext.maxn={maxn}", "--set", f"fasttext.buckets={args.buckets}"]) == 0
+        table = read_embedding_table(str(out))
+        fold = (lambda w: jamo(w.lower())) if lowercase else jamo
+        report(f"embedpipe fasttext jamo {minn}-{maxn}", _speed(table, args.epochs),
+               score(table.keys, table.vectors, table_lookup(table, True), sims, analogies, lowercase, fold))
 
     runs = {
         "gensim-w2v": gensim_w2v,
@@ -254,6 +295,7 @@ def main() -> None:
         "gensim-ft-eptok": lambda: gensim_ft(embedpipe_tokens(), "ep tokens"),
         "sgns": sgns,
         "fasttext": fasttext,
+        "fasttext-jamo": fasttext_jamo,
     }
     for name in args.runs:  # in the order given
         runs[name]()
