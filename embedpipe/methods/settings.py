@@ -88,6 +88,12 @@ class SGNSSettings:
                                         "changing", min=0.0)
     epochs: int = option(5, "passes over the corpus; raise it for corpora of a few million tokens or less, lower "
                             "it for billions", min=1)
+    warm_epochs: int = option(1, "passes of a warm run (init_from) instead of epochs; raise it when days differ "
+                                 "much more than a sliding window's new slice (docs/warm-start.md)", min=1)
+    warm_step_size: float = option(0.002, "initial learning rate of a warm run (init_from) instead of step_size "
+                                          "(the parent converged already); raise it towards step_size when the "
+                                          "days' data changes a lot (docs/warm-start.md)",
+                                   min=0.0, min_exclusive=True)
     deterministic: bool = option(
         True, "CPU results that do not depend on the thread count (true), or lock-free Hogwild threads as in "
         "gensim (false): faster on many cores, different on every run",
@@ -99,6 +105,7 @@ class SGNSSettings:
 
     def validate(self) -> None:
         _check_step_sizes("sgns", self.step_size, self.min_step_size)
+        _check_step_sizes("sgns", self.warm_step_size, self.min_step_size, "warm_step_size")
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,12 @@ class Item2VecSettings:
         None, "passes over the histories; default: enough to train on about 20M interactions in all (1 pass from "
         "20M interactions up, at most 30), so a small log is not undertrained. Set it to bound the time", min=1,
     )
+    warm_epochs: int = option(1, "passes of a warm run (init_from) instead of epochs; raise it when days differ "
+                                 "much more than a growing log's latest period (docs/warm-start.md)", min=1)
+    warm_step_size: float = option(0.002, "initial learning rate of a warm run (init_from) instead of step_size "
+                                          "(the parent converged already); raise it towards step_size when many "
+                                          "items are new each day (docs/warm-start.md)",
+                                   min=0.0, min_exclusive=True)
     deterministic: bool = option(
         True, "CPU results that do not depend on the thread count (true), or faster lock-free Hogwild threads "
         "(false), different on every run",
@@ -162,14 +175,17 @@ class Item2VecSettings:
 
     def validate(self) -> None:
         _check_step_sizes("item2vec", self.step_size, self.min_step_size)
+        _check_step_sizes("item2vec", self.warm_step_size, self.min_step_size, "warm_step_size")
 
 
 @dataclass(frozen=True)
 class SoftmaxSettings:
     """``[train.softmax]``: item embeddings inside a model that predicts held-out watched items."""
 
-    epochs: int = option(20, "passes over the users; raise it for a few thousand users, lower it for millions",
-                         min=1)
+    epochs: int | None = option(
+        None, "passes over the users; default: enough for about 1,000 optimiser steps (20 passes from 6,400 users "
+        "up, at most 200), so a log of a few hundred users is not undertrained. Set it to bound the time", min=1,
+    )
     step_size: float = option(0.01, "Adam learning rate; lower it if the loss rises", min=0.0, min_exclusive=True)
     batch_size: int = option(128, "users per optimiser step; raise it on a GPU for speed (with step_size)", min=1)
     hidden: list[int] = option([], "sizes of the ReLU layers after the embedding bag (empty = none), e.g. "
@@ -247,7 +263,7 @@ METHOD_SETTINGS: dict[str, type] = {
 TRAIN_METHODS = tuple(METHOD_SETTINGS)
 TORCH_METHODS = ("sgns", "fasttext", "item2vec", "softmax", "regression")
 #: Methods that can start from a parent table's vectors (``init_from``, embedpipe/warmstart.py).
-WARM_START_METHODS = ("sgns", "item2vec")
+WARM_START_METHODS = ("sgns", "item2vec", "softmax")
 #: The common ``[train]`` keys only some methods read (PyTorch runtime, warm start) and the methods that read each.
 RUNTIME_KEYS: dict[str, tuple[str, ...]] = {
     "device": TORCH_METHODS,
@@ -350,8 +366,8 @@ def settings_to_dict(settings: Any) -> dict[str, Any]:
     return dataclasses.asdict(settings)
 
 
-def _check_step_sizes(method: str, step_size: float, min_step_size: float) -> None:
+def _check_step_sizes(method: str, step_size: float, min_step_size: float, name: str = "step_size") -> None:
     if min_step_size > step_size:
         raise ConfigError(
-            f"config key '{method}.min_step_size' must be <= {method}.step_size ({step_size}), got {min_step_size!r}"
+            f"config key '{method}.min_step_size' must be <= {method}.{name} ({step_size}), got {min_step_size!r}"
         )

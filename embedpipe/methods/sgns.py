@@ -47,6 +47,7 @@ assigned to it (``TaskContext.resources()['gpu']``), or on ``cuda:0`` / CPU per 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import shutil
@@ -169,10 +170,12 @@ def train_sequences_on_spark(
     keys = vocab_table.column(schema.TOKEN).combine_chunks()
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     processes = config.processes
+    warm = plan_warm_start(spark, config, keys, data.key_kind)  # before any task: its errors write nothing
+    if warm is not None and warm.initial is not None:
+        params = warm_params(params, config.settings, warm)
     checkpoints = _prepare_checkpoints(config, params, len(keys), method)
     output_table = config.settings.export_output_vectors
     with_output = output_table is not None
-    warm = plan_warm_start(spark, config, keys, data.key_kind)  # before any task: its errors write nothing
     log.info("%s: %d %ss, %d barrier task(s), params %s", method, len(keys), data.key_kind, processes,
              params.to_dict())
 
@@ -236,6 +239,15 @@ def train_sequences_on_spark(
                "resumed_after_epoch": checkpoints.resume_epoch},
         extra_tables=extra,
     )
+
+
+def warm_params(params: SGNSParams, settings: Any, warm: Any) -> SGNSParams:
+    """A warm run's params: ``warm_epochs`` at ``warm_step_size`` (the parent converged already; see
+    docs/decisions.md), recorded with the warm start."""
+    warm.record.update(epochs=settings.warm_epochs, step_size=settings.warm_step_size)
+    log.info("warm start: %d epoch(s) from step size %g (warm_epochs, warm_step_size)", settings.warm_epochs,
+             settings.warm_step_size)
+    return dataclasses.replace(params, epochs=settings.warm_epochs, lr=settings.warm_step_size)
 
 
 def check_learned(loss: float, negative: int, processes: int, method: str) -> None:

@@ -44,7 +44,7 @@ from embedpipe.errors import ConfigError, EmptyResultError, InputError
 from embedpipe.torchtrain.bag_corpus import BagCorpus, gather_rows
 from embedpipe.torchtrain.bag_net import BagNet, full_softmax_loss, regression_loss, sampled_softmax_loss
 from embedpipe.torchtrain.epochs import Step, run_epochs
-from embedpipe.torchtrain.model import derive_seed, read_checkpoint_file, write_checkpoint
+from embedpipe.torchtrain.model import InitialVectors, derive_seed, read_checkpoint_file, write_checkpoint
 from embedpipe.torchtrain.params import DEFAULT_SEED, check_declared_bounds
 from embedpipe.torchtrain.regression_eval import regression_metrics
 from embedpipe.torchtrain.regression_eval import word_effects as regression_word_effects
@@ -408,16 +408,22 @@ def proposal_distribution(counts: np.ndarray, power: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def build_state(vocab_size: int, params: BagModelParams, device: torch.device) -> BagTrainingState:
+def build_state(vocab_size: int, params: BagModelParams, device: torch.device,
+                initial: InitialVectors | None = None) -> BagTrainingState:
     """A fresh model (seeded initialisation, identical on every device) and its optimisers.
 
     The embedding rows (and the output rows under sampled softmax) get sparse gradients and
-    SparseAdam; the dense layers get Adam. Both use ``lr``.
+    SparseAdam; the dense layers get Adam. Both use ``lr``. ``initial`` (a warm start) replaces the
+    given rows of the embedding (and of the softmax's output weights) after the seeded draw.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(params.seed, _INIT_STREAM))
         model = BagNet(vocab_size, params.dim, params.hidden, params.combiner, params.objective,
                        params.dropout, sparse_output=params.sampled > 0)
+    if initial is not None:
+        if initial.w_out is not None and (model.out_weight is None or model.out_weight.shape[1] != params.dim):
+            raise ConfigError("a warm start's output vectors need a softmax without hidden layers (dim wide)")
+        initial.apply(model.embedding.data, None if model.out_weight is None else model.out_weight.data)
     model.to(device)
     optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(model.sparse_parameters(), lr=params.lr)]
     dense = model.dense_parameters()
@@ -466,6 +472,7 @@ def train_bag_model(
     log_interval: float = 5.0,
     replica_sync: ReplicaSync | None = None,
     target_scale: tuple[float, float] | None = None,
+    initial: InitialVectors | None = None,
 ) -> BagModelResult:
     """Train the bag model of ``params.objective`` on ``corpus`` and return the vectors.
 
@@ -482,6 +489,8 @@ def train_bag_model(
     for the attribute names to average). ``target_scale`` = (mean, std) fixes the regression
     target's standardisation (default: the training rows' own); replicas that average their models
     must share one, e.g. computed over the whole data set by the caller.
+    ``initial`` (a warm start, :class:`~embedpipe.torchtrain.model.InitialVectors`) starts its rows from
+    a parent table's vectors instead of the seeded ones.
     Raises :class:`~embedpipe.errors.TrainingDivergedError` (``param`` "lr") on a NaN/Inf loss.
     """
     params = params or BagModelParams()
@@ -497,7 +506,7 @@ def train_bag_model(
     # 2 threads 20x slower than 1 on a busy 2-core machine. Replicas give the parallelism instead.
     threads = params.threads if params.threads is not None else (1 if device.type == "cpu" else None)
     with torch_threads(threads):
-        state = build_state(vocab_size, params, device)
+        state = build_state(vocab_size, params, device, initial)
         saved = read_checkpoint(checkpoint_dir, params, vocab_size) if resume else None
         if resume and saved is None:
             logger.info("no checkpoint in %s; starting from scratch", checkpoint_dir)

@@ -2,8 +2,8 @@
 
 Run from the checkout (real data under ../shared/data; a few minutes on 2 cores)::
 
-    python tests/benchmarks/bench_warm_start.py [--workdir DIR] [--parts text,movielens] [--warm-epochs 1] \
-        [--warm-step-size X]
+    python tests/benchmarks/bench_warm_start.py [--workdir DIR] [--parts text,movielens] \
+        [--warm-epochs default,2] [--warm-step-size default,0.05,0.005] 2> bench.log
 
 Text: the text8 prefix (``../shared/data/text8-prefix/``) is cut into ``--slices`` equal slices of
 1,000-token lines; day d's corpus is the sliding window of ``--window`` slices starting at slice d,
@@ -13,10 +13,12 @@ every rating up to the end of period d (the log grows), and Recall@20 is scored 
 ratings (users' next items, cosine of the mean of their history's item vectors, seen items excluded).
 
 Per day, all through the jobs as a user runs them (``embedpipe.cli.main``, one SparkSession): a cold
-run with the method's full epochs and a warm run (``--init-from`` the previous day's *warm* table,
-``--warm-epochs`` epochs; day 1 has no parent, both runs are cold). Both export their output
-vectors, so the next warm run starts them too. Measured: quality (WS353 / SimLex Spearman, Google
-analogy accuracy; Recall@20), the train job's wall-clock time, and neighbour overlap@10 of the
+run with the method's full epochs and one warm run per ``--warm-epochs`` x ``--warm-step-size`` pair
+(``--init-from`` the previous day's table of the same chain, the method's ``warm_epochs`` and
+``warm_step_size``, "default" = the method's defaults; every chain starts from day 1's cold table).
+Both export their output vectors, so the next warm run starts them too. Measured: quality (WS353 /
+SimLex Spearman, Google analogy accuracy; Recall@20), the train job's wall-clock time and its
+``train`` stage seconds (the summary's ``stages``), and neighbour overlap@10 of the
 10,000 most frequent keys shared with the previous day's table of the same kind
 (:func:`embedpipe.drift.measure_drift`, which also gives the Procrustes residual). Prints a Markdown
 table and writes it to ``<workdir>/bench_warm_start.md``.
@@ -39,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import embedpipe.cli as cli_module  # noqa: E402
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.drift import measure_drift  # noqa: E402
 from embedpipe.table import read_embedding_table  # noqa: E402
@@ -48,13 +51,41 @@ log = logging.getLogger("bench_warm_start")
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TEXT8 = DATA / "text8-prefix" / "text8-prefix.txt.gz"
 RATINGS = DATA / "movielens-latest-small" / "ratings.csv"
-QUIET = ["--log-level", "WARNING"]
+LOG_LEVEL = ["--log-level", "INFO"]  # the job summary is an INFO line
 DAYS = 5
 
 
+class _Summaries(logging.Handler):
+    """Keeps the job summaries ``embedpipe.cli`` logs ("<job> done: {json}"): the train stage's seconds."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.last: dict = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if " done: " in message:
+            self.last = json.loads(message.split(" done: ", 1)[1])
+
+
+SUMMARIES = _Summaries()
+_configure_logging = cli_module._configure_logging
+
+
+def _configure_logging_and_keep_summaries(level: str) -> None:
+    """The CLI replaces the "embedpipe" logger's handlers on every run: add ours back after it."""
+    _configure_logging(level)
+    logging.getLogger("embedpipe").addHandler(SUMMARIES)
+
+
+cli_module._configure_logging = _configure_logging_and_keep_summaries
+
+
 def _run(argv: list[str]) -> float:
+    """Run one job through the CLI; its wall seconds (the summary lands in ``SUMMARIES.last``)."""
+    SUMMARIES.last = {}
     started = time.perf_counter()
-    code = cli([*argv, *QUIET])
+    code = cli([*argv, *LOG_LEVEL])
     if code != 0:
         raise SystemExit(f"{argv[0]} failed (exit {code}): {' '.join(argv)}")
     return time.perf_counter() - started
@@ -124,6 +155,8 @@ def run_part(part: str, work: Path, args: argparse.Namespace) -> list[dict]:
     else:
         inputs = ratings_days(work)
         method, epochs_key, full_epochs = "item2vec", "item2vec.epochs", args.item_epochs
+    variants = [(f"warm e{e or 'default'} lr{lr or 'default'}" if (e, lr) != (None, None) else "warm", e, lr)
+                for e in args.warm_epochs for lr in args.warm_step_size]
     common = ["--method", method, "--dim", str(args.dim), "--device", "cpu", "--seed", "7", "--processes", "1"]
     for day, (corpus, upcoming) in enumerate(inputs, start=1):
         prepared = work / f"{part}-prepared{day}"
@@ -132,23 +165,28 @@ def run_part(part: str, work: Path, args: argparse.Namespace) -> list[dict]:
         else:
             _run(["histories", "--input", str(corpus), "--output", str(prepared), "--time-column", "timestamp",
                   "--weight-column", "rating", "--rating-threshold", "3.5"])
-        for kind in ("cold", "warm"):
-            table = work / f"{part}-{kind}{day}"
+        for kind, warm_epochs, warm_step in [("cold", None, None), *variants]:
+            table = work / f"{part}-{kind.replace(' ', '-')}{day}"
             argv = ["train", "--input", str(prepared), "--output", str(table), *common,
                     "--set", f"{method}.export_output_vectors={table}-output"]
-            epochs = full_epochs
-            if kind == "warm" and "warm" in previous:
-                argv += ["--init-from", str(previous["warm"])]
-                epochs = args.warm_epochs
-                if args.warm_step_size is not None:
-                    argv += ["--set", f"{method}.step_size={args.warm_step_size}"]
-            if epochs is not None:
-                argv += ["--set", f"{epochs_key}={epochs}"]
+            if kind != "cold":
+                if day == 1:  # nothing to start from: day 1's cold table is every warm chain's first parent
+                    previous[kind] = previous["cold"]
+                    continue
+                argv += ["--init-from", str(previous[kind])]
+                for key, value in (("warm_epochs", warm_epochs), ("warm_step_size", warm_step)):
+                    if value is not None:
+                        argv += ["--set", f"{method}.{key}={value}"]
+            if full_epochs is not None:
+                argv += ["--set", f"{epochs_key}={full_epochs}"]
             seconds = _run(argv)
+            stages = SUMMARIES.last.get("stages", {})
             loaded = read_embedding_table(str(table))
-            row = {"part": part, "day": day, "run": kind, "seconds": seconds, "keys": len(loaded),
-                   "epochs": loaded.manifest["params"]["epochs"],
-                   "warm_start": loaded.manifest["params"].get("warm_start")}
+            row = {"part": part, "day": day, "run": kind, "seconds": seconds, "train_stage": stages.get("train"),
+                   "keys": len(loaded), "epochs": loaded.manifest["params"]["epochs"],
+                   "step_size": (loaded.manifest["params"].get("warm_start") or {}).get(
+                       "step_size", loaded.manifest["params"].get("step_size")),
+                   "warm_start": loaded.manifest["params"].get("warm_start"), "load": os.getloadavg()[0]}
             if part == "text":
                 quality = score(loaded.keys, loaded.vectors)
                 row.update(ws353=quality.wordsim353, simlex=quality.simlex999, analogy=quality.analogy)
@@ -160,7 +198,7 @@ def run_part(part: str, work: Path, args: argparse.Namespace) -> list[dict]:
                            added=drift.added_fraction, removed=drift.removed_fraction)
             previous[kind] = table
             rows.append(row)
-            log.info("%s", json.dumps(row, default=str))
+            log.warning("%s", json.dumps(row, default=str))
     return rows
 
 
@@ -169,17 +207,24 @@ def render(rows: list[dict]) -> str:
         return "" if value is None or (isinstance(value, float) and np.isnan(value)) else (
             f"{value:.3f}" if isinstance(value, float) else str(value))
 
-    out = ["| part | day | run | epochs | train s | warm/cold time | WS353 | SimLex | analogy | Recall@20 | "
-           "overlap@10 vs previous day | Procrustes residual | added | removed |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    cold_seconds = {(r["part"], r["day"]): r["seconds"] for r in rows if r["run"] == "cold"}
+    out = ["| part | day | run | epochs | step size | job s | train stage s | warm/cold job, stage | WS353 | SimLex | "
+           "analogy | Recall@20 | overlap@10 vs previous day | Procrustes residual | added | removed | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cold = {(r["part"], r["day"]): r for r in rows if r["run"] == "cold"}
     for r in rows:
-        ratio = r["seconds"] / cold_seconds[(r["part"], r["day"])] if r["run"] == "warm" else None
+        base = cold[(r["part"], r["day"])]
+        ratio = None if r["run"] == "cold" else (
+            f"{r['seconds'] / base['seconds']:.2f}, {(r['train_stage'] or 0) / (base['train_stage'] or 1):.2f}")
         out.append("| " + " | ".join(f(v) for v in (
-            r["part"], r["day"], r["run"], r["epochs"], r["seconds"], ratio, r.get("ws353"), r.get("simlex"),
-            r.get("analogy"), r.get("recall@20"), r.get("overlap"), r.get("residual"), r.get("added"),
-            r.get("removed"))) + " |")
+            r["part"], r["day"], r["run"], r["epochs"], r["step_size"], r["seconds"], r["train_stage"], ratio,
+            r.get("ws353"), r.get("simlex"), r.get("analogy"), r.get("recall@20"), r.get("overlap"),
+            r.get("residual"), r.get("added"), r.get("removed"), r["load"])) + " |")
     return "\n".join(out)
+
+
+def _optional_list(kind: type):
+    """A comma list of ``kind`` values where ``default`` means the method's default (None)."""
+    return lambda text: [None if v.strip() == "default" else kind(v) for v in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--text-epochs", type=int, default=5, help="the cold runs' sgns epochs (its default)")
     parser.add_argument("--item-epochs", type=int, default=None, help="cold item2vec epochs (default: its own)")
-    parser.add_argument("--warm-epochs", type=int, default=1)
-    parser.add_argument("--warm-step-size", type=float, default=None,
-                        help="the warm runs' initial learning rate (default: the method's)")
+    parser.add_argument("--warm-epochs", type=_optional_list(int), default=[None],
+                        help="comma list: warm_epochs of the warm chains (default: the method's default)")
+    parser.add_argument("--warm-step-size", type=_optional_list(float), default=[None],
+                        help="comma list: warm_step_size of the warm chains (default: the method's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     missing = [p for p in (TEXT8, RATINGS) if not p.exists()]

@@ -21,7 +21,8 @@ pytest.importorskip("torch")
 SGNS = ["--method", "sgns", "--dim", "16", "--set", "sgns.epochs=1", "--threads", "1", "--device", "cpu",
         "--seed", "5", "--log-level", "ERROR"]
 #: a learning rate so small that training leaves the starting vectors where they were (to the 4th decimal)
-FROZEN = ["--set", "sgns.step_size=0.000001", "--set", "sgns.min_step_size=0.0000001"]
+FROZEN = ["--set", "sgns.step_size=0.000001", "--set", "sgns.warm_step_size=0.000001",
+          "--set", "sgns.min_step_size=0.0000001"]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,8 @@ def test_warm_start_keeps_the_parents_vectors_and_records_the_overlap(days, tmp_
     assert (record["kept"], record["added"], record["dropped"]) == (
         len(shared), len(added), len(parent) - len(shared))
     assert record["output_vectors"] is True and record["parent"]["path"] == str(days / "day1-table")
+    # a warm run trains warm_epochs from warm_step_size, and says so
+    assert (record["epochs"], record["step_size"]) == (1, 0.000001) and warm_table.manifest["params"]["epochs"] == 1
     assert record["parent"]["created_at"] == parent.manifest["created_at"] and len(record["parent"]["manifest_sha256"])
     assert "warm_start" not in cold_table.manifest["params"] and "init_from" not in warm_table.manifest["params"]
     assert len(shared) > 50 and added
@@ -135,7 +138,7 @@ def test_bad_parents_are_one_line_errors_and_write_nothing(days, tmp_path, write
         expected = "config key 'init_from' must differ from 'output' (the parent table would be replaced)"
     else:
         parent = days / "day1-table"
-        expected = "config key 'init_from' is not used by method word2vec (only by sgns, item2vec)"
+        expected = "config key 'init_from' is not used by method word2vec (only by sgns, item2vec, softmax)"
     before = sorted(p.name for p in out.iterdir()) if out.exists() else None
     if case == "method":
         argv = ["train", "--input", str(days / "tokens2"), "--output", str(out), "--method", "word2vec"]

@@ -192,7 +192,11 @@ def test_a_method_section_in_a_file_and_set(tmp_path):
     [
         (["--method", "sgns", "--set", "sgns.partitions=3"],
          "config key 'sgns.partitions' is not a setting of method sgns (its keys: window, negative, sample, "
-         "step_size, min_step_size, epochs, deterministic, export_output_vectors)"),
+         "step_size, min_step_size, epochs, warm_epochs, warm_step_size, deterministic, export_output_vectors)"),
+        (["--method", "sgns", "--set", "sgns.warm_step_size=0.00001"],
+         "config key 'sgns.min_step_size' must be <= sgns.warm_step_size (1e-05), got 0.0001"),
+        (["--method", "item2vec", "--set", "item2vec.warm_epochs=0"],
+         "config key 'item2vec.warm_epochs' must be"),
         (["--method", "popularity", "--set", "popularity.window=3"],
          "config key 'popularity.window' is not a setting of method popularity (its keys: none)"),
         (["--method", "sgns", "--set", "als.reg=0.3"],
@@ -278,7 +282,7 @@ def test_the_log_and_manifest_record_only_the_chosen_methods_settings():
     assert export.recorded_params() == {
         "dim": 100, "seed": 42, "device": "auto", "processes": 1, "averages_per_epoch": 10, "threads": None,
         "window": 5, "negative": 5, "sample": 1e-3, "step_size": 0.05, "min_step_size": 1e-4, "epochs": 5,
-        "deterministic": True,
+        "warm_epochs": 1, "warm_step_size": 0.002, "deterministic": True,
     }
 
 
