@@ -52,7 +52,7 @@ def train_demo_tables(spark: SparkSession, config: DemoConfig, *, tokens: str, h
     """The demo's two train calls, the one place that knows their settings.
 
     Words: SGNS at its own defaults (window 5, 5 epochs, step size 0.05). Movies: MOVIE_METHOD at
-    its defaults (softmax: 20 epochs, 20 target items per user, dropout 0.3).
+    its defaults (softmax: about 1,000 optimiser steps, 20 target items per user, dropout 0.3).
     """
     from embedpipe.methods.pipeline import run_train
 

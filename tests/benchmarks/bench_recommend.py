@@ -108,7 +108,7 @@ def passes(method: str, args: argparse.Namespace, settings: dict[str, str], tabl
         recorded = json.loads(manifest.read_text(encoding="utf-8")).get("params", {}).get("epochs")
         if recorded:
             return int(recorded)
-    bag_epochs = args.bag_epochs or SoftmaxSettings().epochs
+    bag_epochs = args.bag_epochs or SoftmaxSettings().epochs or 0  # None: the job resolves it (the manifest says)
     fixed = {"popularity": 1, "als": int(settings.get("iterations", 10)),
              "softmax": int(settings.get("epochs", bag_epochs))}
     return int(settings.get("epochs") or fixed.get(method, args.epochs or 1))

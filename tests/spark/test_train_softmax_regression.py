@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from embedpipe.cli import main
 from embedpipe.demo.generator import generate_listings, generate_watch_log
+from embedpipe.methods.softmax_regression import default_epochs
 from embedpipe.table import read_embedding_table
 
 pytest.importorskip("torch")
@@ -159,6 +160,19 @@ def test_softmax_two_processes_similar_quality(spark, watched, tmp_path):
     double = read_embedding_table(str(two))
     assert double.manifest["params"]["processes"] == 2 and double.manifest["params"]["rows_trained"] == 400
     assert _segment_agreement(str(two), info) >= _segment_agreement(str(one), info) - 0.15
+
+
+def test_softmax_epochs_default_to_about_1000_steps(spark, watched, tmp_path):
+    """Without softmax.epochs a small log gets more passes (MovieLens' 609 users: 200, not 20)."""
+    assert [default_epochs(users, 128) for users in (609, 2_000, 6_400, 1_000_000)] == [200, 63, 20, 20]
+    root, _ = watched
+    out = tmp_path / "default-epochs"
+    argv = [*SOFTMAX[:4], *SOFTMAX[6:]]  # without "--set softmax.epochs=10"
+    assert "softmax.epochs=10" not in argv
+    assert main(["train", "--input", str(root / "histories"), "--output", str(out), *argv,
+                 "--set", "softmax.batch_size=64"]) == 0
+    params = read_embedding_table(str(out)).manifest["params"]
+    assert params["epochs"] == default_epochs(400, 64) == 143  # 7 steps a pass
 
 
 # --------------------------------------------------------------------------------------------------
