@@ -6,7 +6,7 @@ Output directory (replaced atomically; nothing is written when the job fails)::
     vocab/       token (the item id), id, count (interactions), doc_freq (distinct users)
     vectors/     user, features (SparseVector of size V), indices array<int>, values array<double>
     heldout/     user string, items array<string>   with holdout = random | last: each split user's held-out items
-    report.json  what was read, dropped, kept and held out
+    report.json  what was read, dropped, kept and held out, and seconds per stage (``stages``)
 
 ``sequences/`` keeps every kept interaction, like ``tokens/`` keeps every token; the vocabulary's
 ``min_count``/``max_vocab_size`` only decide which items get an id (and a place in ``vectors/``).
@@ -44,6 +44,7 @@ from embedpipe.interactions.split import (
 )
 from embedpipe.jobconfig import LOG_FORMATS, HistoriesConfig
 from embedpipe.readers import read_input, resolve_input
+from embedpipe.stages import StageClock
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.text.vectors import sparse_vectors, vocabulary_entries
 from embedpipe.text.vocabulary import assign_ids, key_statistics, write_vocabulary
@@ -67,11 +68,13 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
     from pyspark import StorageLevel
 
     started = time.monotonic()
+    clock = StageClock()
     config.validate()  # also when called directly, not through the CLI
     source = resolve_input(
         spark, config.input, config.format, allowed=LOG_FORMATS, csv_delimiter=config.csv_delimiter
     )
     frame = read_input(spark, source, csv_header=config.csv_header)
+    clock.lap("open")
     columns = resolve_log_columns(frame, source, config)
     cleaned = clean_interactions(frame, columns, rating_threshold=config.rating_threshold)
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
@@ -79,6 +82,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
     try:
         counts = count_interactions(cleaned)
         _log_counts(source.path, counts, started)
+        clock.lap("read_clean")
         if counts["interactions"] == 0:
             reasons = ", ".join(f"{counts[r]} {r.replace('_', ' ')}" for r in DROP_REASONS if counts[r])
             raise EmptyResultError(
@@ -102,6 +106,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
         vocabulary = vocabulary.persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(vocabulary)
         vocab_size = vocabulary.count()
+        clock.lap("count")
         if vocab_size == 0:
             raise EmptyResultError(_empty_vocabulary_message(config, statistics))
         log.info("item vocabulary: %d items (min_count=%d, max_vocab_size=%s)", vocab_size, config.min_count,
@@ -110,6 +115,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
             sequences = user_sequences(kept, by_time=columns.time is not None)
             sequences.write.mode("error").parquet(f"{staging}/{schema.SEQUENCES_DIR}")
             write_vocabulary(vocabulary, f"{staging}/{schema.VOCAB_DIR}")
+            clock.lap("write_sequences")
             value = WEIGHT_SUM if columns.weight is not None else INTERACTIONS
             entries = vocabulary_entries(
                 pairs, vocabulary, key=schema.USER, key_column=schema.TOKEN, value=value, vocab_size=vocab_size
@@ -119,15 +125,20 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
             vectors.select(schema.USER, schema.FEATURES, schema.INDICES, schema.VALUES).write.mode("error").parquet(
                 f"{staging}/{schema.VECTORS_DIR}"
             )
+            clock.lap("encode_vectors")
             report = _report(config, source.format, columns, counts, vocab_size)
             if held is not None:
                 heldout_lists(held).write.mode("error").parquet(f"{staging}/{HELDOUT_DIR}")
                 report["holdout"] = _holdout_report(config, counts, holdout_counts(held, vocabulary))
                 log.info("holdout %s: %s", config.holdout, report["holdout"])
+                clock.lap("write_heldout")
+            report["stages"] = clock.seconds()  # up to here; the commit that follows is in the log
             HadoopFS(spark).write_text(f"{staging}/{schema.REPORT_FILE}", json.dumps(report, indent=2) + "\n")
+        clock.lap("commit")
     finally:
         for persisted_frame in persisted:
             persisted_frame.unpersist()
+    clock.log(log, "histories")
     elapsed = time.monotonic() - started
     log.info("histories wrote %s: %d users, %d items, %d interactions in %.1fs (%.0f interactions/s)",
              config.output, counts["users"], vocab_size, counts["interactions"], elapsed,
@@ -137,6 +148,7 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
         "users": counts["users"],
         "items": vocab_size,
         "interactions": counts["interactions"],
+        "stages": clock.seconds(),
     }
     if held is not None:
         summary["heldout_pairs"] = report["holdout"]["heldout_pairs"]

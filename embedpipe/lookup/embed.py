@@ -44,6 +44,7 @@ from embedpipe import schema
 from embedpipe.arrow_vectors import list_array_to_matrix
 from embedpipe.errors import ConfigError, InputError, SchemaError, TableError
 from embedpipe.jobconfig import EMBED_FORMATS, EmbedConfig, TokenizerSettings
+from embedpipe.stages import StageClock
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.table import EmbeddingTable, check_table_spark, read_embedding_table_spark, read_manifest_spark
 
@@ -558,13 +559,16 @@ def run_embed(spark: SparkSession, config: EmbedConfig) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     started = time.monotonic()
+    clock = StageClock()
     plan = plan_embed(spark, config)
+    clock.lap("open")  # table read, checked and (broadcast plan) loaded; input opened
     result, prepared, column, kind, manifest = plan.result, plan.prepared, plan.column, plan.kind, plan.manifest
     with atomic_output(spark, config.output, inputs=(config.input, config.table)) as staging:
         # Float vectors almost never repeat: trying a dictionary for them only costs time (measured
         # ~0.3 s per 100k documents) before Parquet falls back to plain encoding.
         result.write.mode("error").option(f"parquet.enable.dictionary#{config.vector_column}.list.element", "false") \
             .parquet(staging)
+        clock.lap("embed_write")  # read, look up, combine and write run as one Spark job
         stats = spark.read.parquet(staging).agg(
             F.count(F.lit(1)).alias("rows"),
             F.sum(TOKENS_FOUND).alias("found"),
@@ -578,6 +582,9 @@ def run_embed(spark: SparkSession, config: EmbedConfig) -> dict[str, Any]:
                 f"{total - found} of {total} tokens of column '{config.column}' of {config.input} are not in "
                 f"embedding table {config.table} (oov = fail), e.g. {', '.join(repr(e) for e in examples)}"
             )
+        clock.lap("count")
+    clock.lap("commit")
+    clock.log(log, "embed")
     oov_rate = (total - found) / total if total else 0.0
     elapsed = time.monotonic() - started
     log.info("embedded %d rows (%d tokens, OOV rate %.2f%%, %d NULL vectors) in %.1fs (%.0f tokens/s) -> %s",
@@ -596,5 +603,6 @@ def run_embed(spark: SparkSession, config: EmbedConfig) -> dict[str, Any]:
         "combiner": config.combiner,
         "dim": int(manifest["dim"]),
         "seconds": round(elapsed, 3),
+        "stages": clock.seconds(),
     }
 

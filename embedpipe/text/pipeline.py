@@ -44,7 +44,13 @@ from embedpipe.text.documents import (
     tokenize_documents,
 )
 from embedpipe.text.tokenizer import load_stop_words
-from embedpipe.text.vectors import one_hot_vectors, sparse_vectors, vocabulary_entries
+from embedpipe.text.vectors import (
+    BROADCAST_MAX_ROWS,
+    bag_of_words,
+    one_hot_vectors,
+    sparse_vectors,
+    vocabulary_entries,
+)
 from embedpipe.text.vocabulary import TF, assign_ids, key_statistics, term_frequencies, write_vocabulary
 
 if TYPE_CHECKING:
@@ -119,15 +125,18 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
             kept.select(schema.DOC_ID, schema.TOKENS).write.mode("error").parquet(f"{staging}/{schema.TOKENS_DIR}")
             write_vocabulary(vocabulary, f"{staging}/{schema.VOCAB_DIR}")
             clock.lap("write_tokens")
-            entries = vocabulary_entries(
-                frequencies, vocabulary, key=ROW, key_column=schema.TOKEN, value=TF, vocab_size=vocab_size
-            )
             bow_columns = [schema.DOC_ID, schema.FEATURES, schema.INDICES, schema.VALUES]
-            if labels is None:
-                bow = sparse_vectors(kept.select(ROW, schema.DOC_ID), entries, key=ROW, size=vocab_size)
-            else:
-                # Entries of unlabelled documents group into rows without a label; they drop out here.
-                bow = sparse_vectors(kept.select(ROW, schema.DOC_ID, schema.LABEL), entries, key=ROW, size=vocab_size)
+            carried = [ROW, schema.DOC_ID] if labels is None else [ROW, schema.DOC_ID, schema.LABEL]
+            if vocab_size <= BROADCAST_MAX_ROWS:
+                keys = vocabulary.orderBy(schema.ID).select(schema.TOKEN).toArrow().column(0).combine_chunks()
+                bow = bag_of_words(kept.select(*carried, schema.TOKENS), keys, sequence=schema.TOKENS)
+            else:  # too many keys to ship to every task: join the per-document counts to the ids instead
+                entries = vocabulary_entries(
+                    frequencies, vocabulary, key=ROW, key_column=schema.TOKEN, value=TF, vocab_size=vocab_size
+                )
+                bow = sparse_vectors(kept.select(*carried), entries, key=ROW, size=vocab_size)
+            if labels is not None:
+                # Unlabelled documents keep their place in tokens/ and the vocabulary, not in bow/.
                 bow = bow.where(F.col(schema.LABEL).isNotNull())
                 bow_columns.append(schema.LABEL)
             bow.select(*bow_columns).write.mode("error").parquet(f"{staging}/{schema.BOW_DIR}")

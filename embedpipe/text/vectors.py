@@ -78,6 +78,56 @@ def with_sparse_vector(
     return frame.mapInArrow(build, out_schema)
 
 
+def bag_of_words(rows: DataFrame, vocabulary: pa.Array, *, sequence: str) -> DataFrame:
+    """Append ``indices``/``values``/``features``: each row's ``sequence`` counted over ``vocabulary``.
+
+    ``vocabulary`` holds the keys in id order (key ``i`` has id ``i``); keys outside it are left out.
+    Each row's tokens are all in that row, so no shuffle is needed: one ``mapInArrow`` pass looks a
+    whole Arrow batch of tokens up at once (``pyarrow.compute.index_in``) and counts (row, id) pairs
+    with one NumPy ``unique``, giving ascending indices and their counts, as :func:`sparse_vectors`
+    would, without grouping the corpus by row. The vocabulary travels in the task closure (Spark
+    broadcasts a large one), so callers keep it to :data:`BROADCAST_MAX_ROWS` keys.
+    """
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
+
+    size = len(vocabulary)
+    out_schema = StructType([
+        *[field for field in rows.schema.fields if field.name != sequence],
+        StructField(schema.INDICES, ArrayType(IntegerType(), containsNull=False), nullable=False),
+        StructField(schema.VALUES, ArrayType(DoubleType(), containsNull=False), nullable=False),
+        StructField(schema.FEATURES, VectorUDT(), nullable=False),
+    ])
+
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for batch in batches:
+            n = batch.num_rows
+            tokens = batch.column(sequence)
+            lengths = pc.list_value_length(tokens).fill_null(0).to_numpy(zero_copy_only=False)
+            ids = pc.index_in(pc.list_flatten(tokens).cast(vocabulary.type), value_set=vocabulary)
+            known = ids.is_valid().to_numpy(zero_copy_only=False)
+            rows_of = np.repeat(np.arange(n, dtype=np.int64), lengths)[known]
+            pairs, counts = np.unique(rows_of * size + ids.drop_null().to_numpy(), return_counts=True)
+            offsets = np.searchsorted(pairs // size, np.arange(n + 1)).astype(np.int32)
+            indices = pa.ListArray.from_arrays(pa.array(offsets), pa.array((pairs % size).astype(np.int32)))
+            values = pa.ListArray.from_arrays(pa.array(offsets), pa.array(counts.astype(np.float64)))
+            vector = pa.StructArray.from_arrays(
+                [pa.array(np.zeros(n, dtype=np.int8)), pa.array(np.full(n, size, dtype=np.int32)), indices, values],
+                names=["type", "size", "indices", "values"],
+            )
+            kept = [name for name in batch.schema.names if name != sequence]
+            yield pa.RecordBatch.from_arrays(
+                [*(batch.column(name) for name in kept), indices, values, vector],
+                names=[*kept, schema.INDICES, schema.VALUES, schema.FEATURES],
+            )
+
+    return rows.mapInArrow(count, out_schema)
+
+
 def sparse_vectors(rows: DataFrame, entries: DataFrame, *, key: str, size: int) -> DataFrame:
     """One SparseVector per row of ``rows``, from ``entries`` (``key``, ``index``, ``value``).
 

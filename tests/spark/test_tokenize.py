@@ -234,3 +234,23 @@ def test_parquet_with_duplicate_ids_and_max_vocab_size(spark, tmp_path):
     assert tokens == [("1", ["a", "b"]), ("2", ["b", "c"]), ("2", ["c", "c"])]  # all tokens, not only vocab
     counts = _report(output)["counts"]
     assert (counts["duplicate_ids"], counts["null_documents"], counts["empty_documents"]) == (1, 1, 1)
+
+
+def test_bag_of_words_without_shuffle_equals_the_join_plan(spark, tmp_path, monkeypatch):
+    """Vocabularies up to BROADCAST_MAX_ROWS count in one Arrow pass; above, a join: same bow/ either way."""
+    import random
+
+    import embedpipe.text.pipeline as tokenize_pipeline
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(40)]
+    lines = [" ".join(rng.choices(words, weights=range(40, 0, -1), k=rng.randint(0, 30))) or "?" for _ in range(60)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def bow(output, max_rows):
+        monkeypatch.setattr(tokenize_pipeline, "BROADCAST_MAX_ROWS", max_rows)
+        run_tokenize(spark, TokenizeConfig(input=str(corpus), output=str(tmp_path / output), min_count=3))
+        return _read(spark, str(tmp_path / output), "bow")
+
+    assert_df_equality(bow("arrow", 1_000_000), bow("join", 1), ignore_row_order=True, ignore_nullable=True)
