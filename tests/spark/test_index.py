@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("faiss", reason="the ANN index needs the 'index' extra (faiss-cpu)")
 
 from embedpipe.cli import main  # noqa: E402
-from embedpipe.index.store import AnnIndex  # noqa: E402
+from embedpipe.errors import InputError  # noqa: E402
+from embedpipe.index.store import AnnIndex, load_index  # noqa: E402
 from embedpipe.lookup import open_table  # noqa: E402
 
 N, DIM, K = 400, 16, 5
@@ -154,29 +155,31 @@ def test_bad_indexes_fail_with_one_line_and_write_nothing(spark, write_table, tm
     assert not out.exists()
 
 
+@pytest.mark.slow  # ~15 s on 2 loaded cores: a table, an index build and a neighbors run
 def test_bad_search_parameters_in_the_index_manifest_fail_with_one_line(spark, write_table, tmp_path, capsys):
     table = _write(write_table, tmp_path / "table")
     assert main(["index", "--table", table, "--kind", "ivf-pq"]) == 0
     path = tmp_path / "table" / "_index" / "index.json"
     manifest = json.loads(path.read_text())
     assert manifest["search"]["rerank"] >= 1 and manifest["build"]["pq_m"] == DIM // 2  # recorded: 2 dims a byte
-    out = tmp_path / "nn"
-    args = ["neighbors", "--table", table, "--output", str(out), "--method", "index"]
     hint = f"rebuild with embedpipe index --table {table}"
+    path.write_text(json.dumps({**manifest, "search": {**manifest["search"], "rerank": 0}}))
+    out = tmp_path / "nn"
+    assert main(["neighbors", "--table", table, "--output", str(out), "--method", "index"]) != 0
+    assert _last_error(capsys) == (f"embedpipe neighbors: error: index of table {table} has search parameter "
+                                   f"rerank = 0 in _index/index.json (a positive integer): {hint}")
+    assert not out.exists()
     for change, message in [
-        ({"search": {**manifest["search"], "rerank": 0}}, "search parameter rerank = 0"),
         ({"search": {**manifest["search"], "nprobe": "many"}}, "search parameter nprobe = 'many'"),
         ({"search": {"nprobe": 4}}, "search parameter rerank = None"),
         ({"kind": "lsh"}, "kind 'lsh'"),
     ]:
         path.write_text(json.dumps({**manifest, **change}))
-        assert main(args) != 0
-        error = _last_error(capsys)
-        assert error.startswith(f"embedpipe neighbors: error: index of table {table} has {message}"), error
+        with pytest.raises(InputError) as error:
+            load_index(table)
         expected = "one of: hnsw, ivf-pq" if "kind" in change else "a positive integer"
-        assert error.endswith(f"_index/index.json ({expected}): {hint}")
-        assert not out.exists()
-        assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+        assert str(error.value) == f"index of table {table} has {message} in _index/index.json ({expected}): {hint}"
+    assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
 
 
 def test_missing_faiss_is_one_line_naming_the_extra(spark, write_table, tmp_path, capsys, monkeypatch):
