@@ -58,7 +58,7 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 #: IVF-PQ: lists probed per query, candidates rescored exactly per wanted neighbour (measured with
-#: bench_index.py: recall@10 0.958 on a trained 504k x 100 table, 0.96+ on clustered 200k x 128;
+#: bench_index.py: recall@10 0.959 on a trained 504k x 100 table, 0.988 on clustered 200k x 128;
 #: nprobe 32 / rerank 10 / dim/4-byte codes gave 0.33-0.74 on trained tables).
 IVF_NPROBE = 128
 IVF_RERANK = 40
