@@ -73,7 +73,8 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
     source = resolve_input(
         spark, config.input, config.format, allowed=LOG_FORMATS, csv_delimiter=config.csv_delimiter
     )
-    frame = read_input(spark, source, csv_header=config.csv_header)
+    # Interactions use their input position only to break ties in time order: no numbering scan.
+    frame = read_input(spark, source, csv_header=config.csv_header, order_only=True)
     clock.lap("open")
     columns = resolve_log_columns(frame, source, config)
     cleaned = clean_interactions(frame, columns, rating_threshold=config.rating_threshold)

@@ -143,6 +143,17 @@ def _fails(capsys, argv, output, message):
     assert not output.exists()
 
 
+def test_ties_in_time_keep_the_order_of_files_and_lines(spark, tmp_path):
+    """Equal timestamps fall back to the input position: files in path order, then line order."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "b.csv").write_text("user,item,ts\nu1,m4,5\nu1,m5,5\n")
+    (logs / "a.csv").write_text("user,item,ts\nu1,m3,5\nu1,m1,5\nu1,m2,1\n")
+    output = str(tmp_path / "out")
+    assert main(["histories", "--input", str(logs), "--output", output, "--time-column", "ts", *QUIET]) == 0
+    assert _rows(spark, f"{output}/sequences") == [("u1", ["m2", "m3", "m1", "m4", "m5"], [1.0] * 5)]
+
+
 def test_bad_inputs(spark, capsys, tmp_path):
     log_file = tmp_path / "events.csv"
     log_file.write_text(EVENTS)
