@@ -23,6 +23,8 @@ The internal columns start with two underscores and are never written to an outp
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -251,13 +253,29 @@ def _root_cause(exc: Exception) -> str:
     return " ".join(message.split("\n")[0].split())
 
 
+@contextmanager
+def first_scan(source: InputSource) -> Iterator[None]:
+    """Around the first action that reads every input file: a file Spark cannot read is an InputError.
+
+    Planning reads one Parquet footer only; the first scan opens every file, so a corrupt part file
+    among good ones fails there, with a message naming the file.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        yield
+    except Py4JJavaError as exc:
+        if "FAILED_READ_FILE" not in str(exc):
+            raise
+        raise InputError(f"cannot read {source.path} as {source.format}: {_root_cause(exc)}") from None
+
+
 def with_input_position(frame: DataFrame, source: InputSource) -> DataFrame:
     """Add ``__row``, ``__line`` and ``__file`` to a DataFrame read straight from files (see module doc).
 
     Runs one Spark job now: the per-split counts, one row per file split, are collected (a
     report-sized list, not the data) and turned into offsets on the driver.
     """
-    from py4j.protocol import Py4JJavaError
     from pyspark.sql import functions as F
 
     path, block, seq = "__path", "__block", "__seq"
@@ -268,14 +286,8 @@ def with_input_position(frame: DataFrame, source: InputSource) -> DataFrame:
         F.monotonically_increasing_id().alias(seq),
     )
     per_split = scanned.groupBy(path, block).agg(F.count(F.lit(1)).alias("rows"), F.min(seq).alias("first_seq"))
-    try:
+    with first_scan(source):
         collected = per_split.collect()
-    except Py4JJavaError as exc:
-        # Planning reads one Parquet footer only; this first scan opens every file, so a corrupt part
-        # file among good ones fails here. Its message names the file.
-        if "FAILED_READ_FILE" not in str(exc):
-            raise
-        raise InputError(f"cannot read {source.path} as {source.format}: {_root_cause(exc)}") from None
     splits = sorted((r[path], r[block], r["rows"], r["first_seq"]) for r in collected)
     offsets = []
     row_offset = 0

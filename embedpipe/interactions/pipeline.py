@@ -43,7 +43,7 @@ from embedpipe.interactions.split import (
     training_interactions,
 )
 from embedpipe.jobconfig import LOG_FORMATS, HistoriesConfig
-from embedpipe.readers import read_input, resolve_input
+from embedpipe.readers import first_scan, read_input, resolve_input
 from embedpipe.stages import StageClock
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.text.vectors import sparse_vectors, vocabulary_entries
@@ -81,7 +81,8 @@ def run_histories(spark: SparkSession, config: HistoriesConfig) -> dict[str, Any
     cleaned = cleaned.persist(StorageLevel.MEMORY_AND_DISK)
     persisted: list[DataFrame] = [cleaned]
     try:
-        counts = count_interactions(cleaned)
+        with first_scan(source):  # the job's first pass over the files
+            counts = count_interactions(cleaned)
         _log_counts(source.path, counts, started)
         clock.lap("read_clean")
         if counts["interactions"] == 0:

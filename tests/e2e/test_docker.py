@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-INSTALL_LINE = '-c constraints-cpu.txt -e ".[torch,dev,airflow,index]"'
+INSTALL_LINE = '-c constraints-cpu.txt -e ".[torch,dev,airflow,index,korean]"'
 
 
 def test_compose_file_shape():
