@@ -31,6 +31,8 @@ from embedpipe.subwords import SubwordVectors, compose, subword_location, subwor
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from embedpipe.table import EmbeddingTable
+
 #: Table id given to composed keys in the shuffle plan: after every real row, as the broadcast plan
 #: appends them, so both plans sum a row's vectors in the same order.
 COMPOSED_ID = 2**62
@@ -42,6 +44,12 @@ def read_subword_vectors_spark(spark: SparkSession, path: str, manifest: dict[st
     from embedpipe.table import read_embedding_table_spark
 
     return subword_vectors_from(path, manifest, read_embedding_table_spark(spark, subword_location(path, manifest)))
+
+
+def attach_subword_vectors_spark(spark: SparkSession, table: EmbeddingTable, path: str) -> None:
+    """Read ``table``'s bucket rows through Spark (any URI) and checked, now, before a job's work, so
+    ``table.subwords`` (otherwise read from local files on first use) is that copy."""
+    table.__dict__["subwords"] = read_subword_vectors_spark(spark, path, table.manifest)
 
 
 def subword_bytes(spark: SparkSession, path: str, manifest: dict[str, Any]) -> int:

@@ -298,10 +298,10 @@ def run_evaluate(spark: SparkSession, config: EvaluateConfig) -> dict[str, Any]:
     datasets = load_datasets(config)  # cheap: fail on a bad file before reading the table
     datasets = dataclasses.replace(datasets, warnings=datasets.warnings + skipped)
     table = read_embedding_table_spark(spark, config.table)
-    if config.oov == "subwords":  # read through Spark (any URI) and checked before any work
-        from embedpipe.composed import read_subword_vectors_spark
+    if config.oov == "subwords":
+        from embedpipe.composed import attach_subword_vectors_spark
 
-        table.__dict__["subwords"] = read_subword_vectors_spark(spark, config.table, table.manifest)
+        attach_subword_vectors_spark(spark, table, config.table)
     compared = [read_embedding_table_spark(spark, path) for path in config.compare]
     report = build_report(table, config, datasets)
     if histories_report is not None:

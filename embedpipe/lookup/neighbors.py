@@ -204,10 +204,10 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     started = time.monotonic()
     questions = [parse_analogy(q) for q in config.analogies]
     table = read_embedding_table_spark(spark, config.table)
-    if config.oov == "subwords":  # read once here, through Spark (any URI), and checked before any work
-        from embedpipe.composed import read_subword_vectors_spark
+    if config.oov == "subwords":
+        from embedpipe.composed import attach_subword_vectors_spark
 
-        table.__dict__["subwords"] = read_subword_vectors_spark(spark, config.table, table.manifest)
+        attach_subword_vectors_spark(spark, table, config.table)
     keys, unit = table.keys, table.unit
     composed: list[tuple[str, np.ndarray]] = []
     if config.queries:
@@ -219,7 +219,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
 
             words, vectors = composed_rows(missing, table.subwords)
             composed = list(zip(words, vectors, strict=True))
-            missing = [q for q in missing if q not in set(words)]
+            composable = set(words)
+            missing = [q for q in missing if q not in composable]
         if len(missing) == len(wanted):
             raise InputError(f"none of the queries are keys of table {config.table}: {', '.join(missing[:5])}")
         if missing:
@@ -234,7 +235,8 @@ def run_neighbors(spark: SparkSession, config: NeighborsConfig) -> dict[str, Any
     if missing_words and config.oov == "subwords":
         from embedpipe.subwords import composed_rows
 
-        missing_words = [w for w in missing_words if w not in set(composed_rows(missing_words, table.subwords)[0])]
+        composable = set(composed_rows(missing_words, table.subwords)[0])
+        missing_words = [w for w in missing_words if w not in composable]
     if missing_words:
         raise InputError(f"analogy words not in table {config.table}: {', '.join(dict.fromkeys(missing_words))}")
     answers = table.analogies(questions, oov="subwords" if config.oov == "subwords" else "fail")
