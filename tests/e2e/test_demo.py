@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from embedpipe.cli import main
 from embedpipe.demo.pipeline import MOVIE_METHOD
 from embedpipe.demo.vocabulary import ANIMALS, COUNTRY_TABLE
@@ -19,6 +21,7 @@ def _segment_of(items_csv) -> dict[str, str]:
     return {item: f"{audience}/{style}" for item, _title, audience, style in rows}
 
 
+@pytest.mark.slow  # over 20 s: runs in CI's second (slow) pass
 def test_demo_runs_twice_and_shows_planted_structure(spark, tmp_path, capsys):
     out = tmp_path / "demo"
     # The default corpus size: SGNS trains it in seconds; fewer documents blur the structure.

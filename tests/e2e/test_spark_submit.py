@@ -25,6 +25,7 @@ def _submit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # over 20 s: runs in CI's second (slow) pass
 def test_tokenize_through_spark_submit(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat\nthe dog sat\n서울 은 한국\n", encoding="utf-8")
@@ -43,6 +44,7 @@ def test_tokenize_through_spark_submit(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # over 20 s: runs in CI's second (slow) pass
 def test_embed_and_neighbors_through_spark_submit(spark, tmp_path):
     import dataclasses
 

@@ -131,6 +131,7 @@ def _assert_same_tokenize_output(spark, output: Path, reference: Path) -> None:
     assert reports[0] == reports[1]
 
 
+@pytest.mark.slow  # over 20 s: runs in CI's second (slow) pass
 def test_tokenize_killed_while_writing_loses_nothing(spark, corpus, tokenized, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -63,6 +63,7 @@ def _kill_after_first_checkpoint(argv: list[str], checkpoint: Path) -> None:
         process.wait()
 
 
+@pytest.mark.slow  # over 20 s: runs in CI's second (slow) pass
 def test_killed_job_resumes_to_the_uninterrupted_table(tokens, tmp_path, capsys):
     reference, output, checkpoints = tmp_path / "reference", tmp_path / "table", tmp_path / "checkpoints"
     assert main(["train", "--input", str(tokens), "--output", str(reference), *SGNS]) == 0
