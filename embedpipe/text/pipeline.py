@@ -15,9 +15,10 @@ counted in ``report.json`` (``labels``) and left out of ``bow/`` only: ``tokens/
 vocabulary still use their text, so unsupervised methods see the whole corpus while ``bow/`` is the
 supervised matrix where every row has a label.
 
-Two frames are persisted (memory, spilling to disk) while the job runs and released at the end:
-the tokenized documents (read and tokenized once, then written, counted and vectorised) and the
-per-document term counts (the corpus's only big shuffle, used by the vocabulary and the vectors).
+The tokenized documents are persisted (memory, spilling to disk) while the job runs and released at
+the end: read and tokenized once, then counted, written and vectorised. Neither the vocabulary count
+nor the bag-of-words shuffles the corpus (both count one Arrow batch of documents at a time); only a
+vocabulary too large to ship to the tasks falls back to joining per-document term counts.
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ from embedpipe.text.vectors import (
     sparse_vectors,
     vocabulary_entries,
 )
-from embedpipe.text.vocabulary import TF, assign_ids, key_statistics, term_frequencies, write_vocabulary
+from embedpipe.text.vocabulary import (
+    TF,
+    assign_ids,
+    sequence_statistics,
+    term_frequencies,
+    write_vocabulary,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -103,9 +110,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
             labels = count_labels(kept, config.label_column)
             if labels["labelled_documents"] == 0:
                 raise EmptyResultError(_no_labels_message(config, labels))
-        frequencies = term_frequencies(kept, row=ROW, sequence=schema.TOKENS).persist(StorageLevel.MEMORY_AND_DISK)
-        persisted.append(frequencies)
-        statistics = key_statistics(frequencies)
+        statistics = sequence_statistics(kept, sequence=schema.TOKENS)
         vocabulary = assign_ids(statistics, min_count=config.min_count, max_size=config.max_vocab_size)
         vocabulary = vocabulary.persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(vocabulary)
@@ -131,6 +136,7 @@ def run_tokenize(spark: SparkSession, config: TokenizeConfig) -> dict[str, Any]:
                 keys = vocabulary.orderBy(schema.ID).select(schema.TOKEN).toArrow().column(0).combine_chunks()
                 bow = bag_of_words(kept.select(*carried, schema.TOKENS), keys, sequence=schema.TOKENS)
             else:  # too many keys to ship to every task: join the per-document counts to the ids instead
+                frequencies = term_frequencies(kept, row=ROW, sequence=schema.TOKENS)
                 entries = vocabulary_entries(
                     frequencies, vocabulary, key=ROW, key_column=schema.TOKEN, value=TF, vocab_size=vocab_size
                 )

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 from embedpipe import schema
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 #: Per-(row, key) occurrence count, the input of both the vocabulary and the sparse vectors.
@@ -31,6 +34,56 @@ def term_frequencies(frame: DataFrame, *, row: str, sequence: str) -> DataFrame:
         frame.select(row, F.explode(sequence).alias(schema.TOKEN))
         .groupBy(row, schema.TOKEN)
         .agg(F.count(F.lit(1)).alias(TF))
+    )
+
+
+def sequence_statistics(frame: DataFrame, *, sequence: str) -> DataFrame:
+    """``token, count, doc_freq`` of the tokens in each row's ``sequence`` array, without a shuffle of the corpus.
+
+    Each row's tokens are all in that row, so one ``mapInArrow`` pass can count a whole Arrow batch at
+    once: the batch's tokens are dictionary-encoded, occurrences counted with ``bincount`` and
+    (row, token) pairs made distinct with one NumPy ``unique`` for the document frequency. Only one
+    row per distinct token per batch leaves the task, and Spark sums them by token; counting exploded
+    (row, token) rows instead shuffles the whole corpus (docs/decisions.md, "the vocabulary counted per
+    Arrow batch").
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    partial_schema = StructType([
+        StructField(schema.TOKEN, StringType()),  # nullability as key_statistics gives (one vocabulary schema)
+        StructField(schema.COUNT, LongType(), nullable=False),
+        StructField(schema.DOC_FREQ, LongType(), nullable=False),
+    ])
+
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for batch in batches:
+            tokens = batch.column(sequence)
+            flat = pc.list_flatten(tokens)
+            if len(flat) == 0:
+                continue
+            rows = pc.list_parent_indices(tokens).to_numpy().astype(np.int64)
+            encoded = pc.dictionary_encode(flat)
+            keys = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+            distinct = len(encoded.dictionary)
+            occurrences = np.bincount(keys, minlength=distinct)
+            documents = np.bincount(np.unique(rows * distinct + keys) % distinct, minlength=distinct)
+            yield pa.RecordBatch.from_arrays(
+                [encoded.dictionary.cast(pa.string()), pa.array(occurrences), pa.array(documents)],
+                schema=pa.schema([(schema.TOKEN, pa.string()), (schema.COUNT, pa.int64(), False),
+                                  (schema.DOC_FREQ, pa.int64(), False)]),
+            )
+
+    return (
+        frame.select(sequence)
+        .mapInArrow(count, partial_schema)
+        .groupBy(schema.TOKEN)
+        .agg(F.sum(schema.COUNT).cast("bigint").alias(schema.COUNT),
+             F.coalesce(F.sum(schema.DOC_FREQ), F.lit(0)).cast("bigint").alias(schema.DOC_FREQ))
     )
 
 

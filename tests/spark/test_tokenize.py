@@ -22,7 +22,7 @@ from embedpipe.errors import InputError
 from embedpipe.jobconfig import TokenizeConfig, TokenizerSettings
 from embedpipe.text.pipeline import run_tokenize
 from embedpipe.text.tokenizer import load_stop_words, tokenize_column, tokenize_text
-from embedpipe.text.vocabulary import assign_ids
+from embedpipe.text.vocabulary import assign_ids, key_statistics, sequence_statistics, term_frequencies
 
 BOW_SCHEMA = StructType(
     [
@@ -106,6 +106,24 @@ def test_stop_words_file(spark, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ vocabulary
+
+
+def test_per_batch_statistics_equal_the_exploded_count(spark):
+    """Counts and document frequencies summed over Arrow batches and partitions equal Spark SQL's count."""
+    import random
+
+    rng = random.Random(7)
+    words = ["a", "b", "서울", "é", "don't", "zz"]
+    rows = [(f"d{i}", [rng.choice(words) for _ in range(rng.randrange(0, 6))] or None) for i in range(60)]
+    frame = spark.createDataFrame(rows, "row string, tokens array<string>").repartition(3)
+    previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")  # many batches per partition
+    try:
+        got = sequence_statistics(frame, sequence="tokens")
+        expected = key_statistics(term_frequencies(frame, row="row", sequence="tokens"))
+        assert_df_equality(got, expected, ignore_row_order=True)  # the same schema, nullability included
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
 
 
 def test_vocabulary_ids_break_ties_by_token(spark):
