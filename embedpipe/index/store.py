@@ -172,13 +172,58 @@ def _check_search_params(table: str, manifest: dict[str, Any]) -> None:
                              f"{INDEX_MANIFEST} (a positive integer): {rebuild_hint(table)}")
 
 
-def load_index(table: str, *, rows: int | None = None, dim: int | None = None) -> AnnIndex:
-    """Load the fresh index of ``table`` (``rows``/``dim``: the table as read, checked against the index)."""
+#: The first four bytes Faiss writes for each kind (``IndexHNSWFlat``, ``IndexIVFPQ``), then ``d`` (int32) and
+#: ``ntotal`` (int64), little-endian: what :func:`check_index` reads instead of the whole file.
+FAISS_FOURCC = {HNSW: b"IHNf", IVF_PQ: b"IwPQ"}
+_HEADER_BYTES = 16
+
+
+def check_index(table: str, *, rows: int | None = None, dim: int | None = None) -> dict[str, Any]:
+    """The manifest of the fresh index of ``table``, checked without reading the index itself.
+
+    What the driver runs before ``neighbors`` tasks load the index (it may be GBs): ``index.json``
+    (fingerprint, shape, search parameters) and, of ``index.faiss``, its size against the recorded
+    ``index_bytes`` and its 16-byte Faiss header (the kind's four-character code, dim and rows). A
+    truncated, foreign or other-kind file fails here with one line, not inside a Spark task.
+    """
     faiss = import_faiss()
     manifest = read_index_manifest(table)
     recorded = manifest["table"]
     if (rows is not None and rows != recorded["rows"]) or (dim is not None and dim != recorded["dim"]):
         raise InputError(f"index is stale: {rebuild_hint(table)}")
+    fs, root = filesystem(table)
+    path = f"{root}/{INDEX_DIR}/{INDEX_FILE}"
+    try:
+        size = fs.get_file_info(path).size
+        with fs.open_input_file(path) as stream:
+            header = stream.read(_HEADER_BYTES)
+    except OSError as exc:
+        header, size, problem = b"", None, (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    else:
+        problem = None
+    if problem is None and size != manifest.get("index_bytes"):
+        problem = f"{size} bytes, its manifest says {manifest.get('index_bytes')}"
+    if problem is None and header[:4] != FAISS_FOURCC[manifest["kind"]]:
+        problem = f"not a Faiss {manifest['kind']} index (it starts with {header[:4]!r})"
+    if problem is not None:
+        raise InputError(f"cannot read index {table}/{INDEX_DIR}/{INDEX_FILE} (faiss {faiss.__version__}): {problem}; "
+                         f"{rebuild_hint(table)}")
+    file_dim, file_rows = int(np.frombuffer(header, "<i4", 1, 4)[0]), int(np.frombuffer(header, "<i8", 1, 8)[0])
+    _check_file_shape(table, manifest, file_rows, file_dim)
+    return manifest
+
+
+def _check_file_shape(table: str, manifest: dict[str, Any], rows: int, dim: int) -> None:
+    if rows != manifest["table"]["rows"] or dim != manifest["table"]["dim"]:
+        raise InputError(f"index {table}/{INDEX_DIR}/{INDEX_FILE} holds {rows} x {dim} vectors, its "
+                         f"manifest says {manifest['table']['rows']} x {manifest['table']['dim']}: "
+                         f"{rebuild_hint(table)}")
+
+
+def load_index(table: str, *, rows: int | None = None, dim: int | None = None) -> AnnIndex:
+    """Load the fresh index of ``table`` (``rows``/``dim``: the table as read, checked against the index)."""
+    faiss = import_faiss()
+    manifest = check_index(table, rows=rows, dim=dim)
     fs, root = filesystem(table)
     path = f"{root}/{INDEX_DIR}/{INDEX_FILE}"
     try:
@@ -188,10 +233,7 @@ def load_index(table: str, *, rows: int | None = None, dim: int | None = None) -
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"cannot read index {table}/{INDEX_DIR}/{INDEX_FILE} (faiss {faiss.__version__}): "
                          f"{first[:200]}; {rebuild_hint(table)}") from None
-    if index.ntotal != manifest["table"]["rows"] or index.d != manifest["table"]["dim"]:
-        raise InputError(f"index {table}/{INDEX_DIR}/{INDEX_FILE} holds {index.ntotal} x {index.d} vectors, its "
-                         f"manifest says {manifest['table']['rows']} x {manifest['table']['dim']}: "
-                         f"{rebuild_hint(table)}")
+    _check_file_shape(table, manifest, int(index.ntotal), int(index.d))
     return AnnIndex(index, manifest)
 
 

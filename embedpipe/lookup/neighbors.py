@@ -145,16 +145,16 @@ def index_neighbors(spark: SparkSession, table: str, keys: list[str], unit: np.n
                     k: int, block_rows: int) -> DataFrame:
     """Top-k of ``query_rows`` from the table's Faiss index, one block of queries per Spark task slice.
 
-    The index is checked (present, fresh, readable) on the driver first, so a bad one is a one-line
-    error before any task runs; each executor's Python worker then reads ``<table>/_index/`` itself
-    (the table path is one every executor reads) and keeps it for the job's later tasks.
+    The index is checked (present, fresh, its file's size and header) on the driver first, without
+    loading it, so a bad one is a one-line error before any task runs; each executor's Python worker
+    then reads ``<table>/_index/`` itself (the table path is one every executor reads) and keeps it
+    for the job's later tasks.
     """
-    from embedpipe.index.store import filesystem, load_index, table_fingerprint
+    from embedpipe.index.store import check_index, filesystem, table_fingerprint
 
-    ann = load_index(table, rows=len(keys), dim=unit.shape[1])
-    log.info("index: %s over %d keys, search %s", ann.kind, len(keys), ann.manifest["search"])
-    fingerprint = ann.manifest["table"]["fingerprint"]
-    del ann
+    manifest = check_index(table, rows=len(keys), dim=unit.shape[1])  # index.json and the file's header only
+    log.info("index: %s over %d keys, search %s", manifest["kind"], len(keys), manifest["search"])
+    fingerprint = manifest["table"]["fingerprint"]
     if table_fingerprint(*filesystem(table)) != fingerprint:
         raise InputError(f"embedding table {table} changed while neighbors ran; run it again")
     broadcast = spark.sparkContext.broadcast((keys, unit))

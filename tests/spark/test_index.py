@@ -14,7 +14,7 @@ pytest.importorskip("faiss", reason="the ANN index needs the 'index' extra (fais
 
 from embedpipe.cli import main  # noqa: E402
 from embedpipe.errors import InputError  # noqa: E402
-from embedpipe.index.store import AnnIndex, load_index  # noqa: E402
+from embedpipe.index.store import AnnIndex, check_index, load_index  # noqa: E402
 from embedpipe.lookup import open_table  # noqa: E402
 
 N, DIM, K = 400, 16, 5
@@ -61,7 +61,7 @@ def _last_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf-pq"])
-def test_index_neighbors_match_exact_and_rerun(spark, write_table, tmp_path, kind):
+def test_index_neighbors_match_exact_and_rerun(spark, write_table, tmp_path, kind, monkeypatch):
     table = _write(write_table, tmp_path / "table")
     for _ in range(2):  # a second build replaces the first
         assert main(["index", "--table", table, "--kind", kind]) == 0
@@ -72,6 +72,13 @@ def test_index_neighbors_match_exact_and_rerun(spark, write_table, tmp_path, kin
     assert (manifest["kind"], manifest["table"]["rows"], manifest["table"]["dim"]) == (kind, N, DIM)
     assert manifest["index_bytes"] == (index_dir / "index.faiss").stat().st_size
     out = tmp_path / "nn"
+    import faiss
+
+    def driver_loads(*_args):  # the driver checks index.json and the file's header; only tasks load the index
+        raise AssertionError("the driver loaded the whole index")
+
+    monkeypatch.setattr(faiss, "deserialize_index", driver_loads)
+    monkeypatch.setattr(faiss, "read_index", driver_loads)
     for _ in range(2):
         assert main(["neighbors", "--table", table, "--output", str(out), "--k", str(K), "--method", "index",
                      "--block-rows", "64"]) == 0
@@ -142,6 +149,22 @@ def test_bad_indexes_fail_with_one_line_and_write_nothing(spark, write_table, tm
     assert error.startswith(f"embedpipe neighbors: error: cannot read index {table}/_index/index.faiss (faiss ")
     assert error.endswith(f"; rebuild with {hint}")
     assert [k for k, _ in open_table(table).most_similar("k007", K)] == [k for k, _ in _exact()["k007"]]
+
+    index_file = tmp_path / "table" / "_index" / "index.faiss"  # checked without loading it: size, then header
+    assert main(["index", "--table", table, "--kind", "ivf-pq"]) == 0
+    good = index_file.read_bytes()
+    prefix = f"cannot read index {table}/_index/index.faiss (faiss "
+    for data, problem in [(good[:-1], f"{len(good) - 1} bytes, its manifest says {len(good)}"),
+                          (b"IHNf" + good[4:], "not a Faiss ivf-pq index (it starts with b'IHNf')")]:
+        index_file.write_bytes(data)
+        with pytest.raises(InputError) as error:
+            check_index(table, rows=N, dim=DIM)
+        assert str(error.value).startswith(prefix) and str(error.value).endswith(f"): {problem}; rebuild with {hint}")
+    index_file.write_bytes(good[:8] + (N + 1).to_bytes(8, "little") + good[16:])
+    with pytest.raises(InputError) as error:
+        check_index(table, rows=N, dim=DIM)
+    assert str(error.value) == (f"index {table}/_index/index.faiss holds {N + 1} x {DIM} vectors, its manifest says "
+                                f"{N} x {DIM}: rebuild with {hint}")
 
     (tmp_path / "table" / "_index" / "index.json").write_text("{")  # an unreadable index manifest
     assert main(args) != 0
