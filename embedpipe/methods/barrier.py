@@ -16,8 +16,9 @@ layer or its own result protocol:
   ``BarrierTaskContext.allGather``; gloo on CPU, NCCL on GPU;
 * :class:`ReplicaGroup` — combines the replicas' tensors at fixed fractions of every epoch, either by
   **summing their updates** since the last round (SGNS: a row one replica trained keeps its full
-  update, as in sequential SGD; plain averaging measured at chance-level quality; the sum overshoots
-  from 4 replicas, see docs/decisions.md) or by **averaging** the tensors (local SGD, for models
+  update, as in sequential SGD; plain averaging measured at chance-level quality; SGNS's subclass,
+  :class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`, also scales saturated rows' sums, which
+  overshoot from 4 replicas, see docs/decisions.md) or by **averaging** the tensors (local SGD, for models
   trained with adaptive optimisers);
 * :meth:`ReplicaGroup.total` — sums a few counters across replicas.
 """
@@ -90,6 +91,10 @@ class ReplicaGroup:
 
     def due(self, progress: float) -> bool:
         return self._target(progress) > self.rounds
+
+    def resume_at(self, epoch: int) -> None:
+        """Count the rounds of the ``epoch`` epochs a resumed run trained already as done."""
+        self.rounds = self._target(float(epoch))
 
     def sync(self, state: Any, progress: float) -> None:
         import torch

@@ -13,9 +13,11 @@ Arrow batches into ids against the broadcast vocabulary and trains its own repli
 :func:`embedpipe.torchtrain.train_sgns`. With more than one process the replicas join a
 ``torch.distributed`` group (gloo on CPU, NCCL on GPU; the rendezvous address is agreed through
 ``BarrierTaskContext.allGather``) and, ``averages_per_epoch`` times per epoch, **sum their
-updates** since the previous round (:class:`~embedpipe.methods.barrier.ReplicaGroup`,
-``sum_updates``): a row one replica trained keeps its full update, as in sequential SGD, where
-plain averaging would halve it (measured at chance-level quality). Every replica starts from the
+updates** since the previous round: a row one replica trained keeps its full update, as in
+sequential SGD, where plain averaging would halve it (measured at chance-level quality). Saturated
+rows would overshoot N-fold, so each row's sum is scaled by its expected saturation and the 1,024
+most frequent rows are combined every 1,024 tokens per replica as well
+(:class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`; quality flat to 16 replicas). Every replica starts from the
 same seeded matrices, so the updates live in one space. Task 0 then emits the input vectors as
 Arrow batches; the driver pairs them with the (already collected, vocabulary-sized) keys and
 counts and hands the rows to the pipeline, which writes the common table. With
@@ -64,8 +66,9 @@ from embedpipe import schema
 from embedpipe.arrow_vectors import matrix_to_list_array
 from embedpipe.errors import ConfigError, EmptyResultError, TrainingDivergedError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, job_keys, run_replicas
+from embedpipe.methods.barrier import Replica, TaskOutput, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
+from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync
 from embedpipe.warmstart import OUTPUT_TABLE_PARAM, RECORD_PARAM, plan_warm_start
 
 if TYPE_CHECKING:
@@ -170,7 +173,8 @@ def train_sequences_on_spark(
     keys = vocab_table.column(schema.TOKEN).combine_chunks()
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     processes = config.processes
-    warm = plan_warm_start(spark, config, keys, data.key_kind)  # before any task: its errors write nothing
+    warm = plan_warm_start(spark, config, keys, data.key_kind,  # before any task: its errors write nothing
+                           sentences=data.sentences(), window=getattr(config.settings, "window", None))
     if warm is not None and warm.initial is not None:
         params = warm_params(params, config.settings, warm)
     checkpoints = _prepare_checkpoints(config, params, len(keys), method)
@@ -209,7 +213,8 @@ def train_sequences_on_spark(
         "epochs": params.epochs,  # item2vec: as resolved from the log's size
         # what the trainer made of 'auto' settings on rank 0's device
         **{name: info[name] for name in _RESOLVED},
-        "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
+        "averaging": (f"saturation-scaled sum of input and output matrix updates {config.averages_per_epoch}x per "
+                      f"epoch, the {HOT_ROWS} hottest rows every {HOT_ROUND_TOKENS} tokens"
                       if processes > 1 else "none"),
         "implementation": "embedpipe.torchtrain (PyTorch) in Spark barrier tasks",
         "input_kind": data.kind,
@@ -260,8 +265,8 @@ def check_learned(loss: float, negative: int, processes: int, method: str) -> No
     untrained = (1 + negative) * math.log(2)
     if not loss > untrained:
         return
-    cause = (f"the {processes} replicas' summed updates overshot: use at most 2 processes (docs/methods/sgns.md)"
-             if processes > 1 else f"lower {method}.step_size")
+    cause = (f"the {processes} replicas' combined updates overshot: lower {method}.step_size or processes "
+             "(docs/methods/sgns.md)" if processes > 1 else f"lower {method}.step_size")
     raise TrainingDivergedError(
         f"{method} training ended at a loss of {loss:.4g} per pair, above the {untrained:.3f} of untrained vectors, "
         f"so the vectors are no better than random: {cause}"
@@ -359,16 +364,17 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     params = SGNSParams(**{**params_dict, "device": replica.device})
     checkpoint_dir = checkpoints.replica_dir(replica.rank)
     resumed = read_checkpoint(checkpoint_dir) if checkpoints.resume_epoch and replica.world > 1 else None
-    group = replica.join(ReplicaGroup(
+    group = replica.join(SGNSReplicaGroup(
         averages_per_epoch,
         lambda state: (state.w_in, state.w_out),
         initial_of=lambda state: _initial_matrices(state, params, resumed, start),
+        plan=plan_sync(counts, params, replica.world, averages_per_epoch),
     ))
     tokens = np.array([corpus.n_tokens], dtype=np.int64)
     try:
         if group is not None:
             # the rounds of the epochs already trained are done: the next one is due inside this epoch
-            group.rounds = checkpoints.resume_epoch * averages_per_epoch
+            group.resume_at(checkpoints.resume_epoch)
             tokens = group.total(tokens)
         result = train_sgns(
             corpus, counts, params, replica_sync=group, counts_total=int(tokens[0]),

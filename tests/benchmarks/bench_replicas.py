@@ -1,7 +1,7 @@
 """Quality of data-parallel SGNS / item2vec as the replica count grows, combine rules side by side.
 
     python tests/benchmarks/bench_replicas.py [--corpora text8,demo,movielens] [--replicas 1,2,4,8,16]
-        [--seeds 1,2,3] [--schemes sum_updates,touched_mean,saturation] [--text8-tokens 2139748]
+        [--seeds 1,2,3] [--schemes sgns_sync,sum_updates,touched_mean,saturation] [--text8-tokens 2139748]
         [--demo-documents 100000] [--jobs 2,4] [--workdir DIR]
 
 What ``train --processes N`` computes, simulated in one process: the rows are split as the job
@@ -10,9 +10,12 @@ sorted by ``doc_id``), and N threads each run :func:`embedpipe.torchtrain.train_
 params (``threads = 1``) and a :class:`~embedpipe.methods.barrier.ReplicaGroup` whose all-reduce is
 an in-process sum in rank order instead of torch.distributed, at the same rounds
 (``averages_per_epoch`` per epoch and every epoch end). ``--schemes`` compares the combine rules:
-``sum_updates`` (the job's: the replicas' updates summed), ``touched_mean`` and ``saturation``
+``sgns_sync`` (the job's since issue 25: :class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`, the
+hottest rows every 1,024 tokens per replica and every row's sum scaled by its saturation),
+``sum_updates`` (the job's before: the replicas' updates summed), ``touched_mean`` and ``saturation``
 (measured for issue 25, kept here only: each row's summed updates divided by the replicas that touched
-it, or by as much of that as the row's expected updates per round saturate it; docs/decisions.md).
+it, or by as much of that as the row's expected updates per round saturate it, 10 rounds per epoch
+only; docs/decisions.md).
 ``--jobs 2,4`` also runs the real job (``embedpipe train --processes N``, ``local[N]``, gloo) on the
 first seed for each corpus, to confirm the simulation.
 
@@ -54,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.methods.barrier import ReplicaGroup  # noqa: E402
+from embedpipe.methods.sgns_sync import SGNSReplicaGroup, plan_sync  # noqa: E402
 from tests.benchmarks.common import score, spark_session  # noqa: E402
 
 log = logging.getLogger("bench_replicas")
@@ -153,6 +157,10 @@ class SaturationCorrected(SimulatedGroup):
         base.copy_(tensor)
 
 
+class SimulatedSGNSGroup(SimulatedGroup, SGNSReplicaGroup):
+    """The job's SGNS combine (hot rounds, saturation-scaled sums) with the all-reduce done among threads."""
+
+
 def saturation_group(counts: np.ndarray, params: dict[str, Any], world: int) -> type[SaturationCorrected]:
     """:class:`SaturationCorrected` for this corpus and replica count (expected updates from the counts)."""
     import torch
@@ -205,15 +213,16 @@ def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_d
         return Run(result.input_vectors, result.output_vectors, result.epoch_losses, [],
                    float(np.linalg.norm(result.input_vectors, axis=1).mean()))
     collective = _Collective(world)
-    groups = {"sum_updates": SimulatedGroup, "touched_mean": TouchedMean}
+    groups = {"sgns_sync": SimulatedSGNSGroup, "sum_updates": SimulatedGroup, "touched_mean": TouchedMean}
     group_class = saturation_group(counts, params_dict, world) if scheme == "saturation" else groups[scheme]
 
     def initial(state: Any) -> tuple[Any, Any]:
         start = TrainingState.initial(state.vocab_size, params, state.w_in.device)
         return start.w_in, start.w_out
 
+    extra = {"plan": plan_sync(counts, params, world, AVERAGES_PER_EPOCH)} if scheme == "sgns_sync" else {}
     groups = [group_class(AVERAGES_PER_EPOCH, lambda s: (s.w_in, s.w_out), initial_of=initial, rank=r,
-                          collective=collective) for r in range(world)]
+                          collective=collective, **extra) for r in range(world)]
     results: list[Any] = [None] * world
     errors: list[BaseException] = []
 
@@ -441,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpora", default="text8,demo,movielens")
     parser.add_argument("--replicas", default="1,2,4,8,16")
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--schemes", default="sum_updates,touched_mean,saturation")
+    parser.add_argument("--schemes", default="sgns_sync,sum_updates,touched_mean,saturation")
     parser.add_argument("--text8-tokens", type=int, default=2_139_748)
     parser.add_argument("--demo-documents", type=int, default=100_000)
     parser.add_argument("--jobs", default="", help="replica counts to also run as the real job (first seed)")

@@ -1,0 +1,152 @@
+"""How SGNS replicas combine (``processes > 1``): the hottest rows often, every row scaled by its saturation.
+
+Summing the replicas' updates is right for a row in the linear regime (a rare word: its few updates
+add up as in sequential SGD) and wrong for a saturated one: within a round a frequent word's row,
+above all an output row drawn as noise by every pair, moves nearly all the way to where its local
+gradient points on every replica, so the sum moves it N times as far and training collapses from 4
+replicas (issue 25; docs/decisions.md#replicas-beyond-2-issue-25). So :class:`SGNSReplicaGroup`
+
+* all-reduces the :data:`HOT_ROWS` most frequent rows of both matrices every
+  :data:`HOT_ROUND_TOKENS` tokens per replica (*hot rounds*, each ``2 x HOT_ROWS x dim`` floats),
+  besides the full rounds (``averages_per_epoch`` per epoch) that combine every row, so replicas
+  never drift apart on the rows every update reads;
+* scales each row's summed update by how far one replica's updates saturate it in that round: with
+  ``n`` the row's expected updates per replica since its last combine and ``s = 1 - exp(-C lr n)``
+  one replica's saturation, N replicas in sequence would have moved it ``1 - (1 - s)^N`` of the way,
+  the sum moves it ``N s``, so the sum is scaled by ``(1 - (1 - s)^N) / (N s)``: 1 for rare rows
+  (the sum), ``1 / N`` for saturated ones (the mean).
+
+Only dense all-reduces of a slice-sized or whole tensor, so gloo on CPU and NCCL on GPUs behave alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from embedpipe.methods.barrier import ReplicaGroup
+
+#: Rows combined at every hot round: the most frequent words (ids are frequency ranks). 1,024 and 4,096
+#: measured alike on the text8 prefix at 8 replicas (docs/benchmarks.md#replicas).
+HOT_ROWS = 1024
+#: Raw tokens per replica between hot rounds: about one step of the CPU kernel (1,024 windows).
+HOT_ROUND_TOKENS = 384
+#: The per-update rate in ``s = 1 - exp(-C lr n)``, fitted on the demo corpus (0.1 was unstable, 0.5
+#: and more undertrained the shared rows like a plain mean).
+SATURATION_RATE = 0.2
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What every replica computes alike from the counts: the hot rows, the rounds, the expected updates."""
+
+    hot: np.ndarray  # ids of the hot rows, ascending
+    hot_per_round: int  # hot rounds per full round (the last one is the full round itself)
+    expected: tuple[np.ndarray, np.ndarray]  # per-row expected updates per replica per full round (input, output)
+    world: int
+    lr: float
+    min_lr: float
+    epochs: int
+
+    def lr_at(self, progress: float) -> float:
+        """The linearly decaying learning rate at ``progress`` epochs (as the trainer's schedule)."""
+        return self.lr - (self.lr - self.min_lr) * min(1.0, progress / self.epochs)
+
+
+def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, tokens: int | None = None) -> SyncPlan:
+    """The sync plan for ``world`` replicas training ``params`` (an SGNSParams) on a corpus of ``counts``.
+
+    ``tokens`` is the corpus size (default: the counts' sum). Expected updates per replica per full
+    round: a word as centre ``keep x frequency x tokens x contexts``, as an output row that as context
+    plus every pair's noise draws at its noise probability.
+    """
+    from embedpipe.torchtrain.corpus import keep_probabilities, noise_distribution
+
+    counts = np.asarray(counts, dtype=np.float64)
+    total = float(tokens if tokens is not None else counts.sum())
+    per_round = total / (world * per_epoch)
+    contexts = params.window + 1 if params.shrink_window else 2 * params.window
+    n_in = keep_probabilities(counts, params.sample) * counts / max(counts.sum(), 1.0) * per_round * contexts
+    n_out = n_in + n_in.sum() * params.negative * noise_distribution(counts)
+    k = min(HOT_ROWS, len(counts))
+    hot = np.sort(np.argsort(-counts, kind="stable")[:k])
+    hot_per_round = max(1, math.ceil(per_round / HOT_ROUND_TOKENS))
+    return SyncPlan(hot, hot_per_round, (n_in.astype(np.float32), n_out.astype(np.float32)), world, params.lr,
+                    params.min_lr, params.epochs)
+
+
+def saturation_scale(n: Any, lr: float, world: int) -> Any:
+    """``(1 - (1 - s)^N) / (N s)`` with ``s = 1 - exp(-C lr n)``: the factor on a row's summed update."""
+    import torch
+
+    x = (SATURATION_RATE * lr * n).clamp(min=1e-12)  # 1 - s = exp(-x); expm1 keeps rare rows' factor at 1
+    return torch.expm1(-world * x) / (world * torch.expm1(-x))
+
+
+class SGNSReplicaGroup(ReplicaGroup):
+    """:class:`ReplicaGroup` summing updates with SGNS's hot rounds and saturation scaling (module docstring).
+
+    Rounds are counted in hot rounds: ``per_epoch x plan.hot_per_round`` per epoch, every
+    ``hot_per_round``-th a full one, all at fixed fractions of the epoch so every replica runs the same
+    collectives in the same order.
+    """
+
+    def __init__(self, per_epoch: int, tensors_of: Callable[[Any], Sequence[Any]], *,
+                 initial_of: Callable[[Any], Sequence[Any]], plan: SyncPlan):
+        super().__init__(per_epoch, tensors_of, initial_of=initial_of)
+        self.plan = plan
+        self._device_plan: tuple[Any, list[Any]] | None = None  # hot ids, per tensor each row's updates per combine
+
+    def _target(self, progress: float) -> int:
+        return int(math.floor(progress * self.per_epoch * self.plan.hot_per_round + 1e-9))
+
+    def sync(self, state: Any, progress: float) -> None:
+        import torch
+
+        while self.rounds < self._target(progress):
+            tensors = list(self.tensors_of(state))
+            with torch.no_grad():
+                if self.base is None:
+                    self.base = [t.detach().clone() for t in self.initial_of(state)]  # type: ignore[misc]
+                hot, expected = self._on(tensors[0].device)
+                lr = self.plan.lr_at(progress)
+                full = (self.rounds + 1) % self.plan.hot_per_round == 0
+                for tensor, base, n in zip(tensors, self.base, expected, strict=True):
+                    if full:
+                        self._combine(tensor, base, n, lr)
+                    else:
+                        self._combine_hot(tensor, base, hot, n[hot], lr)
+            self.rounds += 1
+
+    def _on(self, device: Any) -> tuple[Any, list[Any]]:
+        """The hot ids and, per tensor, each row's expected updates since its last combine, on ``device``."""
+        import torch
+
+        if self._device_plan is None or self._device_plan[0].device != device:
+            hot = torch.from_numpy(self.plan.hot).to(device)
+            since = []
+            for n in self.plan.expected:
+                row = torch.from_numpy(n).to(device, copy=True)  # the plan's arrays stay as they are
+                row[hot] /= self.plan.hot_per_round  # hot rows were combined a hot round ago
+                since.append(row)
+            self._device_plan = (hot, since)
+        return self._device_plan
+
+    def _combine(self, tensor: Any, base: Any, n: Any, lr: float) -> None:
+        tensor.sub_(base)
+        self.all_reduce(tensor)
+        tensor.mul_(saturation_scale(n, lr, self.plan.world).unsqueeze(1))
+        tensor.add_(base)
+        base.copy_(tensor)
+
+    def _combine_hot(self, tensor: Any, base: Any, hot: Any, n: Any, lr: float) -> None:
+        block = tensor.index_select(0, hot).sub_(base.index_select(0, hot))
+        self.all_reduce(block)
+        block.mul_(saturation_scale(n, lr, self.plan.world).unsqueeze(1))
+        block.add_(base.index_select(0, hot))
+        tensor.index_copy_(0, hot, block)
+        base.index_copy_(0, hot, block)

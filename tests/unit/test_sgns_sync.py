@@ -1,0 +1,92 @@
+"""SGNS's replica combine (issue 25): the hot rows are combined between the full rounds, every row's summed
+update is scaled by its saturation, and every replica ends each round with the same matrices.
+
+Replicas are threads here, joined through the all-reduce hook the benchmark's simulation also overrides
+(the gloo path of the same hook is tests/unit/test_replica_sync.py)."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from embedpipe.methods.sgns_sync import HOT_ROWS, SGNSReplicaGroup, plan_sync, saturation_scale
+from embedpipe.torchtrain import SGNSParams
+
+VOCAB, DIM, WORLD = HOT_ROWS + 64, 4, 3
+
+
+class _ThreadGroup(SGNSReplicaGroup):
+    """All-reduce (sum in rank order) among ``WORLD`` threads."""
+
+    barrier = threading.Barrier(WORLD)
+    slots: list = [None] * WORLD
+
+    def __init__(self, rank: int, **kwargs):
+        super().__init__(**kwargs)
+        self.rank = rank
+
+    def all_reduce(self, tensor: torch.Tensor) -> None:
+        self.slots[self.rank] = tensor.clone()
+        self.barrier.wait()
+        total = sum(self.slots[1:], self.slots[0].clone())
+        self.barrier.wait()
+        tensor.copy_(total)
+
+    def world_size(self) -> int:
+        return WORLD
+
+
+def _counts() -> np.ndarray:
+    return (1e7 / np.arange(1, VOCAB + 1)).astype(np.int64)  # Zipf: ids are frequency ranks
+
+
+def test_hot_rows_combine_between_full_rounds_and_the_sum_is_scaled_by_saturation():
+    params = SGNSParams(dim=DIM, epochs=1)
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 4 * 384)  # 4 hot rounds per round
+    assert plan.hot_per_round == 4 and list(plan.hot) == list(range(HOT_ROWS))
+    base = torch.zeros(VOCAB, DIM)
+    moves = [torch.full((VOCAB, DIM), float(rank + 1)) for rank in range(WORLD)]  # every row, differently
+    after_hot, after_full, rounds = {}, {}, {}
+
+    def replica(rank: int) -> None:
+        state = SimpleNamespace(w_in=base.clone(), w_out=base.clone())
+        group = _ThreadGroup(rank, per_epoch=1, tensors_of=lambda s: (s.w_in, s.w_out),
+                             initial_of=lambda s: (base.clone(), base.clone()), plan=plan)
+        state.w_in += moves[rank]
+        state.w_out += moves[rank]
+        assert group.due(0.25) and not group.due(0.2)
+        group.sync(state, 0.25)  # the first hot round
+        after_hot[rank] = (state.w_in.clone(), state.w_out.clone())
+        group.sync(state, 1.0)  # two more hot rounds (nothing moved), then the full round
+        after_full[rank] = (state.w_in.clone(), state.w_out.clone())
+        rounds[rank] = group.rounds
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(WORLD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert rounds == {0: 4, 1: 4, 2: 4}
+    summed = float(sum(range(1, WORLD + 1)))  # 6: what plain summing would give every row
+    for rank in range(WORLD):
+        w_in, w_out = after_hot[rank]
+        # hot rows agree on every replica after a hot round; the others still hold this replica's own move
+        assert torch.equal(w_in[:HOT_ROWS], after_hot[0][0][:HOT_ROWS])
+        assert torch.all(w_out[HOT_ROWS:] == rank + 1)
+        # the most frequent output row (noise for every pair) saturates: its sum is scaled toward the mean
+        assert 1.9 < float(w_out[0, 0]) < 0.9 * summed
+        for full, first in zip(after_full[rank], after_full[0], strict=True):
+            assert torch.equal(full, first)  # every row agrees after the full round
+        # the rarest row stays in the linear regime: nearly the plain sum
+        assert float(after_full[rank][0][-1, 0]) == pytest.approx(summed, rel=0.02)
+
+
+def test_saturation_scale_runs_from_the_sum_to_the_mean():
+    n = torch.tensor([0.0, 1.0, 100.0, 1e6])
+    scale = saturation_scale(n, 0.05, 8)
+    assert float(scale[0]) == pytest.approx(1.0, abs=1e-3) and float(scale[-1]) == pytest.approx(1 / 8)
+    assert torch.all(scale[1:] <= scale[:-1])
