@@ -511,6 +511,10 @@ class PublishConfig:
         "every check passes"
     )
     run_date: str | None = option(None, "the run's date (YYYY-MM-DD), recorded in _published.json", metavar="DATE")
+    report_output: str | None = option(
+        None, "also write the gate's own report.json here (every check and the drift metrics, published or not), "
+        "failed gate included; set it when monitoring reads the gate's figures (the nightly DAG sets one per date)",
+    )
     min_rows: int = option(1, "fail the gate when the table has fewer rows", min=1)
     min_similarity_spearman: float | None = option(
         None, "fail when any similarity file's Spearman is below this (or was not measured)", min=-1.0, max=1.0

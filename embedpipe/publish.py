@@ -16,7 +16,9 @@ Drift (:mod:`embedpipe.drift`): when a table is published already, the new one i
 (neighbour overlap@k and the orthogonal Procrustes residual on the most frequent shared keys,
 vocabulary churn); the metrics are logged, returned in the job summary and recorded in
 ``_published.json``, and the ``[publish]`` drift thresholds are checks like the quality ones (a
-failure exits 4 and leaves the published table as it was). The first publication has nothing to
+failure exits 4 and leaves the published table as it was). With ``report_output`` the same record,
+with the outcome, is also written there as ``report.json``, failed gate included: the one file that
+holds every night's checks and drift, whether the table was published or not. The first publication has nothing to
 compare with: drift is skipped, and recorded as such.
 
 The gate reads the evaluate ``report.json`` (a report-sized file, read on the driver) and checks
@@ -256,6 +258,38 @@ def _published_run_date(fs: HadoopFS, output: str) -> str | None:
         return None
 
 
+def _check_report_output(spark: SparkSession, path: str, inputs: tuple[str, ...]) -> None:
+    """Refuse a ``report_output`` that would replace an input or a folder that is not an earlier gate report."""
+    from embedpipe.errors import OutputError
+    from embedpipe.storage import check_output_path
+
+    try:
+        check_output_path(spark, path, inputs=inputs, markers=(schema.REPORT_FILE,))
+    except OutputError as exc:
+        raise type(exc)(f"config key 'report_output': {exc}") from None
+
+
+def _write_gate_report(spark: SparkSession, config: PublishConfig, inputs: tuple[str, ...], record: dict[str, Any],
+                       *, published: bool, reason: str | None) -> None:
+    """Write ``report_output``/report.json (atomically): the ``_published.json`` record plus the outcome.
+
+    Written whether the gate passed or not, so monitoring reads every night's drift and checks from one
+    place; the published table itself only ever holds the record of a publication.
+    """
+    if config.report_output is None:
+        return
+    from embedpipe.storage import HadoopFS, atomic_output
+
+    report = {"kind": "publish", "published": published, "output": config.output, **record}
+    if reason is not None:
+        report["reason"] = reason
+        report.pop("published_at", None)
+    fs = HadoopFS(spark)
+    with atomic_output(spark, config.report_output, inputs=inputs, markers=(schema.REPORT_FILE,)) as staging:
+        fs.write_text(f"{staging}/{schema.REPORT_FILE}", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    log.info("gate report (published: %s) written to %s", published, config.report_output)
+
+
 def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
     """Check the table and its report against the thresholds; on success replace ``config.output`` with it."""
     from embedpipe.storage import HadoopFS, atomic_output
@@ -274,6 +308,9 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         raise InputError(f"{report_path} evaluated another table: {evaluated}, not {config.table} (rerun evaluate "
                          "on this table)")
     check_report_matches_table(report, manifest, report_path)
+    inputs = (table, report_path, output)  # the gate's report may replace none of them, nor live inside one
+    if config.report_output is not None:
+        _check_report_output(spark, config.report_output, inputs)
     rows = check_table_spark(spark, config.table, manifest)
 
     checks = quality_checks(report, rows, config)
@@ -286,22 +323,6 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
     failed = [c for c in checks if not c.passed]
     for check in checks:
         log.info("gate %s: %s", "pass" if check.passed else "FAIL", check.describe())
-    if failed:
-        previous = _published_run_date(fs, output)
-        if fs.exists(output):
-            since = f" (run_date {previous})" if previous else ""
-            kept = f"published table at {config.output} left unchanged{since}"
-        else:
-            kept = f"nothing published at {config.output}"
-        raise QualityGateError(f"quality gate failed: {'; '.join(c.describe() for c in failed)}; {kept}")
-
-    current = _published_run_date(fs, output)
-    if config.run_date and current and current > config.run_date and not config.allow_older:
-        log.warning("not publishing run_date %s: %s already holds the later run_date %s (set allow_older to "
-                    "replace it)", config.run_date, config.output, current)
-        return {"published": False, "output": config.output, "run_date": config.run_date,
-                "published_run_date": current, "checks": len(checks), "drift": drift}
-
     record = {
         "run_date": config.run_date,
         "table": table,
@@ -313,6 +334,26 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
         "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "embedpipe_version": __version__,
     }
+    if failed:
+        previous = _published_run_date(fs, output)
+        if fs.exists(output):
+            since = f" (run_date {previous})" if previous else ""
+            kept = f"published table at {config.output} left unchanged{since}"
+        else:
+            kept = f"nothing published at {config.output}"
+        message = f"quality gate failed: {'; '.join(c.describe() for c in failed)}; {kept}"
+        _write_gate_report(spark, config, inputs, record, published=False, reason=message)
+        raise QualityGateError(message)
+
+    current = _published_run_date(fs, output)
+    if config.run_date and current and current > config.run_date and not config.allow_older:
+        reason = (f"not publishing run_date {config.run_date}: {config.output} already holds the later run_date "
+                  f"{current} (set allow_older to replace it)")
+        log.warning("%s", reason)
+        _write_gate_report(spark, config, inputs, record, published=False, reason=reason)
+        return {"published": False, "output": config.output, "run_date": config.run_date,
+                "published_run_date": current, "checks": len(checks), "drift": drift}
+
     with atomic_output(spark, output, inputs=(table, report_path), markers=(PUBLISHED_FILE,)) as staging:
         _copy_tree(spark, table, staging)
         copied = _count_rows(spark, staging)
@@ -320,5 +361,6 @@ def run_publish(spark: SparkSession, config: PublishConfig) -> dict[str, Any]:
             raise TableError(f"the copy of {table} has {copied} rows, expected {rows}")
         fs.write_text(f"{staging}/{PUBLISHED_FILE}", json.dumps(record, indent=2, sort_keys=True) + "\n")
     log.info("published %s (run_date %s, %d rows) at %s", table, config.run_date, rows, output)
+    _write_gate_report(spark, config, inputs, record, published=True, reason=None)
     return {"published": True, "output": config.output, "run_date": config.run_date, "rows": rows,
             "checks": len(checks), "drift": drift}

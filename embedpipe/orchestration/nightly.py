@@ -132,6 +132,7 @@ def run_paths(settings: NightlySettings, run_date: str = RUN_DATE) -> dict[str, 
         "tokens": f"{root}/tokens/run_date={run_date}",
         "table": f"{root}/tables/{name}/run_date={run_date}",
         "report": f"{root}/reports/{name}/run_date={run_date}",
+        "gate_report": f"{root}/reports/{name}-publish/run_date={run_date}",
         "published": f"{root}/published/{name}",
     }
 
@@ -154,5 +155,5 @@ def task_specs(settings: NightlySettings, run_date: str = RUN_DATE) -> list[Task
         spec("train", ["--input", paths["tokens"], "--output", paths["table"], *warm]),
         spec("evaluate", ["--table", paths["table"], "--output", paths["report"]]),
         spec("publish", ["--table", paths["table"], "--report", paths["report"], "--output", paths["published"],
-                         "--run-date", run_date], retries=0),
+                         "--run-date", run_date, "--report-output", paths["gate_report"]], retries=0),
     ]

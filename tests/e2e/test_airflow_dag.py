@@ -87,7 +87,8 @@ def test_exact_spark_submit_commands_for_one_date(nightly_dag, cluster_connectio
         "publish": [*common, "--name", "embedpipe-publish-2026-11-24", f"{ROOT}/jobs/publish.py", *config,
                     "--table", f"{data}/tables/words/run_date=2026-11-24",
                     "--report", f"{data}/reports/words/run_date=2026-11-24",
-                    "--output", f"{data}/published/words", "--run-date", "2026-11-24"],
+                    "--output", f"{data}/published/words", "--run-date", "2026-11-24",
+                    "--report-output", f"{data}/reports/words-publish/run_date=2026-11-24"],
     }
     # warm start from the published table (a cold start while there is none); the run param cold_start forces one
     cold = nightly_dag.render_commands(nightly_dag.dag, "2026-11-24", cold_start=True)

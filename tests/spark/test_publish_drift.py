@@ -81,16 +81,25 @@ def test_first_publication_skips_drift_and_a_rotation_passes(days, tmp_path):
 
 
 def test_drift_failures_exit_4_name_each_metric_and_leave_the_published_table(days, tmp_path, capsys):
-    output = tmp_path / "published"
-    assert _publish(days[1], output, 1) == 0
+    output, gate = tmp_path / "published", tmp_path / "gate"
+    assert _publish(days[1], output, 1, "--report-output", str(gate / "day1")) == 0
     before = _files(output)
-    assert _publish(days[3], output, 3) == 4
+    assert _publish(days[3], output, 3, "--report-output", str(gate / "day3")) == 4
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "quality gate failed: " in err
     assert "drift neighbour overlap@5 (top 50 shared keys)" in err and "< min_neighbour_overlap 0.8" in err
     assert "drift Procrustes residual (top 50 shared keys)" in err and "> max_procrustes_residual 0.2" in err
     assert "added keys" not in err and "published table at" in err and "left unchanged (run_date 2026-11-21)" in err
     assert _files(output) == before
+    # report_output holds the gate's record, published (the _published.json record) or not (with the reason)
+    published = json.loads((gate / "day1" / "report.json").read_text())
+    assert (published["published"], published["kind"]) == (True, "publish")
+    assert {k: v for k, v in published.items() if k not in ("published", "kind", "output")} == _record(output)
+    failed = json.loads((gate / "day3" / "report.json").read_text())
+    assert failed["published"] is False and failed["reason"] == err.split("error: ", 1)[1].strip()
+    assert failed["drift"]["neighbour_overlap"] < 0.8 and "published_at" not in failed
+    assert [c["key"] for c in failed["checks"] if not c["passed"]] == ["min_neighbour_overlap",
+                                                                      "max_procrustes_residual"]
     assert _publish(days[4], output, 4) == 4
     err = capsys.readouterr().err
     assert "drift added keys fraction 0.3 > max_added_fraction 0.2" in err
@@ -113,3 +122,16 @@ def test_the_log_shows_each_drift_metric_on_its_own_line_even_when_the_gate_fail
         assert len(found) == 1, (name, lines)
     overlap = next(line for line in lines if " drift neighbour_overlap: " in line)
     assert float(overlap.rsplit(": ", 1)[1]) < 0.8
+
+
+def test_a_bad_report_output_is_a_one_line_error_and_writes_nothing(days, tmp_path, capsys):
+    output, notes = tmp_path / "published", tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("keep me")
+    before = _files(tmp_path), _files(days[2][1])
+    # inside the published path, evaluate's report, a foreign folder
+    for target in (output / "gate", days[2][1], notes):
+        assert _publish(days[2], output, 2, "--report-output", str(target)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error: config key 'report_output': output path" in err, err
+        assert (_files(tmp_path), _files(days[2][1])) == before
