@@ -584,6 +584,12 @@ class IndexConfig:
         "for the graph (about 4 x dim + 150 bytes a row), ivf-pq below it to save memory (about dim / 2 + 8 bytes "
         "a row; lower recall)", choices=("auto", "hnsw", "ivf-pq"),
     )
+    target_recall: float = option(
+        0.95, "recall@10 the build calibrates the search for (efSearch or nprobe raised until 1,000 sampled keys "
+        "find this share of their exact top 10; auto replaces an hnsw graph that cannot reach it by ivf-pq): lower it "
+        "for faster searches that miss more near neighbours, raise it toward 1 when misses matter more than speed",
+        min=0.0, max=1.0, min_exclusive=True,
+    )
 
 
 # ---- export / import (issue 23: word2vec, GloVe and fastText vectors files) ----

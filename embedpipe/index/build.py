@@ -6,7 +6,14 @@ recall per query time, about ``4 dim + 8 M`` bytes a row) up to :data:`HNSW_MAX_
 **IVF-PQ** above (``nlist`` k-means lists, vectors compressed to ``pq_m`` = dim / 2 bytes; about
 ``pq_m + 8`` bytes a row: the fallback for memory). IVF-PQ's compressed scores only pick candidates:
 searches rescore ``rerank`` x k of them exactly against the table's own vectors
-(:meth:`AnnIndex.search`). Its defaults reach recall@10 0.95 on the tables measured (docs/decisions.md).
+(:meth:`AnnIndex.search`).
+
+The search beam is calibrated at build time, not fixed: a *recall probe* searches 1,000 seeded table
+keys, compares with their exact top 10 and raises HNSW's ``efSearch`` (or IVF-PQ's ``nprobe``) until
+recall@10 reaches ``target_recall`` (0.95); the chosen value and the measured recall go into
+``index.json``. With ``kind = auto``, an HNSW graph that cannot reach the target (tables of mostly
+rare keys, whose vectors barely moved from their random start: docs/decisions.md) is replaced by
+IVF-PQ, which can scan further.
 
 The build runs on the driver (the table is read there, as ``neighbors`` reads it) and commits
 atomically: everything goes to ``_index.tmp-<id>/`` beside the rows, the manifest last, then one
@@ -35,12 +42,14 @@ from embedpipe.index.store import (
     INDEX_FORMAT,
     INDEX_MANIFEST,
     IVF_PQ,
+    AnnIndex,
     exists,
     filesystem,
     import_faiss,
     table_fingerprint,
 )
 from embedpipe.table import read_embedding_table_spark, read_manifest_spark
+from embedpipe.vectors import top_k_neighbours
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -53,15 +62,20 @@ log = logging.getLogger(__name__)
 #: worker holds the unit matrix plus the index, ~1.2 KB a row at dim 128 with HNSW, 2.3 GB at 2M rows).
 HNSW_MAX_ROWS = 2_000_000
 
-#: HNSW: graph degree, build beam, search beam (tuned with tests/benchmarks/bench_index.py).
+#: HNSW: graph degree and build beam (bench_index.py: M 32 / 48 with efConstruction 200 built 2.5-3x
+#: slower and gave no more recall at equal queries/s; docs/decisions.md).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
-#: IVF-PQ: lists probed per query, candidates rescored exactly per wanted neighbour (measured with
-#: bench_index.py: recall@10 0.959 on a trained 504k x 100 table, 0.988 on clustered 200k x 128;
-#: nprobe 32 / rerank 10 / dim/4-byte codes gave 0.33-0.74 on trained tables).
-IVF_NPROBE = 128
+#: HNSW search beams the recall probe tries in turn (the first reaching the target is kept): beyond
+#: 1,024 a graph search is no faster than IVF-PQ's scan.
+HNSW_EF_SEARCH_LADDER = (16, 32, 64, 128, 256, 512, 1024)
+#: IVF-PQ: the fewest lists the probe tries (then doubled up to all of them), and candidates rescored
+#: exactly per wanted neighbour (rerank 10 / dim/4-byte codes gave 0.33-0.74 on trained tables).
+IVF_NPROBE_MIN = 8
 IVF_RERANK = 40
+#: The recall probe: this many seeded table keys, their exact top ``PROBE_K`` the truth.
+PROBE_QUERIES = 1000
+PROBE_K = 10
 #: IVF-PQ k-means and PQ training sample: this many points per list (Faiss wants >= 39).
 IVF_TRAIN_PER_LIST = 64
 
@@ -89,7 +103,7 @@ def build_faiss_index(unit: np.ndarray, kind: str, *, seed: int = 1234) -> tuple
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.add(vectors)
-        return index, {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}, {"ef_search": HNSW_EF_SEARCH}
+        return index, {"M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}, {"ef_search": HNSW_EF_SEARCH_LADDER[0]}
     nlist = max(1, min(int(math.sqrt(rows)), rows // 39))
     nbits = max(1, min(8, int(math.log2(max(2, rows // 39)))))  # PQ codebooks of 2^nbits need >= 39 x points
     pq_m = _pq_m(dim)
@@ -102,7 +116,45 @@ def build_faiss_index(unit: np.ndarray, kind: str, *, seed: int = 1234) -> tuple
     index.train(train)
     index.add(vectors)
     build = {"nlist": nlist, "pq_m": pq_m, "pq_bits": nbits, "train_rows": sample, "seed": seed}
-    return index, build, {"nprobe": min(IVF_NPROBE, nlist), "rerank": IVF_RERANK}
+    return index, build, {"nprobe": min(IVF_NPROBE_MIN, nlist), "rerank": IVF_RERANK}
+
+
+def _ladder(kind: str, build: dict[str, Any]) -> tuple[str, list[int]]:
+    """The search parameter the probe raises and the values it tries, cheapest first."""
+    if kind == HNSW:
+        return "ef_search", list(HNSW_EF_SEARCH_LADDER)
+    nlist = int(build["nlist"])
+    values = [v for v in (IVF_NPROBE_MIN * 2**i for i in range(32)) if v < nlist]
+    return "nprobe", [*values, nlist]
+
+
+def calibrate_search(index: Any, unit: np.ndarray, kind: str, build: dict[str, Any], search: dict[str, Any],
+                     target: float, *, seed: int = 1234) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cheapest search parameters whose recall@10 on a probe of table keys reaches ``target``.
+
+    Searches ``PROBE_QUERIES`` seeded keys with :meth:`AnnIndex.search` (what ``neighbors`` tasks
+    run) at each value of the kind's ladder against their exact top 10. Returns (search params,
+    probe record); when no value reaches the target, the last (largest) is kept and the probe's
+    recall says by how much it falls short.
+    """
+    rows = len(unit)
+    queries = np.arange(rows, dtype=np.int64) if rows <= PROBE_QUERIES else np.sort(
+        np.random.default_rng(seed).choice(rows, PROBE_QUERIES, replace=False))
+    k = min(PROBE_K, rows - 1)
+    started = time.monotonic()
+    truth, _ = top_k_neighbours(unit, queries, k)
+    name, ladder = _ladder(kind, build)
+    tried: list[list[float]] = []  # [value, recall] pairs in the order tried
+    for value in ladder:
+        params = {**search, name: value}
+        found, _ = AnnIndex(index, {"kind": kind, "search": params}).search(unit, queries, k)
+        hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True))
+        tried.append([value, round(hits / truth.size, 4)])
+        if tried[-1][1] >= target:
+            break
+    probe = {"queries": len(queries), "k": k, "target": target, "recall": tried[-1][1], name: tried,
+             "seconds": round(time.monotonic() - started, 3)}
+    return params, probe
 
 
 def _write_bytes(fs: Any, path: str, data: bytes | memoryview) -> None:
@@ -157,10 +209,17 @@ def run_index(spark: SparkSession, config: IndexConfig) -> dict[str, Any]:
     if rows < 2:
         raise InputError(f"embedding table {config.table} has {rows} key; an index needs at least 2")
     kind = choose_kind(rows, config.kind)
-    log.info("index: building %s over %d keys x %d dims of %s", kind, rows, dim, config.table)
-    build_started = time.monotonic()
-    index, build, search = build_faiss_index(table.unit, kind)
-    build_seconds = time.monotonic() - build_started
+    index, build, search, probe, build_seconds = _build_calibrated(table.unit, kind, config)
+    if config.kind == "auto" and kind == HNSW and probe["recall"] < config.target_recall:
+        log.warning("index: hnsw reached recall@10 %.3f < %s at its largest efSearch (keys too rare to tell apart, "
+                    "docs/decisions.md); building ivf-pq instead", probe["recall"], config.target_recall)
+        replaced = {"kind": kind, "recall": probe["recall"], "build_seconds": round(build_seconds, 3)}
+        kind, index = IVF_PQ, None  # the graph's memory goes before the second build
+        index, build, search, probe, build_seconds = _build_calibrated(table.unit, kind, config)
+        probe["replaced"] = replaced
+    if probe["recall"] < config.target_recall:
+        log.warning("index: %s reaches recall@10 %.3f < target %s at its widest search; neighbors from it miss "
+                    "that many more of the exact top 10", kind, probe["recall"], config.target_recall)
     if table_fingerprint(fs, root) != fingerprint:
         raise OutputError(f"embedding table {config.table} changed while its index was built; run the index job again")
     faiss = import_faiss()
@@ -171,6 +230,7 @@ def run_index(spark: SparkSession, config: IndexConfig) -> dict[str, Any]:
         "metric": "inner_product on unit vectors (cosine)",
         "build": build,
         "search": search,
+        "probe": probe,
         "table": {"fingerprint": fingerprint, "rows": rows, "dim": dim},
         "faiss_version": faiss.__version__,
         "embedpipe_version": __version__,
@@ -179,7 +239,20 @@ def run_index(spark: SparkSession, config: IndexConfig) -> dict[str, Any]:
     }
     index_bytes = write_index(config.table, index, manifest)
     elapsed = time.monotonic() - started
-    log.info("index: %s of %d keys built in %.1fs (%d bytes) -> %s/%s", kind, rows, build_seconds, index_bytes,
-             config.table, INDEX_DIR)
+    log.info("index: %s of %d keys built in %.1fs (%d bytes), search %s at recall@10 %.3f -> %s/%s", kind, rows,
+             build_seconds, index_bytes, search, probe["recall"], config.table, INDEX_DIR)
     return {"table": config.table, "kind": kind, "rows": rows, "dim": dim, "build": build, "search": search,
-            "index_bytes": index_bytes, "build_seconds": round(build_seconds, 3), "seconds": round(elapsed, 3)}
+            "probe": probe, "index_bytes": index_bytes, "build_seconds": round(build_seconds, 3),
+            "seconds": round(elapsed, 3)}
+
+
+def _build_calibrated(unit: np.ndarray, kind: str, config: IndexConfig) -> tuple[Any, dict, dict, dict, float]:
+    """Build ``kind`` over ``unit`` and calibrate its search; (index, build, search, probe, build seconds)."""
+    log.info("index: building %s over %d keys x %d dims of %s", kind, len(unit), unit.shape[1], config.table)
+    started = time.monotonic()
+    index, build, search = build_faiss_index(unit, kind)
+    build_seconds = time.monotonic() - started
+    search, probe = calibrate_search(index, unit, kind, build, search, config.target_recall)
+    log.info("index: %s probe, recall@10 of %d keys at each %s tried: %s", kind, probe["queries"],
+             "ef_search" if kind == HNSW else "nprobe", probe.get("ef_search", probe.get("nprobe")))
+    return index, build, search, probe, build_seconds

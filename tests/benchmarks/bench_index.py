@@ -1,7 +1,7 @@
 """Exact vs the Faiss index (``embedpipe index``), side by side on one table.
 
     python tests/benchmarks/bench_index.py [--rows 1000000] [--dim 128] [--queries 1000] [--job-queries 100]
-        [--cores 2] [--real] [--table PATH ...] [--threshold 100000,300000] [--workdir DIR]
+        [--cores 2] [--real] [--table PATH ...] [--no-forced] [--threshold 100000,300000] [--workdir DIR]
 
 Tables: a generated *clustered* ``--rows`` x ``--dim`` table (``rows / 100`` Gaussian centres, each
 key a centre plus N(0, 1) noise per dimension, Zipf-like counts; ``--rows 0`` skips it), with
@@ -28,7 +28,12 @@ For each table, ``--queries`` keys drawn at random (seeded) are the query sample
 - **jobs**: ``neighbors --method exact|index --queries <the sample's first --job-queries keys>`` as a
   user runs them (table read, Spark tasks, atomic write): wall seconds; the two kernel figures
   above are the per-query cost.
-- **index, the other kind**: the kind ``auto`` did not pick, forced (``--kind``), same figures.
+- **index, the other kind**: the kind ``auto`` did not pick, forced (``--kind``), same figures
+  (``--no-forced`` skips it).
+
+Each index row names its build's recall probe: the search parameter it calibrated and the recall@10
+it measured on its own 1,000 keys (seed 1234; the benchmark's sample is another, seed 7), and when
+``auto`` replaced an HNSW graph below the target, that graph's probe recall and build seconds.
 The LSH column of docs/benchmarks.md (``neighbors --method approximate``, since retired) came from
 this script as of commit c856d77, which still ran it.
 
@@ -115,8 +120,18 @@ def job_neighbors(spark, table: str, out: str, method: str, queries: list[str] |
     return time.monotonic() - started
 
 
+def _probe(summary: dict) -> str:
+    probe = summary["probe"]
+    text = f"probe recall@10 {probe['recall']:.3f}"
+    replaced = probe.get("replaced")
+    if replaced:
+        text += (f"; replaced {replaced['kind']} at probe recall {replaced['recall']:.3f}, "
+                 f"{replaced['build_seconds']:.0f} s")
+    return text
+
+
 def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: int, cores: int,
-                workdir: Path) -> str:
+                workdir: Path, with_other: bool = True) -> str:
     faiss = import_faiss()
     table = open_table(table_path)
     rows = len(table)
@@ -151,10 +166,13 @@ def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: 
         f"job wall s ({min(job_queries, len(keys))} queries) |",
         "|---|---|---|---|---|---|---|",
         f"| exact (blocked matmul) | — | — | {len(sample) / exact_seconds:,.1f} | 1.0 | 1.000 | {exact_job:.1f} |",
-        f"| index ({summary['kind']}: {summary['build']}, {summary['search']}) | {summary['build_seconds']:.1f} | "
+        f"| index ({summary['kind']}: {summary['build']}, {summary['search']}; {_probe(summary)}) | "
+        f"{summary['build_seconds']:.1f} | "
         f"{summary['index_bytes']:,} | {len(sample) / index_seconds:,.1f} | {exact_seconds / index_seconds:.1f} | "
         f"{recall(found, truth):.3f} | {index_job:.1f} |",
     ]
+    if not with_other:
+        return "\n".join([*lines, f"\nload after: {os.getloadavg()}"])
     # The other kind, forced (auto picks HNSW up to HNSW_MAX_ROWS): what the threshold trades.
     other = "ivf-pq" if summary["kind"] == "hnsw" else "hnsw"
     forced = run_index(spark, IndexConfig(table=table_path, kind=other))
@@ -165,7 +183,8 @@ def bench_table(spark, name: str, table_path: str, n_queries: int, job_queries: 
     forced_seconds = time.monotonic() - started
     print(f"{name}: forced {forced} {len(sample) / forced_seconds:,.1f} queries/s, "
           f"recall@10 {recall(found, truth):.3f}", flush=True)
-    lines.append(f"| index, kind={other} ({forced['build']}, {forced['search']}) | {forced['build_seconds']:.1f} | "
+    lines.append(f"| index, kind={other} ({forced['build']}, {forced['search']}; {_probe(forced)}) | "
+                 f"{forced['build_seconds']:.1f} | "
                  f"{forced['index_bytes']:,} | {len(sample) / forced_seconds:,.1f} | "
                  f"{exact_seconds / forced_seconds:.1f} | {recall(found, truth):.3f} | — |")
     lines.append(f"\nload after: {os.getloadavg()}")
@@ -227,6 +246,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--real", action="store_true", help="also the text8 skip-gram table")
     parser.add_argument("--table", action="append", default=[], help="also this embedding table (repeatable)")
+    parser.add_argument("--no-forced", dest="forced", action="store_false",
+                        help="skip the kind auto did not pick (saves its build)")
     parser.add_argument("--threshold", help="comma-separated sizes: HNSW vs IVF-PQ build footprint only")
     parser.add_argument("--workdir")
     args = parser.parse_args()
@@ -241,17 +262,18 @@ def main() -> None:
         real = write_text8_table(spark, workdir)
         if real is not None:
             reports.append(bench_table(spark, "text8 skip-gram", real, args.queries, args.job_queries, args.cores,
-                                       workdir))
+                                       workdir, args.forced))
             print(reports[-1], flush=True)
-    for path in args.table:
-        reports.append(bench_table(spark, Path(path).name, path, args.queries, args.job_queries, args.cores, workdir))
+    for path in args.table:  # named parent-name, so two tables called sgns do not share job outputs
+        name = f"{Path(path).parent.name}-{Path(path).name}"
+        reports.append(bench_table(spark, name, path, args.queries, args.job_queries, args.cores, workdir, args.forced))
         print(reports[-1], flush=True)
     if args.rows <= 0:
         return
     generated = str(workdir / "clustered")
     write_clustered_table(spark, generated, args.rows, args.dim, seed=1)
     reports.append(bench_table(spark, "clustered", generated, args.queries, args.job_queries, args.cores,
-                               workdir))
+                               workdir, args.forced))
     print(reports[-1], flush=True)
 
 

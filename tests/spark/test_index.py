@@ -216,3 +216,24 @@ def test_missing_faiss_is_one_line_naming_the_extra(spark, write_table, tmp_path
     assert main(["neighbors", "--table", table, "--output", str(out), "--method", "index"]) != 0
     assert _last_error(capsys) == f"embedpipe neighbors: {expected}"
     assert not out.exists()
+
+
+@pytest.mark.slow  # ~20 s loaded: two index builds (hnsw, then ivf-pq) over 1,000 keys
+def test_auto_replaces_an_hnsw_graph_below_the_target_recall(spark, write_table, tmp_path, capsys, monkeypatch):
+    from embedpipe.index import build
+
+    rows, dim = 1000, 32
+    vectors = np.random.default_rng(8).standard_normal((rows, dim)).astype(np.float32)  # no structure: hard
+    table = str(tmp_path / "table")
+    write_table(table, [(f"r{i}", i, rows - i, v.tolist()) for i, v in enumerate(vectors)], dim=dim, key_kind="item")
+    assert main(["index", "--table", table, "--target-recall", "0"]) != 0  # bad value: one line naming the key
+    assert _last_error(capsys) == "embedpipe index: error: config key 'target_recall' must be > 0.0, got 0.0"
+    assert not (tmp_path / "table" / "_index").exists()
+
+    monkeypatch.setattr(build, "HNSW_EF_SEARCH_LADDER", (1,))  # a beam of k + 1: the graph misses neighbours
+    assert main(["index", "--table", table, "--target-recall", "1"]) == 0
+    manifest = json.loads((tmp_path / "table" / "_index" / "index.json").read_text())
+    probe = manifest["probe"]
+    assert manifest["kind"] == "ivf-pq" and probe["replaced"]["kind"] == "hnsw"
+    assert probe["replaced"]["recall"] < probe["recall"]  # ivf-pq rescores 440 candidates of 1,000 keys
+    assert manifest["search"]["nprobe"] == probe["nprobe"][-1][0] == 25  # every list: 25 = 1,000 // 39
