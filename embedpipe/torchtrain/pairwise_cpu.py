@@ -77,28 +77,30 @@ def _pair_outputs_py(accept: np.ndarray, alias: np.ndarray, state: np.ndarray, p
     return terms
 
 
-def _train_pair_py(
-    w_in: np.ndarray, w_out: np.ndarray, row: int, positive: int, weight: float, lr: float,
-    accept: np.ndarray, alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray,
-    outputs: np.ndarray, scores: np.ndarray,
+def _sgd_terms_py(
+    vector: np.ndarray, w_out: np.ndarray, positive: int, weight: float, lr: float, accept: np.ndarray,
+    alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray, outputs: np.ndarray,
+    scores: np.ndarray,
 ) -> float:
-    """SGD on one pair: ``w_in[row]`` scores ``w_out[positive]`` high and ``negative`` fresh noise words low.
+    """SGD on one pair's output side: ``vector`` scores ``w_out[positive]`` high and ``negative`` fresh
+    noise words low; the output rows move, ``update`` receives the input's gradient step (it is not
+    applied here: SGNS adds it to one row, fastText to each of a word's rows).
 
     All of the pair's scores are taken first, from the rows as the pair finds them: the ``negative + 1``
     row reads are independent, so the CPU overlaps their cache misses (the kernel is bound by memory
-    latency, not arithmetic). Then each output row moves by its own term, and the input row once, by
-    the sum of its terms' gradients (word2vec's ``neu1e``). A noise word equal to ``positive`` is
-    skipped, and so is the update of a term whose score is :data:`MAX_EXP` or more away from 0
-    (gensim's rule; its loss still counts). Returns the pair's weighted loss before its update.
-    ``update``, ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1, negative + 1).
+    latency, not arithmetic). Then each output row moves by its own term, and ``update`` becomes the
+    sum of the terms' gradients (word2vec's ``neu1e``). A noise word equal to ``positive`` is skipped,
+    and so is the update of a term whose score is :data:`MAX_EXP` or more away from 0 (gensim's rule;
+    its loss still counts). Returns the pair's weighted loss before its update. ``update``,
+    ``outputs`` and ``scores`` are scratch arrays (dim, negative + 1, negative + 1).
     """
-    dim = w_in.shape[1]
+    dim = vector.shape[0]
     terms = _pair_outputs(accept, alias, state, positive, negative, outputs)
     for t in range(terms):
         out = outputs[t]
         score = np.float32(0.0)
         for x in range(dim):
-            score += w_in[row, x] * w_out[out, x]
+            score += vector[x] * w_out[out, x]
         scores[t] = score
     update[:] = 0.0
     # the term's loss -log sigmoid(z) = max(-z, 0) + log(1 + e^-|z|): the logs are summed as one log of
@@ -118,10 +120,22 @@ def _train_pair_py(
         gradient = step * miss if t == 0 else -step * miss  # lr * weight * (label - sigmoid(score))
         for x in range(dim):
             update[x] += gradient * w_out[out, x]
-            w_out[out, x] += gradient * w_in[row, x]
-    for x in range(dim):
-        w_in[row, x] += update[x]
+            w_out[out, x] += gradient * vector[x]
     return weight * (linear + math.log(product))
+
+
+def _train_pair_py(
+    w_in: np.ndarray, w_out: np.ndarray, row: int, positive: int, weight: float, lr: float,
+    accept: np.ndarray, alias: np.ndarray, negative: int, update: np.ndarray, state: np.ndarray,
+    outputs: np.ndarray, scores: np.ndarray,
+) -> float:
+    """SGD on one pair: ``w_in[row]`` against ``w_out[positive]`` and noise words (:func:`_sgd_terms_py`),
+    then the input row moves once, by the sum of its terms' gradients."""
+    vector = w_in[row]
+    loss = _sgd_terms(vector, w_out, positive, weight, lr, accept, alias, negative, update, state, outputs, scores)
+    for x in range(vector.shape[0]):
+        vector[x] += update[x]
+    return loss
 
 
 def _train_windows_py(
@@ -154,11 +168,12 @@ def _train_windows_py(
 FAST_MATH = {"reassoc", "contract", "arcp", "nsz", "afn"}
 
 
-def _jit(function):
+def _jit(function, inline: bool = False):
     """Compile ``function`` with numba, cached on disk where numba finds a place for it (next to the
     module or in its user-wide cache); a module shipped inside a zip or wheel (``spark-submit
-    --py-files``) has none, and then compiles once per process (about 1.5 s)."""
-    options = {"nogil": True, "fastmath": FAST_MATH, "error_model": "numpy"}
+    --py-files``) has none, and then compiles once per process (about 1.5 s). ``inline``: a helper
+    whose body is inlined into each caller's (no call per pair)."""
+    options = {"nogil": True, "fastmath": FAST_MATH, "error_model": "numpy", "inline": "always" if inline else "never"}
     try:
         return numba.njit(cache=True, **options)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
@@ -170,10 +185,11 @@ if numba is not None:
     _draw = _jit(draw_py)
     _pair_outputs = _jit(_pair_outputs_py)
     _noise = _jit(_noise_py)
+    _sgd_terms = _jit(_sgd_terms_py, inline=True)
     _train_pair = _jit(_train_pair_py)
     _train_windows = _jit(_train_windows_py)
 else:  # pragma: no cover
-    _seed = _draw = _pair_outputs = _noise = _train_pair = _train_windows = None
+    _seed = _draw = _pair_outputs = _noise = _sgd_terms = _train_pair = _train_windows = None
 
 
 class PairwiseStep:

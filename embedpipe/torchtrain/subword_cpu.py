@@ -1,12 +1,22 @@
-"""The CPU step of fastText's skip-gram: the pairwise kernel with a word's input vector made of its n-grams.
+"""The CPU step of fastText's skip-gram: SGNS's per-pair SGD with a word's input vector made of its n-grams.
 
-The same per-pair SGD as :mod:`embedpipe.torchtrain.pairwise_cpu` (word2vec's orientation, noise words
-drawn inside the kernel from the batch's seed, gensim's saturation rule), except for the input side:
-the input vector of word ``w`` is the mean of the rows ``rows[offsets[w]:offsets[w + 1]]`` of
-``W_in`` (its own row and its n-grams' bucket rows, :class:`~embedpipe.subwords.SubwordIndex`), and
-the pair's input gradient is added, whole, to each of those rows, as fastText's skip-gram does
-(``Model::update`` divides it by the row count only for supervised models). The output side is
-``W_out``, one row per word, as in SGNS.
+fastText's orientation (``Model::update`` in fastText's skip-gram, ``fasttext_fast_sentence_sg_neg``
+in gensim): each center word is the input, the mean of its rows ``rows[offsets[w]:offsets[w + 1]]``
+of ``W_in`` (its own row and its n-grams' bucket rows, :class:`~embedpipe.subwords.SubwordIndex`),
+and each word of its window is an observed output (``W_out``, one row per word), with ``negative``
+noise words drawn per pair inside the kernel from the batch's seed. Each pair's output side is
+SGNS's (:func:`embedpipe.torchtrain.pairwise_cpu._sgd_terms_py`, gensim's saturation rule). SGNS
+keeps word2vec's orientation (input = context) because its input is one row either way; here the
+input is ~10-20 rows, and fixing it per window is what makes the step cheap:
+
+fastText recomputes the mean and adds the pair's input gradient, whole, to every one of the word's
+rows after each pair (it divides by the row count only for supervised models). Since each row moves
+by the same vector, the mean moves by that vector too, so this kernel gathers the mean once per
+center, adds each pair's gradient to it, and adds the window's summed gradient to the rows once at
+the end: the same vectors as fastText's per-pair loop (up to float rounding, and for a word whose
+rows are distinct; an n-gram listed twice still moves twice, but the running mean counts it once
+until the next center), at one gather and one scatter of ~10-20 rows per center instead of per pair
+(measured in docs/benchmarks.md, subword vectors).
 
 It runs inside the same training loop as SGNS (batches, learning-rate decay, deterministic or
 Hogwild threads, checkpoints, replica sync): only the step differs, so the SGNS machinery
@@ -15,26 +25,24 @@ needs no fastText branch.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from embedpipe.errors import ConfigError
 from embedpipe.torchtrain import pairwise_cpu
 from embedpipe.torchtrain.batching import WindowBatch
-from embedpipe.torchtrain.kernel_common import MAX_EXP
 
 
-def _train_subword_pair_py(
-    w_in: np.ndarray, w_out: np.ndarray, offsets: np.ndarray, rows: np.ndarray, word: int, positive: int,
-    weight: float, lr: float, accept: np.ndarray, alias: np.ndarray, negative: int, hidden: np.ndarray,
-    update: np.ndarray, state: np.ndarray, outputs: np.ndarray, scores: np.ndarray,
+def _train_subword_center_py(
+    w_in: np.ndarray, w_out: np.ndarray, offsets: np.ndarray, rows: np.ndarray, word: int, contexts: np.ndarray,
+    weights: np.ndarray, lr: float, accept: np.ndarray, alias: np.ndarray, negative: int, hidden: np.ndarray,
+    update: np.ndarray, total: np.ndarray, state: np.ndarray, outputs: np.ndarray, scores: np.ndarray,
 ) -> float:
-    """SGD on one pair: the mean of ``word``'s rows scores ``w_out[positive]`` high and noise words low.
+    """SGD on one window: the mean of ``word``'s rows against each context with weight > 0, in order.
 
-    As :func:`embedpipe.torchtrain.pairwise_cpu._train_pair_py`, with ``hidden`` (the mean of the
-    word's input rows) in place of one input row; each of those rows then moves by the whole update.
+    ``hidden`` (the mean) is gathered once and moves by each pair's input gradient, as the mean of
+    fastText's rows would; ``total`` sums those gradients and is added to each of the word's rows at
+    the end. ``hidden``, ``update``, ``total``: scratch (dim); ``outputs``, ``scores``: (negative + 1).
     """
     dim = w_in.shape[1]
     start, end = offsets[word], offsets[word + 1]
@@ -46,35 +54,22 @@ def _train_subword_pair_py(
     scale = np.float32(1.0 / (end - start))
     for x in range(dim):
         hidden[x] *= scale
-    terms = _pair_outputs(accept, alias, state, positive, negative, outputs)
-    for t in range(terms):
-        out = outputs[t]
-        score = np.float32(0.0)
-        for x in range(dim):
-            score += hidden[x] * w_out[out, x]
-        scores[t] = score
-    update[:] = 0.0
-    linear = 0.0
-    product = 1.0
-    step = np.float32(weight * lr)
-    for t in range(terms):
-        out = outputs[t]
-        z = scores[t] if t == 0 else -scores[t]
-        tail = np.exp(-np.abs(z))
-        linear += max(-z, np.float32(0.0))
-        product *= 1.0 + np.float64(tail)
-        if np.abs(z) >= MAX_EXP:
+    total[:] = 0.0
+    loss = 0.0
+    for j in range(contexts.shape[0]):
+        weight = weights[j]
+        if weight == 0.0:
             continue
-        miss = tail / (np.float32(1.0) + tail) if z >= 0.0 else np.float32(1.0) / (np.float32(1.0) + tail)
-        gradient = step * miss if t == 0 else -step * miss
+        loss += _sgd_terms(hidden, w_out, contexts[j], weight, lr, accept, alias, negative, update, state, outputs,
+                           scores)
         for x in range(dim):
-            update[x] += gradient * w_out[out, x]
-            w_out[out, x] += gradient * hidden[x]
+            hidden[x] += update[x]
+            total[x] += update[x]
     for k in range(start, end):
         r = rows[k]
         for x in range(dim):
-            w_in[r, x] += update[x]
-    return weight * (linear + math.log(product))
+            w_in[r, x] += total[x]
+    return loss
 
 
 def _train_subword_windows_py(
@@ -82,30 +77,32 @@ def _train_subword_windows_py(
     contexts: np.ndarray, mask: np.ndarray, accept: np.ndarray, alias: np.ndarray, negative: int, lr: float,
     seed: int,
 ) -> float:
-    """Train every valid (center, context) pair of the windows in order; returns the summed loss."""
+    """Train every window with a valid pair, in order (input: the center; outputs: its contexts);
+    returns the summed loss."""
     state = _seed(seed)
     hidden = np.zeros(w_in.shape[1], dtype=np.float32)
     update = np.zeros(w_in.shape[1], dtype=np.float32)
+    total = np.zeros(w_in.shape[1], dtype=np.float32)
     outputs = np.zeros(negative + 1, dtype=np.int64)
     scores = np.zeros(negative + 1, dtype=np.float32)
     loss = 0.0
     for i in range(centers.shape[0]):
-        center = centers[i]
-        for j in range(contexts.shape[1]):
-            weight = mask[i, j]
-            if weight == 0.0:
-                continue
-            loss += _train_subword_pair(w_in, w_out, offsets, rows, contexts[i, j], center, weight, lr, accept,
-                                        alias, negative, hidden, update, state, outputs, scores)
+        pairs = 0
+        for j in range(mask.shape[1]):
+            pairs += mask[i, j] != 0.0
+        if pairs == 0:
+            continue  # a center alone in its sentence: skip the gather and scatter
+        loss += _train_subword_center(w_in, w_out, offsets, rows, centers[i], contexts[i], mask[i], lr, accept,
+                                      alias, negative, hidden, update, total, state, outputs, scores)
     return loss
 
 
 if pairwise_cpu.available():
-    _seed, _pair_outputs = pairwise_cpu._seed, pairwise_cpu._pair_outputs
-    _train_subword_pair = pairwise_cpu._jit(_train_subword_pair_py)
+    _seed, _sgd_terms = pairwise_cpu._seed, pairwise_cpu._sgd_terms
+    _train_subword_center = pairwise_cpu._jit(_train_subword_center_py)
     _train_subword_windows = pairwise_cpu._jit(_train_subword_windows_py)
 else:  # pragma: no cover
-    _seed = _pair_outputs = _train_subword_pair = _train_subword_windows = None
+    _seed = _sgd_terms = _train_subword_center = _train_subword_windows = None
 
 
 class SubwordStep:
@@ -122,7 +119,7 @@ class SubwordStep:
         self.rows = np.ascontiguousarray(rows, dtype=np.int64)
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
-        """Train ``batch`` pair by pair on the CPU matrices in place; returns the summed loss (float64)."""
+        """Train ``batch`` window by window on the CPU matrices in place; returns the summed loss (float64)."""
         if batch.noise_seed is None:
             raise ValueError("the subword kernel draws its own noise: build batches with step_draws_noise=True")
         loss = _train_subword_windows(

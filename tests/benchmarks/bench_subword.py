@@ -22,9 +22,11 @@ question counted** (a question whose a, b or c has no vector, or whose answer is
 is wrong); a subword model composes a, b, c from n-grams when they are unseen (embedpipe through
 ``EmbeddingTable.vectors_of(oov="subwords")``, gensim through ``model.wv[word]``; evaluation words stay
 whole eojeol whatever the tokenizer, so a model trained on morphemes must compose them). Similarity: Spearman
-over the pairs both of whose words have a vector, and that coverage. Words/s = corpus tokens x epochs /
-training seconds (gensim: ``train``; embedpipe: the job's barrier stage, task start and encoding
-included), measured in the same process one after the other; ``uptime`` load printed with them.
+over the pairs both of whose words have a vector, and that coverage. Words/s = the corpus's whitespace
+words x epochs / training seconds, the same numerator for every run (so two rows' words/s compare as
+their seconds do, whatever tokens each trained on); training seconds: gensim's ``train``,
+embedpipe's job barrier stage (task start and encoding included). Measured in the same process one after
+the other; ``uptime`` load printed with them.
 
 ``--tokenizer kiwi`` makes the tokens of the sgns / fasttext / gensim-ft-eptok runs with the tokenize job's
 ``tokenizer = "kiwi"`` (``--keep-particles`` keeps the josa). ``fasttext-jamo`` is an experiment kept
@@ -153,11 +155,10 @@ def gensim_run(kind: str, sentences: list[list[str]], args, minn: int, maxn: int
                   workers=args.threads, seed=1)
     model = FastText(min_n=minn, max_n=maxn, bucket=2_000_000, **common) if kind == "fasttext" else Word2Vec(**common)
     model.build_vocab(sentences)
-    words = sum(len(s) for s in sentences)
     started = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
     seconds = time.perf_counter() - started
-    return {"words_per_second": words * args.epochs / seconds, "seconds": seconds}, model.wv
+    return {"words_per_second": args.corpus_words * args.epochs / seconds, "seconds": seconds}, model.wv
 
 
 def gensim_lookup(wv, subword: bool):
@@ -210,7 +211,7 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_subword-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    n_words = sum(len(line.split()) for line in lines)
+    n_words = args.corpus_words = sum(len(line.split()) for line in lines)
     print(f"corpus {args.corpus}: {len(lines)} lines, {n_words} whitespace tokens; epochs {args.epochs}; "
           f"load {load_avg()}", flush=True)
     lowercase = args.corpus == "text8"
@@ -220,7 +221,8 @@ def main() -> None:
         row = {"run": name, **{k: round(v, 1) for k, v in speed.items()}, **quality}
         results.append(row)
         cells = [f"{k} {v[0]:.3f} ({v[1]}/{v[2]})" for k, v in quality.items()]
-        print(f"{name:32s} {speed.get('words_per_second', 0):>10.0f} words/s  " + "  ".join(cells)
+        print(f"{name:32s} {speed.get('words_per_second', 0):>10.0f} words/s {speed.get('seconds', 0):6.1f} s  "
+              + "  ".join(cells)
               + f"  [load {load_avg()}]", flush=True)
 
     tokens = work / "tokens"
@@ -261,7 +263,7 @@ def main() -> None:
         out = work / "sgns"
         assert cli([*train, "--output", str(out), "--method", "sgns", "--set", f"sgns.epochs={args.epochs}"]) == 0
         table = read_embedding_table(str(out))
-        report(f"embedpipe sgns{label}", _speed(table, args.epochs),
+        report(f"embedpipe sgns{label}", _speed(args),
                score(table.keys, table.vectors, table_lookup(table, False), sims, analogies, lowercase))
 
     def fasttext() -> None:
@@ -271,7 +273,7 @@ def main() -> None:
                         f"fasttext.epochs={args.epochs}", "--set", f"fasttext.minn={minn}", "--set",
                         f"fasttext.maxn={maxn}", "--set", f"fasttext.buckets={args.buckets}"]) == 0
             table = read_embedding_table(str(out))
-            report(f"embedpipe fasttext {minn}-{maxn}{label}", _speed(table, args.epochs),
+            report(f"embedpipe fasttext {minn}-{maxn}{label}", _speed(args),
                    score(table.keys, table.vectors, table_lookup(table, True), sims, analogies, lowercase))
 
     def fasttext_jamo() -> None:
@@ -286,7 +288,7 @@ def main() -> None:
                     f"fasttext.maxn={maxn}", "--set", f"fasttext.buckets={args.buckets}"]) == 0
         table = read_embedding_table(str(out))
         fold = (lambda w: jamo(w.lower())) if lowercase else jamo
-        report(f"embedpipe fasttext jamo {minn}-{maxn}", _speed(table, args.epochs),
+        report(f"embedpipe fasttext jamo {minn}-{maxn}", _speed(args),
                score(table.keys, table.vectors, table_lookup(table, True), sims, analogies, lowercase, fold))
 
     runs = {
@@ -306,12 +308,12 @@ def main() -> None:
 _LAST_FIT: dict = {}
 
 
-def _speed(table, epochs: int) -> dict:
-    """Words/s of the job that wrote ``table``, from the train log's summary (fit seconds, tokens trained)."""
+def _speed(args) -> dict:
+    """Corpus words/s of the latest train job, from its summary's fit seconds (the barrier stage)."""
     fit = _LAST_FIT.pop("fit", None)
     if fit is None:
         return {}
-    return {"words_per_second": fit["tokens_trained"] * epochs / fit["fit_seconds"], "seconds": fit["fit_seconds"]}
+    return {"words_per_second": args.corpus_words * args.epochs / fit["fit_seconds"], "seconds": fit["fit_seconds"]}
 
 
 def _capture_summaries() -> None:

@@ -84,12 +84,13 @@ def test_bad_ngram_settings(minn, maxn, buckets, message):
     assert str(error.value) == message
 
 
-def test_subword_kernel_with_only_own_rows_is_the_pairwise_kernel():
-    """A word made of its own row alone trains exactly as SGNS's pairwise kernel trains it."""
+def test_subword_kernel_with_only_own_rows_is_the_pairwise_kernel_on_reversed_pairs():
+    """A word made of its own row alone trains as SGNS's pairwise kernel trains the same pairs reversed
+    (fastText's input is the center, word2vec's the context), one pair per window, same noise stream."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("numba")
     from embedpipe.torchtrain import encode_sentences
-    from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher
+    from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher, WindowBatch
     from embedpipe.torchtrain.corpus import keep_probabilities, noise_distribution
     from embedpipe.torchtrain.pairwise_cpu import PairwiseStep
     from embedpipe.torchtrain.subword_cpu import SubwordStep
@@ -106,7 +107,12 @@ def test_subword_kernel_with_only_own_rows_is_the_pairwise_kernel():
     start = torch.rand(30, 8, generator=torch.Generator().manual_seed(0)) - 0.5
     matrices = [(start.clone(), torch.rand(30, 8, generator=torch.Generator().manual_seed(1))) for _ in range(2)]
     for batch in batcher.epoch(torch.Generator().manual_seed(2)):
-        loss_a = pairwise(*matrices[0], batch, 0.05)
+        valid = batch.mask.numpy() != 0
+        assert (valid.sum(axis=1) > 1).any()  # windows of several pairs: the running mean is exercised
+        i, j = np.nonzero(valid)  # row-major: the subword kernel's pair order
+        reversed_pairs = WindowBatch(batch.contexts[i, j], batch.centers[i][:, None], batch.mask[i, j][:, None],
+                                     noise_seed=batch.noise_seed)
+        loss_a = pairwise(*matrices[0], reversed_pairs, 0.05)
         loss_b = subword(*matrices[1], batch, 0.05)
         assert float(loss_a) == pytest.approx(float(loss_b), rel=1e-6)
     np.testing.assert_allclose(matrices[0][0].numpy(), matrices[1][0].numpy(), rtol=1e-5, atol=1e-6)
@@ -133,8 +139,9 @@ def test_fasttext_trainer_repeats_for_any_thread_count_and_moves_ngram_rows():
     assert not np.allclose(start[16:], runs[0].subword_vectors)  # the n-gram rows trained
 
 
-def test_subword_pair_update_against_numpy():
-    """One pair by hand: the input is the mean of the word's rows; each row gets the whole input gradient."""
+def test_subword_window_against_fasttexts_per_pair_loop():
+    """One window by hand, as fastText's skip-gram runs it: per pair the input is the mean of the center's
+    rows and each row gets the whole input gradient; the kernel's running mean gives the same vectors."""
     pytest.importorskip("numba")
     from embedpipe.torchtrain import subword_cpu
 
@@ -144,16 +151,17 @@ def test_subword_pair_update_against_numpy():
     offsets, rows = np.array([0, 3, 4, 5]), np.array([0, 3, 4, 1, 2])  # word 0 = rows 0, 3, 4
     accept, alias = np.zeros(3), np.full(3, 2)  # every noise draw is word 2
     lr = 0.1
-    hidden = w_in[[0, 3, 4]].mean(axis=0)
     sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
-    g_pos = lr * (1 - sigmoid(hidden @ w_out[1]))
-    g_neg = -lr * sigmoid(hidden @ w_out[2])
-    expected_in, expected_out = w_in.copy(), w_out.copy()
-    update = g_pos * w_out[1] + g_neg * w_out[2]
-    expected_in[[0, 3, 4]] += update
-    expected_out[1] += g_pos * hidden
-    expected_out[2] += g_neg * hidden
-    subword_cpu._train_subword_windows(w_in, w_out, offsets, rows, np.array([1]), np.array([[0]]),
-                                       np.array([[1.0]], dtype=np.float32), accept, alias, 1, lr, 7)
+    expected_in, expected_out = w_in.astype(np.float64), w_out.astype(np.float64)
+    for positive in (1, 1):  # center 0, contexts 1 and 1 (the second pair's mean includes the first's update)
+        hidden = expected_in[[0, 3, 4]].mean(axis=0)
+        g_pos = lr * (1 - sigmoid(hidden @ expected_out[positive]))
+        g_neg = -lr * sigmoid(hidden @ expected_out[2])
+        update = g_pos * expected_out[positive] + g_neg * expected_out[2]
+        expected_out[positive] += g_pos * hidden
+        expected_out[2] += g_neg * hidden
+        expected_in[[0, 3, 4]] += update
+    subword_cpu._train_subword_windows(w_in, w_out, offsets, rows, np.array([0]), np.array([[1, 2, 1]]),
+                                       np.array([[1.0, 0.0, 1.0]], dtype=np.float32), accept, alias, 1, lr, 7)
     np.testing.assert_allclose(w_in, expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w_out, expected_out, rtol=1e-5, atol=1e-6)
