@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 #: worker holds the unit matrix plus the index, ~1.2 KB a row at dim 128 with HNSW, 2.3 GB at 2M rows).
 HNSW_MAX_ROWS = 2_000_000
 
-#: HNSW: graph degree and build beam (bench_index.py: M 32 / 48 with efConstruction 200 built 2.5-3x
+#: HNSW: graph degree and build beam (on the Korean table, M 32 / 48 with efConstruction 200 built 2.5-3x
 #: slower and gave no more recall at equal queries/s; docs/decisions.md).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
