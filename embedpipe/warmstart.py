@@ -7,8 +7,10 @@ them as far as today's data asks (docs/warm-start.md has the measurements).
 
 What carries over: ``key`` is the identity. A key of today's vocabulary that the parent has starts
 from the parent's vector (and from its output/context vector when the parent exported those with
-``export_output_vectors``: the parent's manifest names that table); a new key starts from the usual
-seeded random vector; a key only the parent has is dropped. Ids stay the frequency ranks of today's
+``export_output_vectors``: the parent's manifest names that table); a new key (sgns, item2vec) starts
+from the mean parent vectors of the kept keys within the window around its occurrences
+(:mod:`embedpipe.warm_context`), or, with none, from the usual seeded random vector; a key only the
+parent has is dropped. Ids stay the frequency ranks of today's
 vocabulary. The manifest records the parent (path and its manifest's identity) and the overlap.
 
 Everything here runs on the driver on vocabulary-sized arrays (the parent table is read with
@@ -21,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +35,7 @@ from embedpipe.errors import ConfigError, EmbedpipeError, InputError
 from embedpipe.table import EmbeddingTable, read_embedding_table_spark, read_manifest_spark
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from embedpipe.jobconfig import TrainConfig
     from embedpipe.torchtrain.model import InitialVectors
@@ -166,12 +169,15 @@ def _read_output_vectors(spark: SparkSession, parent: EmbeddingTable) -> np.ndar
 
 
 def plan_warm_start(spark: SparkSession, config: TrainConfig, keys: pa.Array, key_kind: str,
-                    *, with_output: bool = True) -> WarmStart | None:
+                    *, with_output: bool = True, sentences: DataFrame | None = None,
+                    window: int | None = None) -> WarmStart | None:
     """The warm start of a run whose vocabulary is ``keys`` (id order); None when ``init_from`` is not set.
 
     Raises one-line errors (nothing is written: this runs before training) for a parent of another
     dim or key kind, without a manifest, of a newer format, or equal to the output. A parent sharing
-    no key with ``keys`` is a warning and a cold start, recorded.
+    no key with ``keys`` is a warning and a cold start, recorded. With ``sentences`` (the run's
+    sequences) and ``window``, new keys start from the mean parent vectors of the kept keys within
+    ``window`` positions (:mod:`embedpipe.warm_context`) instead of random ones.
     """
     if config.init_from is None:
         return None
@@ -198,9 +204,20 @@ def plan_warm_start(spark: SparkSession, config: TrainConfig, keys: pa.Array, ke
     output = _read_output_vectors(spark, parent) if with_output else None
     from embedpipe.torchtrain.model import InitialVectors
 
-    initial = InitialVectors(rows=rows, w_in=parent.vectors[source],
-                             w_out=None if output is None else output[source])
-    log.info("warm start from %s: %d keys kept, %d added, %d dropped; output vectors %s", config.init_from,
-             overlap["kept"], overlap["added"], overlap["dropped"], "from the parent" if output is not None
-             else "start fresh")
-    return WarmStart(initial, {"parent": identity, **overlap, "output_vectors": output is not None})
+    w_in, w_out = parent.vectors[source], None if output is None else output[source]
+    record = {"parent": identity, **overlap, "output_vectors": output is not None}
+    if sentences is not None and window is not None and overlap["added"]:
+        from embedpipe.warm_context import context_vectors
+
+        started = time.perf_counter()
+        new_rows, new_in, new_out = context_vectors(sentences, keys, rows, w_in, w_out, window)
+        record["added_from_context"] = int(new_rows.size)
+        log.info("warm start: %d of %d new keys start from their kept context keys (%.1f s)", new_rows.size,
+                 overlap["added"], time.perf_counter() - started)
+        rows, w_in = np.concatenate([rows, new_rows]), np.concatenate([w_in, new_in])
+        w_out = None if w_out is None or new_out is None else np.concatenate([w_out, new_out])
+    initial = InitialVectors(rows=rows, w_in=w_in, w_out=w_out)
+    log.info("warm start from %s: %d keys kept, %d added (%s from their contexts), %d dropped; output vectors %s",
+             config.init_from, overlap["kept"], overlap["added"], record.get("added_from_context", 0),
+             overlap["dropped"], "from the parent" if output is not None else "start fresh")
+    return WarmStart(initial, record)

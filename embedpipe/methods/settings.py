@@ -161,8 +161,8 @@ class Item2VecSettings:
     warm_epochs: int = option(1, "passes of a warm run (init_from) instead of epochs; raise it when days differ "
                                  "much more than a growing log's latest period (docs/warm-start.md)", min=1)
     warm_step_size: float = option(0.002, "initial learning rate of a warm run (init_from) instead of step_size "
-                                          "(the parent converged already); raise it towards step_size when many "
-                                          "items are new each day (docs/warm-start.md)",
+                                          "(the parent converged already); raise it towards step_size when the "
+                                          "days' data changes a lot (docs/warm-start.md)",
                                    min=0.0, min_exclusive=True)
     deterministic: bool = option(
         True, "CPU results that do not depend on the thread count (true), or faster lock-free Hogwild threads "

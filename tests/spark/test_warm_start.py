@@ -7,6 +7,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from embedpipe.cli import main
@@ -42,7 +43,7 @@ def _train(root, out, *extra) -> int:
     return main(["train", "--input", str(root / "tokens2"), "--output", str(out), *SGNS, *extra])
 
 
-def test_warm_start_keeps_the_parents_vectors_and_records_the_overlap(days, tmp_path):
+def test_warm_start_keeps_the_parents_vectors_and_records_the_overlap(spark, days, tmp_path):
     parent = read_embedding_table(str(days / "day1-table"))
     cold, warm = tmp_path / "cold", tmp_path / "warm"
     assert _train(days, cold, *FROZEN) == 0
@@ -61,10 +62,22 @@ def test_warm_start_keeps_the_parents_vectors_and_records_the_overlap(days, tmp_
     assert record["parent"]["created_at"] == parent.manifest["created_at"] and len(record["parent"]["manifest_sha256"])
     assert "warm_start" not in cold_table.manifest["params"] and "init_from" not in warm_table.manifest["params"]
     assert len(shared) > 50 and added
-    # kept keys start (and, at this learning rate, stay) at the parent's vectors; new keys as in a cold run
+    # kept keys start (and, at this learning rate, stay) at the parent's vectors; new keys at the mean of their
+    # kept context keys' parent vectors (within the window), or, with none, as in a cold run
     np.testing.assert_allclose(warm_table.vectors_of(shared), parent.vectors_of(shared), atol=1e-3)
-    np.testing.assert_allclose(warm_table.vectors_of(added), cold_table.vectors_of(added), atol=1e-3)
     assert not np.allclose(cold_table.vectors_of(shared), parent.vectors_of(shared), atol=1e-2)
+    from embedpipe.methods.inputs import read_training_input
+    from embedpipe.warm_context import context_vectors
+
+    keys = pa.array(warm_table.keys)
+    kept = np.flatnonzero(np.isin(warm_table.keys, shared))
+    rows, expected, _ = context_vectors(read_training_input(spark, str(days / "tokens2")).sentences(), keys, kept,
+                                        parent.vectors_of([warm_table.keys[i] for i in kept]), None, window=5)
+    assert record["added_from_context"] == len(rows) > 0
+    from_context = [warm_table.keys[i] for i in rows]
+    np.testing.assert_allclose(warm_table.vectors_of(from_context), expected, atol=1e-3)
+    random = [k for k in added if k not in set(from_context)]
+    np.testing.assert_allclose(warm_table.vectors_of(random), cold_table.vectors_of(random), atol=1e-3)
 
 
 def test_warm_start_is_deterministic_and_stays_nearer_the_parent_than_a_cold_run(days, tmp_path):
@@ -183,3 +196,22 @@ def test_through_the_published_path_a_rerun_starts_from_the_same_parent(days, tm
     again = read_embedding_table(str(out))
     np.testing.assert_array_equal(again.vectors, first.vectors)
     assert again.manifest["params"] == first.manifest["params"]
+
+
+def test_new_keys_start_from_the_mean_of_their_kept_context_keys(spark):
+    """context_vectors against a hand count: unknown tokens are dropped before windows, documents do not mix."""
+    from embedpipe.warm_context import context_vectors
+
+    keys = pa.array(["a", "b", "c", "n", "m", "lone"])
+    kept = np.array([0, 1, 2])
+    w_in = np.array([[1, 0], [0, 1], [3, 3]], dtype=np.float32)
+    w_out = -w_in
+    docs = spark.createDataFrame([("d1", ["a", "n", "b", "zz", "c"]), ("d2", ["c", "zz", "m", "n"]), ("d3", ["lone"])],
+                                 "doc_id string, tokens array<string>")
+    rows, new_in, new_out = context_vectors(docs, keys, kept, w_in, w_out, window=1)
+    # n: a and b in d1, nothing kept next to it in d2 (m is new); m: c (zz is dropped); lone: no context
+    assert rows.tolist() == [3, 4]
+    np.testing.assert_allclose(new_in, [[0.5, 0.5], [3, 3]])
+    np.testing.assert_allclose(new_out, -new_in)
+    rows, new_in, _ = context_vectors(docs, keys, kept, w_in, None, window=2)
+    np.testing.assert_allclose(new_in[0], (w_in[0] + w_in[1] + 2 * w_in[2]) / 4)  # n, window 2: a, b, c; c of d2
