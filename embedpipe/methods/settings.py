@@ -149,7 +149,13 @@ class Item2VecSettings:
         5, "items within this many positions of each other in a user's time-ordered history are positives of "
         "equal weight (a history of up to window + 1 items is a set); raise it when order matters little", min=1,
     )
-    negative: int = option(5, "noise items per (item, context) pair, drawn with probability count^0.75", min=1)
+    negative: int = option(5, "noise items per (item, context) pair, drawn with probability count^noise_power",
+                           min=1)
+    noise_power: float = option(
+        0.5, "exponent of the noise distribution (count^noise_power); below word2vec's 0.75 popular items are drawn "
+        "less as noise (MovieLens two towers: Recall@20 0.12 at 0.75, 0.14 at 0-0.5); 0.75 reproduces word2vec",
+        min=0.0, max=1.0,
+    )
     step_size: float = option(0.025, "initial learning rate (word2vec's, at which item2vec was measured); lower "
                                      "it if training diverges", min=0.0, min_exclusive=True)
     min_step_size: float = option(1e-4, "learning rate reached at the end of the linear decay; rarely needs "
@@ -205,8 +211,10 @@ class SoftmaxSettings:
         "a user with no more items holds out all but one", min=1,
     )
     export_output_vectors: str | None = option(
-        None, "also write the output vectors (the softmax weights, dim = last hidden size or dim) as a second "
-        "table here; mean(input vectors) . output vector is the model's score (evaluate --candidate-table)",
+        None, "train two towers and write the output vectors (the softmax weights, dim = last hidden size or dim) "
+        "as a second table here; mean(input vectors) . output vector is the model's score (evaluate "
+        "--candidate-table). Unset (and without hidden layers) the output weights are tied to the one table, "
+        "which then ranks alone far better (docs/decisions.md): set it only to serve the two towers",
     )
 
 

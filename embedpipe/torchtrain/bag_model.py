@@ -99,6 +99,10 @@ class BagModelParams:
         1, "softmax: items held out of each user's input per epoch as the targets (at most all but one)", min=1
     )
     dropout: float = option(0.0, "dropout rate on the pooled embedding and the hidden layers", min=0.0, max=0.9)
+    tied: bool = option(
+        False, "softmax without hidden layers: the output weights are the embedding itself (one table that "
+        "ranks alone), instead of a second, zero-initialised matrix",
+    )
     validation_fraction: float = option(
         0.1, "regression: share of rows held out (seeded) for RMSE/MAE (0 = none)", min=0.0, max=0.9
     )
@@ -135,6 +139,9 @@ class BagModelParams:
             if expected is float and not math.isfinite(value):
                 raise ConfigError(f"config key '{f.name}' must be a finite number, got {value!r}")
             check_declared_bounds(f.name, value, meta)
+        if self.tied and (self.objective != "softmax" or self.hidden):
+            raise ConfigError("config key 'tied' needs the softmax objective without hidden layers (the output "
+                              f"weights are the embedding), got {self.objective!r} with hidden {list(self.hidden)}")
 
     @property
     def output_dim(self) -> int:
@@ -419,13 +426,16 @@ def build_state(vocab_size: int, params: BagModelParams, device: torch.device,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(params.seed, _INIT_STREAM))
         model = BagNet(vocab_size, params.dim, params.hidden, params.combiner, params.objective,
-                       params.dropout, sparse_output=params.sampled > 0)
+                       params.dropout, sparse_output=params.sampled > 0, tied=params.tied)
     if initial is not None:
+        if initial.w_out is not None and params.tied:
+            raise ConfigError("a tied softmax has no output vectors apart from its embedding to start from")
         if initial.w_out is not None and (model.out_weight is None or model.out_weight.shape[1] != params.dim):
             raise ConfigError("a warm start's output vectors need a softmax without hidden layers (dim wide)")
         initial.apply(model.embedding.data, None if model.out_weight is None else model.out_weight.data)
     model.to(device)
-    optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(model.sparse_parameters(), lr=params.lr)]
+    sparse = model.sparse_parameters()  # none when tied to a full softmax (dense gradients)
+    optimizers: list[torch.optim.Optimizer] = [torch.optim.SparseAdam(sparse, lr=params.lr)] if sparse else []
     dense = model.dense_parameters()
     if dense:
         optimizers.append(torch.optim.Adam(dense, lr=params.lr))

@@ -24,7 +24,9 @@ class BagNet(nn.Module):
     pooled vector ``h`` is ``h . out_weight[i]``, a plain inner product with no per-item bias, so the
     exported input and output tables reproduce the model's score exactly (two-tower retrieval). With
     ``sparse_output`` the output rows get sparse gradients (sampled softmax: only the rows of the
-    batch's targets and negatives are touched). regression: ``head`` is a Linear(d_out, 1).
+    batch's targets and negatives are touched). With ``tied`` (softmax without hidden layers) the
+    output weights *are* the embedding: one table both pools a user and scores the items, so the
+    exported table alone ranks as the model does. regression: ``head`` is a Linear(d_out, 1).
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class BagNet(nn.Module):
         objective: str,
         dropout: float = 0.0,
         sparse_output: bool = False,
+        tied: bool = False,
     ):
         super().__init__()
         self.vocab_size = int(vocab_size)
@@ -43,13 +46,17 @@ class BagNet(nn.Module):
         self.objective = objective
         self.dropout = float(dropout)
         self.sparse_output = bool(sparse_output)
+        self.tied = bool(tied)
+        if self.tied and (objective != "softmax" or hidden):
+            raise ValueError("tied output weights need the softmax objective without hidden layers")
         # N(0, 1/dim): pooled bags start with unit-scale dot products whatever the dimension.
         self.embedding = nn.Parameter(torch.randn(vocab_size, dim) / dim**0.5)
         widths = [dim, *hidden]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
         d_out = widths[-1]
         if objective == "softmax":
-            self.out_weight = nn.Parameter(torch.zeros(vocab_size, d_out))
+            # tied: the same Parameter under a second name (parameters() lists it once)
+            self.out_weight = self.embedding if self.tied else nn.Parameter(torch.zeros(vocab_size, d_out))
             self.head = None
         else:
             self.out_weight = None
@@ -57,6 +64,8 @@ class BagNet(nn.Module):
 
     def sparse_parameters(self) -> list[nn.Parameter]:
         """Parameters whose gradients are sparse (for SparseAdam); the rest are dense."""
+        if self.tied:  # the full softmax's logits touch every row: a dense gradient
+            return [self.embedding] if self.sparse_output else []
         params = [self.embedding]
         if self.sparse_output and self.out_weight is not None:
             params.append(self.out_weight)
@@ -73,7 +82,8 @@ class BagNet(nn.Module):
         """
         n_rows = offsets.shape[0] - 1
         summed = F.embedding_bag(
-            ids, self.embedding, offsets[:-1], mode="sum", per_sample_weights=weights, sparse=True
+            ids, self.embedding, offsets[:-1], mode="sum", per_sample_weights=weights,
+            sparse=not self.tied or self.sparse_output,
         )
         if self.combiner == "sum":
             return summed

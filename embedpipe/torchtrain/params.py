@@ -59,6 +59,8 @@ class SGNSParams:
         "use the full window (item2vec: every item within window positions is an equal positive)",
     )
     negative: int = option(5, "noise words per (center, context) pair", min=1)
+    noise_power: float = option(0.75, "noise words are drawn with probability count^noise_power (word2vec's "
+                                      "0.75; 0 = uniform)", min=0.0, max=1.0)
     sample: float = option(1e-3, "subsampling threshold for frequent words (0 = off)", min=0.0)
     lr: float = option(
         0.05, "initial learning rate (fastText's skip-gram default; word2vec's is 0.025)",
@@ -88,7 +90,7 @@ class SGNSParams:
                     raise ConfigError(f"config key '{field.name}' is required")
                 continue
             check_declared_bounds(field.name, value, field.metadata)
-        for name in ("sample", "lr", "min_lr"):
+        for name in ("sample", "lr", "min_lr", "noise_power"):
             if not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"config key '{name}' must be a finite number, got {getattr(self, name)!r}")
         if self.min_lr > self.lr:

@@ -316,7 +316,7 @@ def train_sgns(
                 logger.info("resuming from %s after epoch %d (step %d)", checkpoint_dir, state.epoch, state.step)
         if state is None:
             state = TrainingState.initial(vocab_size, params, device, initial)
-        noise = NoiseSampler(noise_distribution(counts), device)
+        noise = NoiseSampler(noise_distribution(counts, params.noise_power), device)
         pairwise: Kernel | None = None
         if per_pair_on_cpu:
             pairwise = pairwise_cpu.PairwiseStep(noise.accept, noise.alias, params.negative)

@@ -101,7 +101,7 @@ def train_fasttext(
                 logger.info("resuming from %s after epoch %d", checkpoint_dir, state.epoch)
         if state is None:
             state = initial_state(subwords, params, device)
-        noise = NoiseSampler(noise_distribution(counts), device)
+        noise = NoiseSampler(noise_distribution(counts, params.noise_power), device)
         step = subword_cpu.SubwordStep(noise.accept, noise.alias, params.negative, subwords.offsets, subwords.rows)
         batcher = SkipGramBatcher(
             corpus, keep_probabilities(counts, params.sample), noise, window=params.window,

@@ -25,7 +25,9 @@ method), then ``embedpipe train --method M`` for each method, then one ``embedpi
 --histories ... --compare ...`` over every table that trained. softmax and item2vec also export
 their output vectors and are scored a second time as two towers (``evaluate --table <input vectors>
 --candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
-is the two towers and ``<method> (input only)`` its input table alone (cosine). item2vec runs with
+is the two towers and ``<method> (input only)`` its input table alone (cosine); the softmax does so only in
+a variant with the bench's ``two_towers=true`` (its default ties the output weights to the one table,
+scored alone), e.g. ``--variants "softmax:two_towers=true"``. item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
 Recall@20 on the planted log; see docs/methods/item2vec.md); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
@@ -81,18 +83,22 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
     return rows
 
 
-#: Methods whose output vectors are exported and scored against their input vectors (two towers).
-TWO_TOWERS = ("softmax", "item2vec")
+def exports_output(method: str, settings: dict[str, str]) -> bool:
+    """Whether the run exports output vectors, scored against its input vectors (two towers): item2vec
+    always, the softmax with the bench's own ``two_towers=true`` setting (else its output weights are
+    tied to the one table, which is scored alone)."""
+    return method == "item2vec" or (method == "softmax" and settings.get("two_towers") == "true")
 
 
 def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:
     if method == "popularity":
         return []
-    extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
+    extra = [arg for key, value in settings.items() if key not in ("dim", "epochs", "two_towers")
              for arg in ("--set", f"{method}.{key}={value}")]
     if method == "als":
         return ["--dim", str(args.dim), "--set", "als.iterations=10", *extra]
-    two_towers = ["--set", f"{method}.export_output_vectors={output}-output"] if method in TWO_TOWERS else []
+    two_towers = (["--set", f"{method}.export_output_vectors={output}-output"] if exports_output(method, settings)
+                  else [])
     dim = ["--dim", settings.get("dim", str(args.dim))]
     if method == "softmax":  # the method's own epochs unless --bag-epochs is given
         epochs = ["--set", f"softmax.epochs={args.bag_epochs}"] if args.bag_epochs else []
@@ -164,6 +170,7 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
             status = f"not available ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})"
         seconds = time.perf_counter() - started
         rows.append({"dataset": name, "method": label, "kind": method, "table": str(output), "status": status,
+                     "two_towers": exports_output(method, settings),
                      "seconds": seconds, "interactions": training, "passes": passes(method, args, settings, output)})
         if status == "ok":
             tables.append(str(output))
@@ -177,7 +184,7 @@ def run_dataset(name: str, log_path: Path, work: Path, args: argparse.Namespace)
         if entry is None:
             scored.append(row)
             continue
-        if row["kind"] not in TWO_TOWERS:
+        if not row["two_towers"]:
             scored.append({**row, **_scored(entry)})
             continue
         input_only = {**row, "method": f"{row['method']} (input only)", **_scored(entry)}
@@ -225,7 +232,7 @@ def run_protocol(name: str, log_path: Path, work: Path, args: argparse.Namespace
             ways = [("table alone", "cosine", None)] if method != "popularity" else []
             if method in ("als", "popularity"):
                 ways.append(("table alone", "dot", None))
-            if method in TWO_TOWERS:
+            if exports_output(method, settings):
                 ways.append(("input . output", "dot", f"{output}-output"))
             for way, score, candidates in ways:
                 entry = evaluate([str(output)], histories, Path(f"{report}-{score}-{bool(candidates)}"), candidates,
