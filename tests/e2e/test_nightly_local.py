@@ -165,6 +165,8 @@ def test_one_date_rerun_and_failing_gate(nightly, monkeypatch):
         errors[0],
     ), errors
     assert "Traceback" not in output
+    gate = json.loads(Path(day2["gate_report"], "report.json").read_text())  # the gate's figures, not published
+    assert (gate["published"], gate["run_date"], gate["reason"]) == (False, DAY2, errors[0].split("error: ", 1)[1])
     still, still_record = _published(day1)
     assert still.keys == table.keys and still_record == record
 
