@@ -29,9 +29,8 @@ Warm start (``init_from``, softmax only; :mod:`embedpipe.warmstart`): the kept i
 (and, without hidden layers, their output weights when the parent exported them) start from the parent
 table's; the rest of the model (new items, hidden layers, optimiser moments) starts as in a cold run.
 
-Without hidden layers and without ``softmax.export_output_vectors`` the softmax ties its output
-weights to the item vectors (:func:`tied_output`): the one table pools a user and scores the items,
-so it ranks alone. ``softmax.export_output_vectors`` trains two towers instead and writes the output
+With ``softmax.tied`` the output weights are the item vectors: the one table pools a user and
+scores the items, so it ranks alone. ``softmax.export_output_vectors`` (untied) writes the output
 item vectors as a second table with the same keys; it is returned as an extra table, which the
 pipeline commits after the main one. The softmax has no output bias, so mean(input vectors) .
 output vector is the model's whole score and ``evaluate --table T --candidate-table T-output``
@@ -86,19 +85,6 @@ def default_epochs(users: int, batch_size: int) -> int:
     """
     steps_per_epoch = max(1, math.ceil(users / batch_size))
     return max(MIN_DEFAULT_EPOCHS, min(MAX_DEFAULT_EPOCHS, math.ceil(TARGET_STEPS / steps_per_epoch)))
-def tied_output(settings: Any) -> bool:
-    """Whether the softmax ties its output weights to the item vectors: unless hidden layers or an exported
-    output table ask for two towers.
-
-    Why: the exported table is what a consumer scores alone (cosine of the mean of unit vectors). Untied,
-    that table is the pooling side only and ranks below popularity on MovieLens (Recall@20 0.06 against
-    0.087); tied, it is also the scoring side and reaches 0.12-0.14, the two towers' 0.14 losing ~0.01
-    (docs/decisions.md). Asking for the output table (``export_output_vectors``) means serving the two
-    towers, so they stay apart there; hidden layers make the output side another width.
-    """
-    return not settings.hidden and settings.export_output_vectors is None
-
-
 def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
     """Every BagModelParams value from the job config (softmax's or regression's section).
 
@@ -119,7 +105,7 @@ def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
         "threads": config.threads,
         "dropout": settings.dropout,
         **({"sampled": settings.sampled, "proposal_power": settings.proposal_power, "holdout": settings.target_items,
-            "tied": tied_output(settings)}
+            "tied": settings.tied}
            if objective == "softmax" else
            {"validation_fraction": settings.validation_fraction, "ridge_alpha": settings.ridge_alpha}),
     }
@@ -298,8 +284,6 @@ def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fi
     return {
         **config.recorded_params(),
         "epochs": params.epochs,  # resolved from the log's users when softmax.epochs is not set
-        # softmax: output weights tied to the table (resolved: no hidden layers, no exported output table)
-        **({"tied_output": params.tied} if params.objective == "softmax" else {}),
         "threads": params.threads,
         "averaging": (f"mean of model parameters {config.averages_per_epoch}x per epoch"
                       if config.processes > 1 else "none"),

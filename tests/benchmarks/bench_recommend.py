@@ -25,9 +25,8 @@ method), then ``embedpipe train --method M`` for each method, then one ``embedpi
 --histories ... --compare ...`` over every table that trained. softmax and item2vec also export
 their output vectors and are scored a second time as two towers (``evaluate --table <input vectors>
 --candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
-is the two towers and ``<method> (input only)`` its input table alone (cosine); the softmax does so only in
-a variant with the bench's ``two_towers=true`` (its default ties the output weights to the one table,
-scored alone), e.g. ``--variants "softmax:two_towers=true"``. item2vec runs with
+is the two towers and ``<method> (input only)`` its input table alone (cosine); a softmax variant with
+``tied=true`` (``--variants "softmax:tied=true"``) has one table and is scored by it alone. item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
 Recall@20 on the planted log; see docs/methods/item2vec.md); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
@@ -85,15 +84,14 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
 
 def exports_output(method: str, settings: dict[str, str]) -> bool:
     """Whether the run exports output vectors, scored against its input vectors (two towers): item2vec
-    always, the softmax with the bench's own ``two_towers=true`` setting (else its output weights are
-    tied to the one table, which is scored alone)."""
-    return method == "item2vec" or (method == "softmax" and settings.get("two_towers") == "true")
+    always, the softmax unless ``tied=true`` (one table, scored alone)."""
+    return method == "item2vec" or (method == "softmax" and settings.get("tied") != "true")
 
 
 def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:
     if method == "popularity":
         return []
-    extra = [arg for key, value in settings.items() if key not in ("dim", "epochs", "two_towers")
+    extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
              for arg in ("--set", f"{method}.{key}={value}")]
     if method == "als":
         return ["--dim", str(args.dim), "--set", "als.iterations=10", *extra]

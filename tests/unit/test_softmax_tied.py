@@ -1,4 +1,5 @@
-"""The softmax's tied output weights: one table that pools a user and scores the items (issue 21)."""
+"""``softmax.tied``: output weights tied to the item vectors, one table that pools a user and scores the items
+(issue 21)."""
 
 from __future__ import annotations
 
@@ -77,12 +78,21 @@ def test_tied_needs_a_softmax_without_hidden_layers(kwargs):
     assert str(err.value).startswith("config key 'tied' needs the softmax objective without hidden layers")
 
 
-@pytest.mark.parametrize(("settings", "tied"), [
-    ({}, True),  # the default: one table that ranks alone
-    ({"export_output_vectors": "out"}, False),  # two towers asked for
-    ({"hidden": [8]}, False),  # the output side is another width
-])
-def test_the_job_ties_unless_two_towers_are_asked_for(settings, tied):
+@pytest.mark.parametrize(("settings", "tied"), [({}, False), ({"tied": True}, True)])
+def test_the_job_passes_softmax_tied(settings, tied):
     config = TrainConfig(input="i", output="o", method="softmax", settings=settings)
     assert bag_params(config, "softmax")["tied"] is tied
     assert "tied" not in bag_params(TrainConfig(input="i", output="o", method="regression"), "regression")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"tied": True, "hidden": [8]},
+     "config key 'softmax.tied' needs no hidden layers (softmax.hidden is [8]): the output weights are the item "
+     "vectors"),
+    ({"tied": True, "export_output_vectors": "out"},
+     "config key 'softmax.tied' leaves no second table to write: unset softmax.export_output_vectors or tied"),
+])
+def test_tied_with_two_towers_settings_is_a_one_line_error(settings, message):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(input="i", output="o", method="softmax", settings=settings)
+    assert str(err.value) == message
