@@ -30,7 +30,7 @@ from embedpipe.errors import ConfigError, EmptyResultError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
-from embedpipe.methods.sgns import _prepare_checkpoints, _table_rows, core_params, task_threads
+from embedpipe.methods.sgns import _prepare_checkpoints, _table_rows, check_learned, core_params, task_threads
 from embedpipe.subwords import HASH_NAME, SUBWORDS_PARAM, subword_index
 
 if TYPE_CHECKING:
@@ -83,6 +83,9 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
     words = result.matrix("input", len(keys), params.dim)
     buckets = result.matrix("subwords", len(subwords.buckets), params.dim)
     tokens_trained = int(info["tokens"])
+    # fasttext replicas still plainly sum their updates (sgns's saturation-scaled combine is not ported to
+    # the bucket rows yet), so a many-replica run that overshoots must fail here, not write random vectors
+    check_learned(float(info["loss"]), params.negative, config.processes, "fasttext")
     epochs_run = params.epochs - checkpoints.resume_epoch
     log.info("fasttext: trained on %d tokens x %d epoch(s) in %.1f s (%.0f words/s)", tokens_trained, epochs_run,
              result.seconds, tokens_trained * epochs_run / max(result.seconds, 1e-9))

@@ -58,18 +58,20 @@ def test_diverging_sgns_is_the_jobs_last_stderr_line_and_writes_nothing(tokens, 
     assert os.listdir(tmp_path) == []  # no table, no staging directory
 
 
-def test_sgns_ending_worse_than_untrained_vectors_fails_and_writes_nothing(tokens, tmp_path, capsys):
+@pytest.mark.parametrize("method", ["sgns", "fasttext"])
+def test_sgns_ending_worse_than_untrained_vectors_fails_and_writes_nothing(method, tokens, tmp_path, capsys):
     # a finite loss far above untrained vectors' (6 ln 2 at 5 negatives): the vectors are random, so no table
     output = tmp_path / "runs" / "table"
     output.parent.mkdir()
     capsys.readouterr()
-    argv = ["train", "--input", str(tokens), "--output", str(output), "--method", "sgns", "--dim", "8",
-            "--device", "cpu", "--processes", "1", "--set", "threads=1", "--set", f"{SGNS_STEP_SIZE}=5.0",
-            "--set", "sgns.epochs=2", *QUIET]
+    argv = ["train", "--input", str(tokens), "--output", str(output), "--method", method, "--dim", "8",
+            "--device", "cpu", "--processes", "1", "--set", "threads=1", "--set", f"{method}.step_size=5.0",
+            "--set", f"{method}.epochs=2", *QUIET]
     assert main(argv) == 3
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("embedpipe train: error: sgns training ended at a loss of "), err
-    assert "above the 4.159 of untrained vectors" in err and err.rstrip().endswith(f"lower {SGNS_STEP_SIZE}"), err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"embedpipe train: error: {method} training ended at a loss of "), err
+    assert "above the 4.159 of untrained vectors" in err and err.rstrip().endswith(f"lower {method}.step_size"), err
     assert os.listdir(output.parent) == []
 
 
