@@ -110,11 +110,15 @@ def core_params(config: TrainConfig, *, threads: int | None, epochs: int, sample
     }
 
 
+#: word2vec's noise distribution, unigram counts to the 3/4 (item2vec declares its own ``noise_power``).
+WORD2VEC_NOISE_POWER = 0.75
+
+
 def sgns_params(config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
-    """The trainer's parameters for ``train --method sgns`` (word2vec's shrunk windows)."""
+    """The trainer's parameters for ``train --method sgns`` (word2vec's shrunk windows and noise)."""
     settings: SGNSSettings = config.settings
-    return core_params(config, threads=threads or config.threads, epochs=settings.epochs, sample=settings.sample,
-                       shrink_window=True)
+    return {**core_params(config, threads=threads or config.threads, epochs=settings.epochs, sample=settings.sample,
+                          shrink_window=True), "noise_power": WORD2VEC_NOISE_POWER}
 
 
 def train_sgns_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
