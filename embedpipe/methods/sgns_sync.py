@@ -71,7 +71,7 @@ def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, token
     per_round = total / (world * per_epoch)
     contexts = params.window + 1 if params.shrink_window else 2 * params.window
     n_in = keep_probabilities(counts, params.sample) * counts / max(counts.sum(), 1.0) * per_round * contexts
-    n_out = n_in + n_in.sum() * params.negative * noise_distribution(counts)
+    n_out = n_in + n_in.sum() * params.negative * noise_distribution(counts, params.noise_power)
     k = min(HOT_ROWS, len(counts))
     hot = np.sort(np.argsort(-counts, kind="stable")[:k])
     hot_per_round = max(1, math.ceil(per_round / HOT_ROUND_TOKENS))
