@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
-from embedpipe.errors import ConfigError, EmptyResultError
+from embedpipe.errors import EmptyResultError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
@@ -56,13 +56,9 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
     from embedpipe.torchtrain.subword_train import FastTextParams
 
     settings = config.settings
-    if config.device == "cuda":
-        from embedpipe.torchtrain.subword_train import NO_CUDA
-
-        raise ConfigError(NO_CUDA)
     base = core_params(config, threads=task_threads(spark, config), epochs=settings.epochs, sample=settings.sample,
                        shrink_window=True)
-    params = FastTextParams(**{**base, "device": "cpu"}, minn=settings.minn, maxn=settings.maxn,
+    params = FastTextParams(**base, minn=settings.minn, maxn=settings.maxn,
                             buckets=settings.buckets)
     vocab_table = data.vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
     if vocab_table.num_rows == 0:
@@ -76,7 +72,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
 
     result = run_replicas(
         data.sentences().select(schema.DOC_ID, schema.TOKENS), _train_replica, processes=config.processes,
-        order_by=schema.DOC_ID, device="cpu", method="fasttext",
+        order_by=schema.DOC_ID, device=params.device, method="fasttext",
         shared=(keys, counts, params.to_dict(), config.averages_per_epoch, checkpoints, subwords),
     )
     info = result.info
@@ -97,7 +93,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
         "trained_on": info["trained_on"],
         "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
                       if config.processes > 1 else "none"),
-        "implementation": "embedpipe.torchtrain (PyTorch, numba subword kernel) in Spark barrier tasks",
+        "implementation": "embedpipe.torchtrain (PyTorch, numba subword kernel on CPU or CUDA) in Spark barrier tasks",
         "input_kind": data.kind,
         "vocab_size": len(keys),
         "vectors": "mean of the word's own vector and its character n-gram vectors (fastText's word vector)",
@@ -139,14 +135,14 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     keys, counts, params_dict, averages_per_epoch, checkpoints, subwords = shared
     parts = [encode_sentences(batch.column(0), keys) for batch in batches]
     corpus = IdCorpus.concat(parts) if parts else encode_sentences([], keys)
-    params = FastTextParams(**params_dict)
+    params = FastTextParams(**{**params_dict, "device": replica.device})
     checkpoint_dir = checkpoints.replica_dir(replica.rank)
     resumed = read_checkpoint(checkpoint_dir) if checkpoints.resume_epoch and replica.world > 1 else None
 
     def initial(state: Any) -> tuple[Any, Any]:
         if resumed is not None:
-            return resumed["w_in"], resumed["w_out"]
-        start = initial_state(subwords, params)
+            return resumed["w_in"].to(state.w_in.device), resumed["w_out"].to(state.w_out.device)
+        start = initial_state(subwords, params, state.w_in.device)
         return start.w_in, start.w_out
 
     group = replica.join(ReplicaGroup(averages_per_epoch, lambda state: (state.w_in, state.w_out),

@@ -1,4 +1,10 @@
-"""The numba-cuda kernel of :mod:`embedpipe.torchtrain.pairwise_cuda` (see there for what it does and why).
+"""The numba-cuda kernels of :mod:`embedpipe.torchtrain.pairwise_cuda` (see there for what they do and why).
+
+Two kernels, one pair arithmetic: SGNS's :func:`train_windows` (input: one row, the context) and
+fastText's :func:`train_subword_windows` (input: the mean of the center's own and n-gram rows, gathered
+once per window and scattered back once, as :mod:`embedpipe.torchtrain.subword_cpu` does on CPU) both
+score and update the output side of a pair with :func:`sgd_terms`, the twin of
+``pairwise_cpu._sgd_terms_py``.
 
 A module of its own, imported only when the kernel is first launched, because numba's CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``, the tests' way to run it without a GPU) finds ``cuda``
@@ -27,13 +33,16 @@ draw = cuda.jit(device=True)(draw_py)
 
 
 @cuda.jit(device=True)
-def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, state, lane,
-               outputs, scores, partials, inputs, update):
-    """One pair, as ``pairwise_cpu._train_pair_py``; the lane holds coordinates lane, lane + 32, ...
+def sgd_terms(w_out, inputs, positive, weight, lr, accept, alias, negative, state, lane, outputs, scores, partials,
+              update):
+    """One pair's output side, as ``pairwise_cpu._sgd_terms_py``: the input vector (this lane's coordinates
+    lane, lane + 32, ... in ``inputs``) against ``w_out[positive]`` and ``negative`` noise words; the output
+    rows move (atomic adds), ``update`` receives the lane's coordinates of the input's summed gradient step
+    (not applied: SGNS adds it to one row, fastText to each of a word's rows). Returns the weighted loss.
 
     Every lane sums the 32 partial scores in the same order, so all lanes hold the same score.
     """
-    dim = w_in.shape[1]
+    dim = w_out.shape[1]
     terms = 1
     outputs[0] = positive
     for _ in range(negative):
@@ -42,8 +51,7 @@ def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, 
             outputs[terms] = out
             terms += 1
     k = 0
-    for x in range(lane, dim, WARP):
-        inputs[k] = w_in[row, x]
+    for _x in range(lane, dim, WARP):
         update[k] = 0.0
         k += 1
     for t in range(terms):
@@ -79,11 +87,72 @@ def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, 
             update[k] += gradient * w_out[out, x]
             cuda.atomic.add(w_out, (out, x), gradient * inputs[k])
             k += 1
+    return weight * (linear + math.log(product))
+
+
+@cuda.jit(device=True)
+def train_pair(w_in, w_out, row, positive, weight, lr, accept, alias, negative, state, lane,
+               outputs, scores, partials, inputs, update):
+    """One pair, as ``pairwise_cpu._train_pair_py``: ``w_in[row]`` read once, :func:`sgd_terms`, then the
+    row moves by the summed update."""
+    dim = w_in.shape[1]
+    k = 0
+    for x in range(lane, dim, WARP):
+        inputs[k] = w_in[row, x]
+        k += 1
+    loss = sgd_terms(w_out, inputs, positive, weight, lr, accept, alias, negative, state, lane, outputs, scores,
+                     partials, update)
     k = 0
     for x in range(lane, dim, WARP):
         cuda.atomic.add(w_in, (row, x), update[k])
         k += 1
-    return weight * (linear + math.log(product))
+    return loss
+
+
+@cuda.jit(device=True)
+def train_subword_center(w_in, w_out, offsets, rows, window, centers, contexts, mask, lr, accept, alias, negative,
+                         state, lane, outputs, scores, partials, hidden, update, summed):
+    """One fastText window, as ``subword_cpu._train_subword_center_py``: the mean of the center's rows
+    (``rows[offsets[w]:offsets[w + 1]]``) gathered once into ``hidden``, trained against each context by
+    :func:`sgd_terms` and moved by each pair's update; their sum goes to every one of the rows at the end."""
+    dim = w_in.shape[1]
+    word = centers[window]
+    start, end = offsets[word], offsets[word + 1]
+    k = 0
+    for _x in range(lane, dim, WARP):
+        hidden[k] = 0.0
+        summed[k] = 0.0
+        k += 1
+    for r in range(start, end):
+        row = rows[r]
+        k = 0
+        for x in range(lane, dim, WARP):
+            hidden[k] += w_in[row, x]
+            k += 1
+    scale = float32(1.0 / (end - start))
+    k = 0
+    for _x in range(lane, dim, WARP):
+        hidden[k] *= scale
+        k += 1
+    loss = 0.0
+    for j in range(contexts.shape[1]):
+        weight = mask[window, j]
+        if weight == 0.0:
+            continue
+        loss += sgd_terms(w_out, hidden, contexts[window, j], weight, lr, accept, alias, negative, state, lane,
+                          outputs, scores, partials, update)
+        k = 0
+        for _x in range(lane, dim, WARP):
+            hidden[k] += update[k]
+            summed[k] += update[k]
+            k += 1
+    for r in range(start, end):
+        row = rows[r]
+        k = 0
+        for x in range(lane, dim, WARP):
+            cuda.atomic.add(w_in, (row, x), summed[k])
+            k += 1
+    return loss
 
 
 @cuda.jit(device=True)
@@ -117,5 +186,34 @@ def train_windows(w_in, w_out, centers, contexts, mask, accept, alias, negative,
                 continue
             total += train_pair(w_in, w_out, contexts[i, j], center, weight, lr, accept, alias, negative, state,
                                 lane, outputs, scores, partials, inputs, update)
+    if lane == 0:
+        losses[warp] = total
+
+
+@cuda.jit
+def train_subword_windows(w_in, w_out, offsets, rows, centers, contexts, mask, accept, alias, negative, lr, seed,
+                          losses):
+    """fastText's skip-gram: warp ``b`` trains windows b, b + blocks, ... (input: the mean of the center's rows,
+    :func:`train_subword_center`); a window without a valid pair is skipped, as on CPU."""
+    lane = cuda.threadIdx.x
+    warp = cuda.blockIdx.x
+    outputs = cuda.local.array(MAX_TERMS, int64)
+    scores = cuda.local.array(MAX_TERMS, float32)
+    hidden = cuda.local.array(PER_LANE, float32)
+    update = cuda.local.array(PER_LANE, float32)
+    summed = cuda.local.array(PER_LANE, float32)
+    state = cuda.local.array(1, uint64)
+    partials = cuda.shared.array((MAX_TERMS, WARP), float32)
+    total = 0.0
+    for i in range(warp, centers.shape[0], cuda.gridDim.x):
+        pairs = 0
+        for j in range(contexts.shape[1]):
+            if mask[i, j] != 0.0:
+                pairs += 1
+        if pairs == 0:
+            continue  # a center alone in its sentence: no gather, no scatter
+        seed_state(state, seed, i)
+        total += train_subword_center(w_in, w_out, offsets, rows, i, centers, contexts, mask, lr, accept, alias,
+                                      negative, state, lane, outputs, scores, partials, hidden, update, summed)
     if lane == 0:
         losses[warp] = total

@@ -29,6 +29,13 @@ pair for pair (a test does, in numba's CUDA simulator). With many warps the orde
 updates varies from run to run, so CUDA results are not bit-reproducible (nor are the batched step's,
 whose ``index_add_`` uses atomics).
 
+fastText runs the same way (``subwords``, :mod:`embedpipe.torchtrain.subword_train`): its kernel
+(``_cuda_kernels.train_subword_windows``) is :mod:`embedpipe.torchtrain.subword_cpu` on the GPU, one warp
+per window whose input is the mean of the center's rows (its own and its n-grams' buckets, the
+:class:`~embedpipe.subwords.SubwordIndex` CSR arrays on the device), gathered once per window; each
+pair's output side is SGNS's device function, and the window's summed input update is added to every
+one of the rows with atomic adds. The launch, grid, streams and probe below serve both.
+
 numba's CUDA target is imported on first use only: CPU runs never touch it. Set
 ``NUMBA_ENABLE_CUDASIM=1`` before the first use to run the kernel in numba's simulator (slow;
 tests).
@@ -86,12 +93,13 @@ def available() -> bool:
 
 
 @functools.cache
-def _kernel() -> Any:
-    """The compiled-on-first-launch kernel; numba's CUDA target is imported here, not at module import."""
+def _kernel(subwords: bool = False) -> Any:
+    """The compiled-on-first-launch kernel (fastText's with ``subwords``); numba's CUDA target is imported
+    here, not at module import."""
     _numba_cuda()
-    from embedpipe.torchtrain._cuda_kernels import train_windows  # imports numba.cuda: on first launch only
+    from embedpipe.torchtrain import _cuda_kernels  # imports numba.cuda: on first launch only
 
-    return train_windows
+    return _cuda_kernels.train_subword_windows if subwords else _cuda_kernels.train_windows
 
 
 def grid_warps(windows: int, multiprocessors: int) -> int:
@@ -102,20 +110,29 @@ def grid_warps(windows: int, multiprocessors: int) -> int:
 
 def launch(
     w_in: Any, w_out: Any, centers: Any, contexts: Any, mask: Any, accept: Any, alias: Any,
-    negative: int, lr: float, seed: int, losses: Any, stream: Any = 0,
+    negative: int, lr: float, seed: int, losses: Any, stream: Any = 0, subwords: tuple[Any, Any] | None = None,
 ) -> None:
     """Run the kernel on arrays numba can take (device arrays, or NumPy arrays in the simulator);
-    ``losses`` (float64) has one slot per warp to launch."""
-    _kernel()[len(losses), WARP, stream](
-        w_in, w_out, centers, contexts, mask, accept, alias, negative, np.float32(lr), seed, losses,
-    )
+    ``losses`` (float64) has one slot per warp to launch. ``subwords``: fastText's ``(offsets, rows)``, each
+    word's input rows (``w_in`` then has a row per word and per used n-gram bucket); without it, SGNS."""
+    if subwords is None:
+        _kernel()[len(losses), WARP, stream](
+            w_in, w_out, centers, contexts, mask, accept, alias, negative, np.float32(lr), seed, losses,
+        )
+    else:
+        _kernel(True)[len(losses), WARP, stream](
+            w_in, w_out, subwords[0], subwords[1], centers, contexts, mask, accept, alias, negative,
+            np.float32(lr), seed, losses,
+        )
 
 
 class CudaPairwiseStep:
     """The step the training loop calls on CUDA when the kernel can run there: one launch per batch,
-    on torch's current stream, so it orders with the tensor code that builds the batches."""
+    on torch's current stream, so it orders with the tensor code that builds the batches. ``subwords``:
+    fastText's ``(offsets, rows)`` on the device (see :func:`launch`)."""
 
-    def __init__(self, accept: torch.Tensor, alias: torch.Tensor, negative: int, dim: int):
+    def __init__(self, accept: torch.Tensor, alias: torch.Tensor, negative: int, dim: int,
+                 subwords: tuple[torch.Tensor, torch.Tensor] | None = None):
         if not available():
             raise ConfigError("the pairwise CUDA kernel needs numba's CUDA target: pip install 'embedpipe[cuda]'")
         reason = unsupported(dim, negative)
@@ -124,6 +141,7 @@ class CudaPairwiseStep:
         self.accept = accept
         self.alias = alias
         self.negative = negative
+        self.subwords = subwords
 
     def __call__(self, w_in: torch.Tensor, w_out: torch.Tensor, batch: WindowBatch, lr: float) -> torch.Tensor:
         """Train ``batch`` on the device matrices in place; returns the summed loss (a float64 device tensor)."""
@@ -131,13 +149,14 @@ class CudaPairwiseStep:
             raise ValueError("the pairwise kernel draws its own noise: build batches with step_draws_noise=True")
         return _launch_on_torch_stream(
             w_in, w_out, batch.centers, batch.contexts, batch.mask, self.accept, self.alias, self.negative,
-            lr, batch.noise_seed,
+            lr, batch.noise_seed, self.subwords,
         ).sum()
 
 
 def _launch_on_torch_stream(
     w_in: torch.Tensor, w_out: torch.Tensor, centers: torch.Tensor, contexts: torch.Tensor, mask: torch.Tensor,
     accept: torch.Tensor, alias: torch.Tensor, negative: int, lr: float, seed: int,
+    subwords: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`launch` on torch's current stream, after the ops that made its inputs (no synchronisation
     needed); returns each warp's summed loss."""
@@ -155,13 +174,15 @@ def _launch_on_torch_stream(
         launch(
             view(w_in), view(w_out), view(centers), view(contexts), view(mask), view(accept), view(alias),
             negative, lr, seed, view(losses), stream,
+            None if subwords is None else (view(subwords[0]), view(subwords[1])),
         )
     return losses
 
 
 @functools.cache
-def probe(device_index: int) -> str | None:
-    """None when the kernel compiles and runs on CUDA device ``device_index``, else why it does not.
+def probe(device_index: int, subwords: bool = False) -> str | None:
+    """None when the kernel (fastText's with ``subwords``) compiles and runs on CUDA device ``device_index``,
+    else why it does not.
 
     The trainer asks this before it picks the CUDA step, so that a machine whose numba-cuda
     cannot build or launch it (no NVVM, a driver or NumPy it does not support) trains with the batched
@@ -174,10 +195,11 @@ def probe(device_index: int) -> str | None:
     try:
         rows = torch.zeros((2, WARP), dtype=torch.float32, device=device)
         window = torch.ones((1, 2), dtype=torch.int64, device=device)
+        csr = (torch.arange(3, device=device), torch.arange(2, device=device)) if subwords else None  # 1 row a word
         _launch_on_torch_stream(
             rows, rows.clone(), torch.zeros(1, dtype=torch.int64, device=device), window, window.float(),
             torch.ones(2, dtype=torch.float64, device=device), torch.zeros(2, dtype=torch.int64, device=device),
-            1, 0.0, 1,
+            1, 0.0, 1, csr,
         )
         torch.cuda.synchronize(device)
     except Exception as error:  # any failure means "use the batched step"; the caller logs the reason

@@ -2,15 +2,21 @@
 
 :func:`train_fasttext` is :func:`~embedpipe.torchtrain.sgns_train.train_sgns` with two differences:
 the input matrix has one row per word **and** one per n-gram bucket the vocabulary uses
-(:class:`~embedpipe.subwords.SubwordIndex`), and the step is
-:class:`~embedpipe.torchtrain.subword_cpu.SubwordStep`, which trains a word's input as the mean of
-its rows. Everything else — subsampling, shrunk windows, per-pair noise from the batch seed,
-learning-rate decay, deterministic or Hogwild threads, checkpoints, replica sync — is SGNS's, so
-a seeded CPU run repeats exactly as an SGNS run does.
+(:class:`~embedpipe.subwords.SubwordIndex`), and the step trains a word's input as the mean of its
+rows: :class:`~embedpipe.torchtrain.subword_cpu.SubwordStep` on CPU, and on CUDA
+:class:`~embedpipe.torchtrain.pairwise_cuda.CudaPairwiseStep` with the word -> rows arrays (one warp
+per window, as SGNS's CUDA kernel; batches sized as SGNS's there). Everything else — subsampling,
+shrunk windows, per-pair noise from the batch seed, learning-rate decay, deterministic or Hogwild
+threads, checkpoints, replica sync — is SGNS's, so a seeded CPU run repeats exactly as an SGNS run
+does (a CUDA run, as SGNS's, only up to the order of its warps' updates).
 
 The result's ``input_vectors`` are the **composed** word vectors (mean of each word's rows, what
 fastText's ``get_word_vector`` returns); ``subword_vectors`` are the bucket rows, in the order of
-``SubwordIndex.buckets``, from which unseen words are composed. CUDA is not supported yet.
+``SubwordIndex.buckets``, from which unseen words are composed.
+
+There is no batched step to fall back to: where the CUDA kernel cannot run (numba-cuda missing, ``dim``
+above 512, a failed probe launch), ``device = "auto"`` trains on CPU, saying why in the log, and
+``device = "cuda"`` is a one-line ConfigError with the reason.
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ import torch
 from embedpipe.config import option
 from embedpipe.errors import ConfigError
 from embedpipe.subwords import SubwordIndex, check_ngram_settings, compose
-from embedpipe.torchtrain import subword_cpu
-from embedpipe.torchtrain.batched_step import REFERENCE_BATCH
+from embedpipe.torchtrain import pairwise_cuda, subword_cpu
+from embedpipe.torchtrain.batched_step import REFERENCE_BATCH, auto_batch_size
 from embedpipe.torchtrain.batching import NoiseSampler, SkipGramBatcher
 from embedpipe.torchtrain.corpus import IdCorpus, keep_probabilities, noise_distribution
 from embedpipe.torchtrain.epochs import run_epochs
@@ -37,10 +43,6 @@ from embedpipe.torchtrain.runtime import ReplicaSync, TrainProgress, resolve_dev
 from embedpipe.torchtrain.sgns_train import TrainResult, _check_inputs, _SkipGram, _Stepper
 
 logger = logging.getLogger(__name__)
-
-#: The one-line error while the CUDA kernel does not exist.
-NO_CUDA = "fasttext does not support CUDA yet: set device = cpu (or leave it at auto)"
-
 
 @dataclass(frozen=True)
 class FastTextParams(SGNSParams):
@@ -69,6 +71,26 @@ def initial_state(subwords: SubwordIndex, params: FastTextParams, device: torch.
     return state
 
 
+def training_device(params: FastTextParams) -> torch.device:
+    """The device to train on: ``params.device`` resolved, unless it is CUDA and fastText's CUDA kernel cannot
+    run there (see the module docstring): then CPU for ``auto``, a one-line ConfigError naming the key else."""
+    device = resolve_device(params.device)
+    if device.type != "cuda":
+        return device
+    reason = pairwise_cuda.unsupported(params.dim, params.negative)
+    if reason is None:
+        reason = pairwise_cuda.probe(device.index if device.index is not None else torch.cuda.current_device(),
+                                     subwords=True)
+    if reason is None:
+        return device
+    if params.device == "auto":
+        logger.warning("fastText: training on CPU, its CUDA kernel cannot run: %s", reason)
+        return torch.device("cpu")
+    reason = reason.strip().splitlines()[0]  # a one-line error
+    raise ConfigError(f"config key 'device' is {params.device!r} but fasttext's CUDA kernel cannot run: {reason} "
+                      "(use 'cpu' or 'auto')")
+
+
 def train_fasttext(
     corpus: IdCorpus,
     counts: np.ndarray | None,
@@ -81,19 +103,22 @@ def train_fasttext(
     log_interval: float = 5.0,
     replica_sync: ReplicaSync | None = None,
     counts_total: int | None = None,
+    _batch_size: int | None = None,
 ) -> FastTextResult:
     """Train fastText's skip-gram on ``corpus``; the arguments are :func:`train_sgns`'s plus ``subwords``
-    (built with ``params``' minn, maxn and buckets for the vocabulary ``counts`` describes)."""
+    (built with ``params``' minn, maxn and buckets for the vocabulary ``counts`` describes).
+    ``_batch_size`` (windows per step) is a test and benchmark hook, as train_sgns's, not a setting."""
     counts = _check_inputs(corpus, counts, counts_total)
     if subwords.vocab_size != len(counts):
         raise ValueError(f"subwords cover {subwords.vocab_size} words but counts has {len(counts)}")
     if resume and checkpoint_dir is None:
         raise ConfigError("resume needs a checkpoint directory")
-    device = resolve_device(params.device)
-    if device.type != "cpu":
-        raise ConfigError(NO_CUDA)
-    workers = params.threads or torch.get_num_threads()
-    with torch_threads(1):
+    device = training_device(params)
+    on_cuda = device.type == "cuda"
+    # as train_sgns: on CUDA a batch is one launch, sized to keep every warp busy, and one host thread
+    batch_size = _batch_size or (auto_batch_size(counts_total or corpus.n_tokens) if on_cuda else REFERENCE_BATCH)
+    workers = 1 if on_cuda else params.threads or torch.get_num_threads()
+    with torch_threads(params.threads if on_cuda else 1):
         state = None
         if resume:
             state = load_checkpoint(checkpoint_dir, params, subwords.n_rows, device)  # type: ignore[arg-type]
@@ -102,19 +127,26 @@ def train_fasttext(
         if state is None:
             state = initial_state(subwords, params, device)
         noise = NoiseSampler(noise_distribution(counts, params.noise_power), device)
-        step = subword_cpu.SubwordStep(noise.accept, noise.alias, params.negative, subwords.offsets, subwords.rows)
+        step: subword_cpu.SubwordStep | pairwise_cuda.CudaPairwiseStep
+        if on_cuda:
+            csr = tuple(torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
+                        for a in (subwords.offsets, subwords.rows))
+            step = pairwise_cuda.CudaPairwiseStep(noise.accept, noise.alias, params.negative, params.dim,
+                                                  subwords=csr)  # type: ignore[arg-type]
+        else:
+            step = subword_cpu.SubwordStep(noise.accept, noise.alias, params.negative, subwords.offsets,
+                                           subwords.rows)
         batcher = SkipGramBatcher(
             corpus, keep_probabilities(counts, params.sample), noise, window=params.window,
-            negative=params.negative, batch_size=REFERENCE_BATCH, device=device,
+            negative=params.negative, batch_size=batch_size, device=device,
             shrink_window=params.shrink_window, step_draws_noise=True,
         )
-        stepper = _Stepper(state, workers, hogwild=not params.deterministic, pairwise=step,
-                           batch_size=REFERENCE_BATCH)
+        stepper = _Stepper(state, workers, hogwild=not params.deterministic, pairwise=step, batch_size=batch_size)
         logger.info(
             "training fastText skip-gram on %s: %d tokens in %d sentences, %d words + %d n-gram buckets in use "
-            "(%.1f rows per word), %d worker thread(s), params %s", device, corpus.n_tokens, corpus.n_sentences,
-            subwords.vocab_size, len(subwords.buckets), len(subwords.rows) / max(subwords.vocab_size, 1), workers,
-            params.to_dict(),
+            "(%.1f rows per word), %d worker thread(s), %d windows per step, params %s", device, corpus.n_tokens,
+            corpus.n_sentences, subwords.vocab_size, len(subwords.buckets),
+            len(subwords.rows) / max(subwords.vocab_size, 1), workers, batch_size, params.to_dict(),
         )
         objective = _SkipGram(state, params, batcher, stepper, corpus.n_tokens, device)
         objective.name = "fastText"

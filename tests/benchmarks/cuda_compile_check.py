@@ -1,4 +1,5 @@
-"""Compile the pairwise CUDA kernel for a GPU architecture without a GPU, and report its resources.
+"""Compile the pairwise CUDA kernels (SGNS's and fastText's) for a GPU architecture without a GPU, and report
+their resources.
 
 Catches what numba's CUDA simulator cannot: code the CUDA target does not compile, and register or
 shared-memory use that would limit the warps a multiprocessor holds (see
@@ -10,7 +11,10 @@ are not embedpipe dependencies)::
     PYTHONPATH=. /tmp/cc/bin/python tests/benchmarks/cuda_compile_check.py [--cc 9.0]
 
 Measured 2026-11-26 (numba-cuda 0.30.4, NVVM 7.0.1, ptxas 12.9, sm_90): 72 registers per thread,
-no spills, 512 bytes of stack, 4096 bytes of shared memory per block.
+no spills, 512 bytes of stack, 4096 bytes of shared memory per block. 2026-12-03 (numba-cuda 0.30.4,
+nvidia-cuda-nvcc-cu12 12.9.86, sm_90): SGNS's 48 registers (the same at the commit before fastText's kernel),
+512 bytes of stack; fastText's 48 registers, no spills, 576 bytes of stack (its third per-lane array),
+4096 bytes of shared memory: both fit :data:`~embedpipe.torchtrain.pairwise_cuda.WARPS_PER_SM` blocks.
 """
 
 from __future__ import annotations
@@ -39,13 +43,19 @@ def main() -> None:
 
     from embedpipe.torchtrain import pairwise_cuda
 
-    kernel = pairwise_cuda._kernel()
-    signature = (
-        float32[:, ::1], float32[:, ::1], int64[::1], int64[:, ::1], float32[:, ::1], float64[::1], int64[::1],
-        int64, float32, int64, float64[::1],  # negative, lr, seed, losses
-    )
-    ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=cc)
-    print(f"PTX for sm_{cc[0]}{cc[1]}: {len(ptx):,} characters")
+    matrices = (float32[:, ::1], float32[:, ::1])
+    windows = (int64[::1], int64[:, ::1], float32[:, ::1], float64[::1], int64[::1])  # centers .. alias
+    scalars = (int64, float32, int64, float64[::1])  # negative, lr, seed, losses
+    csr = (int64[::1], int64[::1])  # fastText's offsets, rows
+    for name, subwords, signature in (("sgns", False, matrices + windows + scalars),
+                                      ("fasttext", True, matrices + csr + windows + scalars)):
+        ptx, _ = cuda.compile_ptx(pairwise_cuda._kernel(subwords).py_func, signature, cc=cc)
+        print(f"{name}: PTX for sm_{cc[0]}{cc[1]}: {len(ptx):,} characters")
+        report(ptx, cc)
+
+
+def report(ptx: str, cc: tuple[int, ...]) -> None:
+    """ptxas's registers, spills, stack and shared memory for ``ptx``."""
     ptxas = next(Path(sys.prefix).glob("lib/python*/site-packages/nvidia/cuda_nvcc/bin/ptxas"), None)
     if ptxas is None:
         print("ptxas not found (pip install nvidia-cuda-nvcc-cu12) - no resource report")
@@ -53,11 +63,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "kernel.ptx"
         source.write_text(ptx)
-        report = subprocess.run(
+        done = subprocess.run(
             [str(ptxas), f"-arch=sm_{cc[0]}{cc[1]}", "-v", "-o", str(Path(tmp) / "kernel.cubin"), str(source)],
             capture_output=True, text=True, check=True,
         )
-    print("\n".join(line for line in report.stderr.splitlines() if "Used" in line or "spill" in line))
+    print("\n".join(line for line in done.stderr.splitlines() if "Used" in line or "spill" in line))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from embedpipe.subwords import ngram_buckets
 from embedpipe.table import MANIFEST_FILE, read_embedding_table
 from embedpipe.text.pipeline import run_tokenize
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("numba")
 
 FASTTEXT = ["--method", "fasttext", "--dim", "16", "--set", "fasttext.epochs=2", "--set", "fasttext.buckets=5000",
@@ -49,6 +49,7 @@ def test_fasttext_writes_composed_vectors_and_buckets_and_repeats(spark, tokens,
     second = read_embedding_table(str(out))
     np.testing.assert_array_equal(first.vectors, second.vectors)
     assert len(first) == 24 and first.dim == 16 and first.manifest["method"] == "fasttext"
+    assert first.manifest["params"]["trained_on"] == "cpu" and first.manifest["params"]["device"] == "cpu"
     scheme = first.manifest["params"]["subwords"]
     assert scheme == {"minn": 3, "maxn": 6, "buckets": 5000, "hash": "fasttext-fnv1a32", "jamo": False,
                       "table": "_subwords"}
@@ -86,6 +87,20 @@ def test_bad_ngram_settings_write_nothing(spark, capsys, tokens, tmp_path, setti
     argv = ["train", "--input", str(tokens), "--output", str(out), *FASTTEXT, "--set", setting, "--log-level", "ERROR"]
     assert main(argv) == 2
     assert capsys.readouterr().err == f"embedpipe train: error: {message}\n"
+    assert not out.exists()
+
+
+@pytest.mark.slow  # ~4 s: a barrier stage
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer where there is no CUDA device")
+def test_cuda_without_a_device_is_a_one_line_error_and_writes_nothing(spark, capsys, tokens, tmp_path):
+    # the job trains with the CUDA kernel where there is a device (tests/unit/test_torchtrain_subword_cuda.py)
+    out = tmp_path / "table"
+    capsys.readouterr()
+    argv = ["train", "--input", str(tokens), "--output", str(out), *FASTTEXT, "--device", "cuda", "--log-level",
+            "ERROR"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == ("embedpipe train: error: config key 'device' is 'cuda' but no CUDA device is "
+                                       "available (use 'auto' or 'cpu')\n")
     assert not out.exists()
 
 
