@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from embedpipe import __version__, schema
 from embedpipe.arrow_vectors import list_array_to_matrix
+from embedpipe.distinct import sorted_distinct
 from embedpipe.errors import EmbedpipeError, InputError, SchemaError, TableError
 from embedpipe.storage import HadoopFS, atomic_output
 from embedpipe.vectors import VectorIndex, solve_analogies, top_k_neighbours, unit_normalise
@@ -174,12 +175,57 @@ def spark_table_stats(frame: DataFrame, dim: int) -> TableStats:
     )
 
 
+def arrow_table_stats(rows: pa.Table, dim: int) -> TableStats:
+    """:class:`TableStats` of (key, id, vector) rows on the driver, vectorised (no Spark job, no per-row Python).
+
+    The same figures and examples as :func:`spark_table_stats` (an example is the smallest offending key,
+    as Spark's ``min``), so a writer gives the same one-line error whichever form its rows have.
+    """
+    import pyarrow.compute as pc
+
+    keys = rows.column(schema.KEY).combine_chunks()
+    ids = rows.column(schema.ID).combine_chunks()
+    vectors = rows.column(schema.VECTOR).combine_chunks()
+    count = rows.num_rows
+    distinct_keys = pc.count_distinct(keys, mode="only_valid").as_py()
+    duplicate = None
+    if distinct_keys != count - keys.null_count:
+        counted = pc.value_counts(keys.drop_null())
+        repeated = counted.field("values").filter(pc.greater(counted.field("counts"), 1))
+        duplicate = f"key {pc.min(repeated).as_py()!r}"
+    lengths = pc.list_value_length(vectors).fill_null(-1).to_numpy(zero_copy_only=False)
+    bad_length = lengths != dim
+    values = pc.list_flatten(vectors).fill_null(0.0).to_numpy(zero_copy_only=False)
+    bad_rows = np.zeros(count, dtype=bool)
+    bad_rows[pc.list_parent_indices(vectors).to_numpy()[~np.isfinite(values)]] = True
+
+    def smallest_key(mask: np.ndarray) -> Any:
+        return pc.min(keys.filter(pa.array(mask))).as_py() if mask.any() else None
+
+    length_key = smallest_key(bad_length)
+    length_row = None if length_key is None else int(np.flatnonzero(
+        bad_length & (keys.fill_null("").to_numpy(zero_copy_only=False) == length_key))[0])
+    non_finite_key = smallest_key(bad_rows)
+    return TableStats(
+        rows=count,
+        null_keys=keys.null_count,
+        distinct_keys=distinct_keys,
+        null_ids=ids.null_count,
+        distinct_ids=pc.count_distinct(ids, mode="only_valid").as_py(),
+        bad_length=int(bad_length.sum()),
+        non_finite=int(bad_rows.sum()),
+        duplicate_example=duplicate,
+        length_example=None if length_row is None else _length_text(length_key, int(lengths[length_row])),
+        non_finite_example=None if non_finite_key is None else f"key {non_finite_key!r}",
+    )
+
+
 # ------------------------------------------------------------------------------------ writing
 
 
 def write_embedding_table(
     spark: SparkSession,
-    rows: DataFrame,
+    rows: DataFrame | pa.Table,
     output: str,
     *,
     method: str,
@@ -194,39 +240,81 @@ def write_embedding_table(
 ) -> dict[str, Any]:
     """Validate and atomically write ``rows`` (key, id, count, vector) as an embedding table.
 
-    The staged Parquet is read back and held to the format (:func:`check_table_stats`) before the
-    commit, so a table that exists at ``output`` is always a valid one. ``output`` may only replace
-    an earlier table (a directory with ``_manifest.json``), never one of ``inputs`` (the paths the
-    table was made from) or a directory holding one. Returns the manifest.
+    ``rows`` is a Spark frame, or an Arrow table on the driver (the vectors of a method that trained
+    them there). A frame's staged Parquet is read back and held to the format
+    (:func:`check_table_stats`) before the commit; driver rows are held to it before the write, in
+    NumPy (:func:`arrow_table_stats`), and written in id order without a sort, and then only the
+    staged files' Parquet footers are checked (row count, columns): the same guarantee for a small
+    table without two more Spark jobs. Either way a table that exists at ``output`` is a valid one.
+    ``output`` may only replace an earlier table (a directory with ``_manifest.json``), never one of
+    ``inputs`` (the paths the table was made from) or a directory holding one. Returns the manifest.
     """
     from pyspark.sql import functions as F
 
-    missing = [c for c in schema.TABLE_COLUMNS if c not in rows.columns]
+    columns = list(rows.column_names if isinstance(rows, pa.Table) else rows.columns)
+    missing = [c for c in schema.TABLE_COLUMNS if c not in columns]
     if missing:
-        raise TableError(f"embedding rows lack columns {missing}; have {rows.columns}")
+        raise TableError(f"embedding rows lack columns {missing}; have {columns}")
     manifest = build_manifest(
         method=method, dim=dim, rows=0, params=params, source=source, seed=seed,
         tokenizer=tokenizer, key_kind=key_kind,
     )
-    typed = rows.select(
-        F.col(schema.KEY).cast("string").alias(schema.KEY),
-        F.col(schema.ID).cast("bigint").alias(schema.ID),
-        F.col(schema.COUNT).cast("bigint").alias(schema.COUNT),
-        F.col(schema.VECTOR).cast("array<float>").alias(
-            schema.VECTOR, metadata={FOOTER_KEY: json.dumps(manifest, sort_keys=True)}
-        ),
-    ).orderBy(schema.ID)
     fs = HadoopFS(spark)
     with atomic_output(spark, output, inputs=inputs, markers=(MANIFEST_FILE,)) as staging:
-        typed.write.mode("error").parquet(staging)
-        stats = spark_table_stats(spark.read.parquet(staging), dim)
-        check_table_stats(stats, dim=dim, name="embedding table")
+        if isinstance(rows, pa.Table):
+            driver_rows = _typed_arrow(rows)
+            stats = arrow_table_stats(driver_rows, dim)
+            check_table_stats(stats, dim=dim, name="embedding table")
+            ids = driver_rows.column(schema.ID).to_numpy()
+            if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):  # a method's rows come in id order: no copy
+                driver_rows = driver_rows.sort_by(schema.ID)
+            frame = spark.createDataFrame(driver_rows)  # one partition per 10,000 rows, in id order
+        else:
+            frame = rows
+        typed = frame.select(
+            F.col(schema.KEY).cast("string").alias(schema.KEY),
+            F.col(schema.ID).cast("bigint").alias(schema.ID),
+            F.col(schema.COUNT).cast("bigint").alias(schema.COUNT),
+            F.col(schema.VECTOR).cast("array<float>").alias(
+                schema.VECTOR, metadata={FOOTER_KEY: json.dumps(manifest, sort_keys=True)}
+            ),
+        )
+        if isinstance(rows, pa.Table):
+            typed.write.mode("error").parquet(staging)
+            _check_footers(fs, staging, stats.rows)
+        else:
+            typed.orderBy(schema.ID).write.mode("error").parquet(staging)
+            stats = spark_table_stats(spark.read.parquet(staging), dim)
+            check_table_stats(stats, dim=dim, name="embedding table")
         if expected_rows is not None and stats.rows != expected_rows:
             raise TableError(f"table has {stats.rows} rows, expected {expected_rows}")
         manifest["rows"] = stats.rows
         fs.write_text(f"{staging}/{MANIFEST_FILE}", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     log.info("wrote %s table: %d rows x %d dims -> %s", method, manifest["rows"], dim, output)
     return manifest
+
+
+def _typed_arrow(rows: pa.Table) -> pa.Table:
+    """Driver rows in the table's column types (the casts the Spark writer applies to a frame)."""
+    return pa.table({
+        schema.KEY: rows.column(schema.KEY).cast(pa.string()),
+        schema.ID: rows.column(schema.ID).cast(pa.int64()),
+        schema.COUNT: rows.column(schema.COUNT).cast(pa.int64()),
+        schema.VECTOR: rows.column(schema.VECTOR).cast(pa.list_(pa.float32())),
+    })
+
+
+def _check_footers(fs: HadoopFS, directory: str, rows: int) -> None:
+    """Hold freshly written part files to the rows that were written: every footer readable, the columns
+    of the format, ``rows`` rows in all (a truncated or lost file fails here, before the commit)."""
+    footers = fs.parquet_footers(directory)
+    written = sum(count for _, count, _ in footers)
+    for name, _, columns in footers:
+        if list(columns) != list(schema.TABLE_COLUMNS):
+            raise TableError(f"embedding table part {name} has columns {list(columns)}, expected "
+                             f"{list(schema.TABLE_COLUMNS)}")
+    if written != rows:
+        raise TableError(f"embedding table: {written} rows were written, expected {rows}")
 
 
 # ---------------------------------------------------------------------------------- manifests
@@ -427,7 +515,7 @@ class EmbeddingTable:
             null_keys=int(key_index.null_count),
             distinct_keys=key_index.distinct_count,
             null_ids=0,
-            distinct_ids=int(np.unique(ids).size),
+            distinct_ids=int(sorted_distinct(ids).size),
             bad_length=len(keys) if vectors.shape[1] != dim else 0,
             non_finite=int(non_finite.size),
             duplicate_example=key_index.duplicate_example,

@@ -42,7 +42,7 @@ def sequence_statistics(frame: DataFrame, *, sequence: str) -> DataFrame:
 
     Each row's tokens are all in that row, so one ``mapInArrow`` pass can count a whole Arrow batch at
     once: the batch's tokens are dictionary-encoded, occurrences counted with ``bincount`` and
-    (row, token) pairs made distinct with one NumPy ``unique`` for the document frequency. Only one
+    (row, token) pairs made distinct with one sort for the document frequency. Only one
     row per distinct token per batch leaves the task, and Spark sums them by token; counting exploded
     (row, token) rows instead shuffles the whole corpus (docs/decisions.md, "the vocabulary counted per
     Arrow batch").
@@ -61,6 +61,8 @@ def sequence_statistics(frame: DataFrame, *, sequence: str) -> DataFrame:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from embedpipe.distinct import sorted_distinct
+
         for batch in batches:
             tokens = batch.column(sequence)
             flat = pc.list_flatten(tokens)
@@ -71,7 +73,7 @@ def sequence_statistics(frame: DataFrame, *, sequence: str) -> DataFrame:
             keys = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
             distinct = len(encoded.dictionary)
             occurrences = np.bincount(keys, minlength=distinct)
-            documents = np.bincount(np.unique(rows * distinct + keys) % distinct, minlength=distinct)
+            documents = np.bincount(sorted_distinct(rows * distinct + keys) % distinct, minlength=distinct)
             yield pa.RecordBatch.from_arrays(
                 [encoded.dictionary.cast(pa.string()), pa.array(occurrences), pa.array(documents)],
                 schema=pa.schema([(schema.TOKEN, pa.string()), (schema.COUNT, pa.int64(), False),
