@@ -186,7 +186,7 @@ def probe(device_index: int, subwords: bool = False) -> str | None:
 
     The trainer asks this before it picks the CUDA step, so that a machine whose numba-cuda
     cannot build or launch it (no NVVM, a driver or NumPy it does not support) trains with the batched
-    step instead of failing at the first step. It launches the kernel once on a one-window problem
+    step (fastText: on CPU) instead of failing at the first step. It launches the kernel once on a one-window problem
     with a zero step: the compile it triggers is the one the run would pay at its first launch.
     """
     if not available():

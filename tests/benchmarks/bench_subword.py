@@ -58,8 +58,8 @@ def load_avg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def read_lines(corpus: str, words: int | None) -> list[str]:
-    path = DATA / ("korean-dev/corpus.txt.gz" if corpus == "korean" else "text8-prefix/text8-prefix.txt.gz")
+def read_lines(corpus: str, words: int | None, data: Path = DATA) -> list[str]:
+    path = data / ("korean-dev/corpus.txt.gz" if corpus == "korean" else "text8-prefix/text8-prefix.txt.gz")
     if not path.exists():
         sys.exit(f"bench_subword: {path} is missing (see ../shared/data/*/README.md)")
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -77,11 +77,11 @@ def read_lines(corpus: str, words: int | None) -> list[str]:
     return lines
 
 
-def eval_sets(corpus: str):
+def eval_sets(corpus: str, data: Path = DATA):
     from embedpipe.evaluate.datasets import gensim_test_data_dir, parse_analogy_text, parse_similarity_text
 
     if corpus == "korean":
-        base = DATA / "korean-dev"
+        base = data / "korean-dev"
         sims = {"WS353-ko": parse_similarity_text((base / "kor_ws353_kor2vec.tsv").read_text(), name="ws353-ko",
                                                   location="korean-dev")}
         analogies = parse_analogy_text((base / "kor2vec_questions-words.txt").read_text(), name="kor2vec",
