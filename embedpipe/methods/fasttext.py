@@ -2,10 +2,12 @@
 
 The Spark side is SGNS's (:mod:`embedpipe.methods.sgns`): the token sequences are hash-partitioned by
 ``doc_id`` into ``processes`` barrier tasks, each replica trains on its partition and, with several
-processes, the replicas sum their updates ``averages_per_epoch`` times per epoch; checkpoints and
-resume work the same way. What differs is computed once on the driver from the vocabulary and
-broadcast with it: each word's input rows (its own and its n-grams' buckets,
-:func:`embedpipe.subwords.subword_index`), so the tasks do no string work.
+processes, the replicas combine as sgns's do (:class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`:
+the rows with the most expected updates every 384 tokens per replica, here frequent words' rows and
+the n-gram buckets they share, every row ``averages_per_epoch`` times per epoch, each row's summed
+update scaled by its saturation); checkpoints and resume work the same way. What differs is computed
+once on the driver from the vocabulary and broadcast with it: each word's input rows (its own and its
+n-grams' buckets, :func:`embedpipe.subwords.subword_index`), so the tasks do no string work.
 
 Two tables come out, in one format: the main table holds the composed vector of every vocabulary
 word (any Parquet reader uses it as any other table), and ``<output>/_subwords/`` holds the trained
@@ -28,9 +30,10 @@ import pyarrow as pa
 from embedpipe import schema
 from embedpipe.errors import EmptyResultError
 from embedpipe.jobconfig import TrainConfig
-from embedpipe.methods.barrier import Replica, ReplicaGroup, TaskOutput, run_replicas
+from embedpipe.methods.barrier import Replica, TaskOutput, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
 from embedpipe.methods.sgns import _prepare_checkpoints, _table_rows, check_learned, core_params, task_threads
+from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync
 from embedpipe.subwords import HASH_NAME, SUBWORDS_PARAM, subword_index
 
 if TYPE_CHECKING:
@@ -49,17 +52,21 @@ def scheme(minn: int, maxn: int, buckets: int) -> dict[str, Any]:
     return {"minn": minn, "maxn": maxn, "buckets": buckets, "hash": HASH_NAME, "jamo": False, "table": SUBWORD_DIR}
 
 
+def fasttext_params(config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
+    """The trainer's parameters (a FastTextParams) for ``train --method fasttext``."""
+    settings = config.settings
+    base = core_params(config, threads=threads or config.threads, epochs=settings.epochs, sample=settings.sample,
+                       shrink_window=True)
+    return {**base, "minn": settings.minn, "maxn": settings.maxn, "buckets": settings.buckets}
+
+
 def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
     """``train --method fasttext``: composed word vectors as the table, bucket vectors in ``_subwords``."""
     from pyspark.sql import functions as F
 
     from embedpipe.torchtrain.subword_train import FastTextParams
 
-    settings = config.settings
-    base = core_params(config, threads=task_threads(spark, config), epochs=settings.epochs, sample=settings.sample,
-                       shrink_window=True)
-    params = FastTextParams(**base, minn=settings.minn, maxn=settings.maxn,
-                            buckets=settings.buckets)
+    params = FastTextParams(**fasttext_params(config, task_threads(spark, config)))
     vocab_table = data.vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
     if vocab_table.num_rows == 0:
         raise EmptyResultError(f"train input {data.path} has an empty vocabulary")
@@ -79,8 +86,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
     words = result.matrix("input", len(keys), params.dim)
     buckets = result.matrix("subwords", len(subwords.buckets), params.dim)
     tokens_trained = int(info["tokens"])
-    # fasttext replicas still plainly sum their updates (sgns's saturation-scaled combine is not ported to
-    # the bucket rows yet), so a many-replica run that overshoots must fail here, not write random vectors
+    # as sgns: a run whose replicas' combined updates still overshot must fail here, not write random vectors
     check_learned(float(info["loss"]), params.negative, config.processes, "fasttext")
     epochs_run = params.epochs - checkpoints.resume_epoch
     log.info("fasttext: trained on %d tokens x %d epoch(s) in %.1f s (%.0f words/s)", tokens_trained, epochs_run,
@@ -91,7 +97,8 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
         "threads": params.threads,
         "step": info["step"],
         "trained_on": info["trained_on"],
-        "averaging": (f"sum of input and output matrix updates {config.averages_per_epoch}x per epoch"
+        "averaging": (f"saturation-scaled sum of input and output matrix updates {config.averages_per_epoch}x per "
+                      f"epoch, the {HOT_ROWS} hottest rows of each every {HOT_ROUND_TOKENS} tokens"
                       if config.processes > 1 else "none"),
         "implementation": "embedpipe.torchtrain (PyTorch, numba subword kernel on CPU or CUDA) in Spark barrier tasks",
         "input_kind": data.kind,
@@ -126,7 +133,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
 
 
 def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: tuple) -> TaskOutput | None:
-    """One fastText replica: encode the partition, train, sum updates with the other replicas; rank 0
+    """One fastText replica: encode the partition, train, combine updates with the other replicas; rank 0
     returns the composed word vectors, the bucket rows and the run facts."""
     from embedpipe.torchtrain import IdCorpus, encode_sentences
     from embedpipe.torchtrain.model import read_checkpoint
@@ -145,13 +152,15 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
         start = initial_state(subwords, params, state.w_in.device)
         return start.w_in, start.w_out
 
-    group = replica.join(ReplicaGroup(averages_per_epoch, lambda state: (state.w_in, state.w_out),
-                                      initial_of=initial))
+    plan = plan_sync(counts, params, replica.world, averages_per_epoch,
+                     input_rows=(subwords.offsets, subwords.rows, subwords.n_rows))
+    group = replica.join(SGNSReplicaGroup(averages_per_epoch, lambda state: (state.w_in, state.w_out),
+                                          initial_of=initial, plan=plan))
     tokens = np.array([corpus.n_tokens], dtype=np.int64)
     started = time.time()
     try:
         if group is not None:
-            group.rounds = checkpoints.resume_epoch * averages_per_epoch
+            group.resume_at(checkpoints.resume_epoch)
             tokens = group.total(tokens)
         result = train_fasttext(corpus, counts, params, subwords, replica_sync=group, counts_total=int(tokens[0]),
                                 checkpoint_dir=checkpoint_dir, resume=checkpoints.resume_epoch > 0)

@@ -6,7 +6,8 @@ above all an output row drawn as noise by every pair, moves nearly all the way t
 gradient points on every replica, so the sum moves it N times as far and training collapses from 4
 replicas (issue 25; docs/decisions.md#replicas-beyond-2-issue-25). So :class:`SGNSReplicaGroup`
 
-* all-reduces the :data:`HOT_ROWS` most frequent rows of both matrices every
+* all-reduces the :data:`HOT_ROWS` rows of each matrix with the most expected updates (the most
+  frequent words; with subwords, fastText's, also the n-gram buckets frequent words share) every
   :data:`HOT_ROUND_TOKENS` tokens per replica (*hot rounds*, each ``2 x HOT_ROWS x dim`` floats),
   besides the full rounds (``averages_per_epoch`` per epoch) that combine every row, so replicas
   never drift apart on the rows every update reads;
@@ -44,7 +45,7 @@ SATURATION_RATE = 0.2
 class SyncPlan:
     """What every replica computes alike from the counts: the hot rows, the rounds, the expected updates."""
 
-    hot: np.ndarray  # ids of the hot rows, ascending
+    hot: tuple[np.ndarray, np.ndarray]  # per matrix (input, output), ids of its hot rows, ascending
     hot_per_round: int  # hot rounds per full round (the last one is the full round itself)
     expected: tuple[np.ndarray, np.ndarray]  # per-row expected updates per replica per full round (input, output)
     world: int
@@ -57,12 +58,15 @@ class SyncPlan:
         return self.lr - (self.lr - self.min_lr) * min(1.0, progress / self.epochs)
 
 
-def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, tokens: int | None = None) -> SyncPlan:
+def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, tokens: int | None = None, *,
+              input_rows: tuple[np.ndarray, np.ndarray, int] | None = None) -> SyncPlan:
     """The sync plan for ``world`` replicas training ``params`` (an SGNSParams) on a corpus of ``counts``.
 
     ``tokens`` is the corpus size (default: the counts' sum). Expected updates per replica per full
     round: a word as centre ``keep x frequency x tokens x contexts``, as an output row that as context
-    plus every pair's noise draws at its noise probability.
+    plus every pair's noise draws at its noise probability. ``input_rows`` = ``(offsets, rows, n_rows)``
+    when a word's input is several rows (fastText: ``SubwordIndex``): each row then takes the updates of
+    every word using it, since every row of a word gets the word's whole gradient.
     """
     from embedpipe.torchtrain.corpus import keep_probabilities, noise_distribution
 
@@ -72,11 +76,17 @@ def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, token
     contexts = params.window + 1 if params.shrink_window else 2 * params.window
     n_in = keep_probabilities(counts, params.sample) * counts / max(counts.sum(), 1.0) * per_round * contexts
     n_out = n_in + n_in.sum() * params.negative * noise_distribution(counts, params.noise_power)
-    k = min(HOT_ROWS, len(counts))
-    hot = np.sort(np.argsort(-counts, kind="stable")[:k])
+    if input_rows is not None:
+        offsets, rows, n_rows = input_rows
+        n_in = np.bincount(rows, weights=np.repeat(n_in, np.diff(offsets)), minlength=n_rows)
     hot_per_round = max(1, math.ceil(per_round / HOT_ROUND_TOKENS))
-    return SyncPlan(hot, hot_per_round, (n_in.astype(np.float32), n_out.astype(np.float32)), world, params.lr,
-                    params.min_lr, params.epochs)
+    return SyncPlan((hottest(n_in), hottest(n_out)), hot_per_round, (n_in.astype(np.float32), n_out.astype(np.float32)),
+                    world, params.lr, params.min_lr, params.epochs)
+
+
+def hottest(expected: np.ndarray) -> np.ndarray:
+    """Ids of the :data:`HOT_ROWS` rows with the most expected updates (ties: lower id first), ascending."""
+    return np.sort(np.argsort(-expected, kind="stable")[: min(HOT_ROWS, len(expected))])
 
 
 def saturation_scale(n: Any, lr: float, world: int) -> Any:
@@ -99,7 +109,7 @@ class SGNSReplicaGroup(ReplicaGroup):
                  initial_of: Callable[[Any], Sequence[Any]], plan: SyncPlan):
         super().__init__(per_epoch, tensors_of, initial_of=initial_of)
         self.plan = plan
-        self._device_plan: tuple[Any, list[Any]] | None = None  # hot ids, per tensor each row's updates per combine
+        self._device_plan: list[tuple[Any, Any]] | None = None  # per tensor: hot ids, each row's updates per combine
 
     def _target(self, progress: float) -> int:
         return int(math.floor(progress * self.per_epoch * self.plan.hot_per_round + 1e-9))
@@ -112,28 +122,26 @@ class SGNSReplicaGroup(ReplicaGroup):
             with torch.no_grad():
                 if self.base is None:
                     self.base = [t.detach().clone() for t in self.initial_of(state)]  # type: ignore[misc]
-                hot, expected = self._on(tensors[0].device)
                 lr = self.plan.lr_at(progress)
                 full = (self.rounds + 1) % self.plan.hot_per_round == 0
-                for tensor, base, n in zip(tensors, self.base, expected, strict=True):
+                for tensor, base, (hot, n) in zip(tensors, self.base, self._on(tensors[0].device), strict=True):
                     if full:
                         self._combine(tensor, base, n, lr)
                     else:
                         self._combine_hot(tensor, base, hot, n[hot], lr)
             self.rounds += 1
 
-    def _on(self, device: Any) -> tuple[Any, list[Any]]:
-        """The hot ids and, per tensor, each row's expected updates since its last combine, on ``device``."""
+    def _on(self, device: Any) -> list[tuple[Any, Any]]:
+        """Per tensor, its hot ids and each row's expected updates since its last combine, on ``device``."""
         import torch
 
-        if self._device_plan is None or self._device_plan[0].device != device:
-            hot = torch.from_numpy(self.plan.hot).to(device)
-            since = []
-            for n in self.plan.expected:
+        if self._device_plan is None or self._device_plan[0][0].device != device:
+            self._device_plan = []
+            for ids, n in zip(self.plan.hot, self.plan.expected, strict=True):
+                hot = torch.from_numpy(ids).to(device)
                 row = torch.from_numpy(n).to(device, copy=True)  # the plan's arrays stay as they are
                 row[hot] /= self.plan.hot_per_round  # hot rows were combined a hot round ago
-                since.append(row)
-            self._device_plan = (hot, since)
+                self._device_plan.append((hot, row))
         return self._device_plan
 
     def _combine(self, tensor: Any, base: Any, n: Any, lr: float) -> None:

@@ -1,17 +1,18 @@
-"""Quality of data-parallel SGNS / item2vec as the replica count grows, combine rules side by side.
+"""Quality of data-parallel SGNS / fasttext / item2vec as the replica count grows, combine rules side by side.
 
-    python tests/benchmarks/bench_replicas.py [--corpora text8,demo,movielens] [--replicas 1,2,4,8,16]
+    python tests/benchmarks/bench_replicas.py [--corpora text8,demo,movielens,fasttext] [--replicas 1,2,4,8,16]
         [--seeds 1,2,3] [--schemes sgns_sync,sum_updates,touched_mean,saturation] [--text8-tokens 2139748]
         [--demo-documents 100000] [--jobs 2,4] [--workdir DIR]
 
 What ``train --processes N`` computes, simulated in one process: the rows are split as the job
 splits them (Spark's ``repartition(N, doc_id)``, i.e. ``pmod(hash(doc_id), N)``, each partition
-sorted by ``doc_id``), and N threads each run :func:`embedpipe.torchtrain.train_sgns` with the job's
-params (``threads = 1``) and a :class:`~embedpipe.methods.barrier.ReplicaGroup` whose all-reduce is
-an in-process sum in rank order instead of torch.distributed, at the same rounds
+sorted by ``doc_id``), and N threads each run :func:`embedpipe.torchtrain.train_sgns` (or
+``train_fasttext``) with the job's params (``threads = 1``) and a
+:class:`~embedpipe.methods.barrier.ReplicaGroup` whose all-reduce is an in-process sum in rank order
+instead of torch.distributed, at the same rounds
 (``averages_per_epoch`` per epoch and every epoch end). ``--schemes`` compares the combine rules:
 ``sgns_sync`` (the job's since issue 25: :class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`, the
-hottest rows every 1,024 tokens per replica and every row's sum scaled by its saturation),
+hottest rows every 384 tokens per replica and every row's sum scaled by its saturation; fasttext's too),
 ``sum_updates`` (the job's before: the replicas' updates summed), ``touched_mean`` and ``saturation``
 (measured for issue 25, kept here only: each row's summed updates divided by the replicas that touched
 it, or by as much of that as the row's expected updates per round saturate it, 10 rounds per epoch
@@ -25,6 +26,8 @@ Corpora (real data under ``/work/shared/data``; a clear message if missing):
   ``sgns`` defaults with dim 100: WS353 / SimLex-999 Spearman and Google analogies (top 30k);
 * ``demo``: the planted demo corpus (:func:`embedpipe.demo.generator.generate_corpus`, seed 7),
   scored on its planted similarity and analogy files;
+* ``fasttext``: the ``text8`` corpus trained with ``fasttext`` defaults (dim 100, n-grams 3-6), scored on
+  the composed word vectors like ``text8``;
 * ``movielens``: MovieLens latest-small, ratings >= 4, the latest 20% of each user's items held
   out (``histories --holdout last --holdout-fraction 0.2``), ``item2vec`` defaults with dim 32:
   Recall@20 of the two towers (user = mean of its training items' input vectors, dot with the
@@ -200,16 +203,23 @@ def split_like_the_job(spark: Any, sentences: Any, replicas: int) -> list[pa.Arr
 
 
 def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_dict: dict[str, Any],
-             scheme: str) -> Run:
-    """Train ``len(parts)`` replicas as the job's barrier tasks would, in threads."""
+             scheme: str, subwords: Any = None) -> Run:
+    """Train ``len(parts)`` replicas as the job's barrier tasks would, in threads (fastText's with ``subwords``)."""
     from embedpipe.torchtrain import IdCorpus, SGNSParams, TrainingState, encode_sentences, train_sgns
+    from embedpipe.torchtrain.subword_train import FastTextParams, initial_state, train_fasttext
 
     world = len(parts)
-    params = SGNSParams(**params_dict)
+    params = SGNSParams(**params_dict) if subwords is None else FastTextParams(**params_dict)
     corpora = [encode_sentences(p, keys) if len(p) else IdCorpus.concat([]) for p in parts]
     total = sum(c.n_tokens for c in corpora)
+
+    def train(corpus: Any, **kwargs: Any) -> Any:
+        if subwords is None:
+            return train_sgns(corpus, counts, params, counts_total=total, **kwargs)
+        return train_fasttext(corpus, counts, params, subwords, counts_total=total, **kwargs)
+
     if world == 1:
-        result = train_sgns(corpora[0], counts, params, counts_total=total)
+        result = train(corpora[0])
         return Run(result.input_vectors, result.output_vectors, result.epoch_losses, [],
                    float(np.linalg.norm(result.input_vectors, axis=1).mean()))
     collective = _Collective(world)
@@ -217,10 +227,13 @@ def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_d
     group_class = saturation_group(counts, params_dict, world) if scheme == "saturation" else groups[scheme]
 
     def initial(state: Any) -> tuple[Any, Any]:
-        start = TrainingState.initial(state.vocab_size, params, state.w_in.device)
+        start = (TrainingState.initial(state.vocab_size, params, state.w_in.device) if subwords is None
+                 else initial_state(subwords, params))
         return start.w_in, start.w_out
 
-    extra = {"plan": plan_sync(counts, params, world, AVERAGES_PER_EPOCH)} if scheme == "sgns_sync" else {}
+    rows = None if subwords is None else (subwords.offsets, subwords.rows, subwords.n_rows)
+    extra = {"plan": plan_sync(counts, params, world, AVERAGES_PER_EPOCH, input_rows=rows)} if scheme == "sgns_sync" \
+        else {}
     groups = [group_class(AVERAGES_PER_EPOCH, lambda s: (s.w_in, s.w_out), initial_of=initial, rank=r,
                           collective=collective, **extra) for r in range(world)]
     results: list[Any] = [None] * world
@@ -228,7 +241,7 @@ def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_d
 
     def replica(rank: int) -> None:
         try:
-            results[rank] = train_sgns(corpora[rank], counts, params, replica_sync=groups[rank], counts_total=total)
+            results[rank] = train(corpora[rank], replica_sync=groups[rank])
         except BaseException as exc:  # noqa: BLE001 - re-raised below
             errors.append(exc)
             collective.barrier.abort()
@@ -253,7 +266,7 @@ def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_d
 class Corpus:
     name: str
     path: Path  # the tokenize / histories output
-    method: str  # sgns or item2vec
+    method: str  # sgns, fasttext or item2vec
     scorer: Callable[[Run], dict[str, float]]
     params: dict[str, Any]  # the job's params at seed 0 (the seed is set per run)
 
@@ -267,6 +280,14 @@ def text8_documents(target: Path, tokens: int) -> Path:
     return target
 
 
+def fasttext_params(path: Path, dim: int) -> dict[str, Any]:
+    from embedpipe.jobconfig import TrainConfig
+    from embedpipe.methods.fasttext import fasttext_params as job_params
+
+    return job_params(TrainConfig(input=str(path), output="unused", method="fasttext", dim=dim, device="cpu",
+                                  threads=1))
+
+
 def sgns_params(path: Path, dim: int) -> dict[str, Any]:
     from embedpipe.jobconfig import TrainConfig
     from embedpipe.methods.sgns import sgns_params as job_params
@@ -277,12 +298,14 @@ def sgns_params(path: Path, dim: int) -> dict[str, Any]:
 
 def prepare(spark: Any, name: str, work: Path, args: argparse.Namespace) -> Corpus:
     work.mkdir(parents=True, exist_ok=True)
-    if name == "text8":
+    if name in ("text8", "fasttext"):
         text = text8_documents(work / "text8.txt", args.text8_tokens)
         tokens = work / "text8-tokens"
         _cli(["tokenize", "--input", str(text), "--output", str(tokens), "--min-count", "5"])
         keys = _keys(tokens)
-        return Corpus(name, tokens, "sgns", lambda run: _word_scores(keys, run.input_vectors), sgns_params(tokens, 100))
+        method, params = ("sgns", sgns_params(tokens, 100)) if name == "text8" else ("fasttext",
+                                                                                     fasttext_params(tokens, 100))
+        return Corpus(name, tokens, method, lambda run: _word_scores(keys, run.input_vectors), params)
     if name == "demo":
         from embedpipe.demo.generator import generate_corpus, write_analogy_file, write_similarity_file
 
@@ -382,13 +405,18 @@ def bench(spark: Any, corpus: Corpus, args: argparse.Namespace) -> list[dict[str
     vocab = data.vocab.select("token", "count", "id").orderBy("id").toArrow()
     keys, counts = vocab.column("token").combine_chunks(), vocab.column("count").to_numpy().astype(np.int64)
     sentences = data.sentences().select("doc_id", "tokens").cache()
+    subwords = None
+    if corpus.method == "fasttext":
+        from embedpipe.subwords import subword_index
+
+        subwords = subword_index(keys, corpus.params["minn"], corpus.params["maxn"], corpus.params["buckets"])
     rows = []
     for replicas in args.replicas:
         parts = split_like_the_job(spark, sentences, replicas)
         for scheme in (["single"] if replicas == 1 else args.schemes):
             for seed in args.seeds:
                 started = time.perf_counter()
-                run = simulate(parts, keys, counts, {**corpus.params, "seed": seed}, scheme)
+                run = simulate(parts, keys, counts, {**corpus.params, "seed": seed}, scheme, subwords)
                 scores = corpus.scorer(run)
                 rows.append({"corpus": corpus.name, "replicas": replicas, "scheme": scheme, "seed": seed,
                              "scores": scores, "losses": run.losses, "norm": run.norm, "touched": run.touched,
@@ -409,12 +437,13 @@ def job_run(corpus: Corpus, replicas: int, args: argparse.Namespace) -> dict[str
     output = args.workdir / f"{corpus.name}-job-{replicas}"
     dim = corpus.params["dim"]
     started = time.perf_counter()
+    outputs = [] if corpus.method == "fasttext" else ["--set", f"{corpus.method}.export_output_vectors={output}-output"]
     _cli(["train", "--input", str(corpus.path), "--output", str(output), "--method", corpus.method, "--dim", str(dim),
           "--device", "cpu", "--processes", str(replicas), "--seed", str(args.seeds[0]), "--set", "threads=1",
-          "--set", f"{corpus.method}.export_output_vectors={output}-output"])
-    table, out = read_embedding_table(str(output)), read_embedding_table(f"{output}-output")
-    vectors = np.asarray(table.vectors)  # in id order, as the simulation's
-    run = Run(vectors, np.asarray(out.vectors), [], [], float(np.linalg.norm(vectors, axis=1).mean()))
+          *outputs])
+    vectors = np.asarray(read_embedding_table(str(output)).vectors)  # in id order, as the simulation's
+    out = np.asarray(read_embedding_table(f"{output}-output").vectors) if outputs else None
+    run = Run(vectors, out, [], [], float(np.linalg.norm(vectors, axis=1).mean()))  # type: ignore[arg-type]
     return {"corpus": corpus.name, "replicas": replicas, "scheme": "job (gloo)", "seed": args.seeds[0],
             "scores": corpus.scorer(run), "losses": [], "norm": run.norm, "touched": [],
             "seconds": time.perf_counter() - started}
