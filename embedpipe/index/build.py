@@ -10,10 +10,10 @@ searches rescore ``rerank`` x k of them exactly against the table's own vectors
 
 The search beam is calibrated at build time, not fixed: a *recall probe* searches 1,000 seeded table
 keys, compares with their exact top 10 and raises HNSW's ``efSearch`` (or IVF-PQ's ``nprobe``) until
-recall@10 reaches ``target_recall`` (0.95); the chosen value and the measured recall go into
-``index.json``. With ``kind = auto``, an HNSW graph that cannot reach the target (tables of mostly
-rare keys, whose vectors barely moved from their random start: docs/decisions.md) is replaced by
-IVF-PQ, which can scan further.
+recall@10 reaches ``target_recall`` (0.95), then bisects back towards the value below to within 1/8
+of it; the chosen value and the measured recall go into ``index.json``. With ``kind = auto``, an HNSW
+graph that cannot reach the target (tables of mostly rare keys, whose vectors barely moved from their
+random start: docs/decisions.md) is replaced by IVF-PQ, which can scan further.
 
 The build runs on the driver (the table is read there, as ``neighbors`` reads it) and commits
 atomically: everything goes to ``_index.tmp-<id>/`` beside the rows, the manifest last, then one
@@ -52,6 +52,8 @@ from embedpipe.table import read_embedding_table_spark, read_manifest_spark
 from embedpipe.vectors import top_k_neighbours
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyspark.sql import SparkSession
 
     from embedpipe.jobconfig import IndexConfig
@@ -66,8 +68,8 @@ HNSW_MAX_ROWS = 2_000_000
 #: slower and gave no more recall at equal queries/s; docs/decisions.md).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 80
-#: HNSW search beams the recall probe tries in turn (the first reaching the target is kept): beyond
-#: 1,024 a graph search is no faster than IVF-PQ's scan.
+#: HNSW search beams the recall probe tries in turn (the first reaching the target is kept, then refined
+#: downwards: :data:`PROBE_REFINE`): beyond 1,024 a graph search is no faster than IVF-PQ's scan.
 HNSW_EF_SEARCH_LADDER = (16, 32, 64, 128, 256, 512, 1024)
 #: IVF-PQ: the fewest lists the probe tries (then doubled up to all of them), and candidates rescored
 #: exactly per wanted neighbour (rerank 10 / dim/4-byte codes gave 0.33-0.74 on trained tables).
@@ -76,6 +78,10 @@ IVF_RERANK = 40
 #: The recall probe: this many seeded table keys, their exact top ``PROBE_K`` the truth.
 PROBE_QUERIES = 1000
 PROBE_K = 10
+#: After the ladder's first value reaching the target, the probe bisects between it and the value below
+#: until they are within 1/PROBE_REFINE of the lower one (64 -> 128 becomes 80 on the Korean min_count 2
+#: table: 1.5x fewer distance computations a query at the same target; docs/decisions.md).
+PROBE_REFINE = 8
 #: IVF-PQ k-means and PQ training sample: this many points per list (Faiss wants >= 39).
 IVF_TRAIN_PER_LIST = 64
 
@@ -133,9 +139,10 @@ def calibrate_search(index: Any, unit: np.ndarray, kind: str, build: dict[str, A
     """The cheapest search parameters whose recall@10 on a probe of table keys reaches ``target``.
 
     Searches ``PROBE_QUERIES`` seeded keys with :meth:`AnnIndex.search` (what ``neighbors`` tasks
-    run) at each value of the kind's ladder against their exact top 10. Returns (search params,
-    probe record); when no value reaches the target, the last (largest) is kept and the probe's
-    recall says by how much it falls short.
+    run) at each value of the kind's ladder against their exact top 10, then bisects between the first
+    value reaching the target and the one below it (:data:`PROBE_REFINE`). Returns (search params,
+    probe record: every value tried, in order, with its recall); when no value reaches the target,
+    the last (largest) is kept and the probe's recall says by how much it falls short.
     """
     rows = len(unit)
     queries = np.arange(rows, dtype=np.int64) if rows <= PROBE_QUERIES else np.sort(
@@ -145,16 +152,38 @@ def calibrate_search(index: Any, unit: np.ndarray, kind: str, build: dict[str, A
     truth, _ = top_k_neighbours(unit, queries, k)
     name, ladder = _ladder(kind, build)
     tried: list[list[float]] = []  # [value, recall] pairs in the order tried
-    for value in ladder:
-        params = {**search, name: value}
-        found, _ = AnnIndex(index, {"kind": kind, "search": params}).search(unit, queries, k)
+
+    def recall_at(value: int) -> float:
+        found, _ = AnnIndex(index, {"kind": kind, "search": {**search, name: value}}).search(unit, queries, k)
         hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth, strict=True))
         tried.append([value, round(hits / truth.size, 4)])
-        if tried[-1][1] >= target:
+        return tried[-1][1]
+
+    chosen, recall = ladder[-1], 0.0
+    for position, value in enumerate(ladder):
+        recall = recall_at(value)
+        if recall >= target:
+            chosen = value
+            if position > 0:  # the target lies between the value below and this one: bisect
+                chosen, recall = _refine(recall_at, ladder[position - 1], value, recall, target)
             break
-    probe = {"queries": len(queries), "k": k, "target": target, "recall": tried[-1][1], name: tried,
+    probe = {"queries": len(queries), "k": k, "target": target, "recall": recall, name: tried,
              "seconds": round(time.monotonic() - started, 3)}
-    return params, probe
+    return {**search, name: chosen}, probe
+
+
+def _refine(recall_at: Callable[[int], float], low: int, high: int, high_recall: float,
+            target: float) -> tuple[int, float]:
+    """The smallest value found between ``low`` (below the target) and ``high`` (at it) by bisection, to a
+    step of ``low / PROBE_REFINE``: (value, its recall). Recall grows with the beam, so halving keeps it."""
+    while high - low > max(1, low // PROBE_REFINE):
+        middle = (low + high) // 2
+        recall = recall_at(middle)
+        if recall >= target:
+            high, high_recall = middle, recall
+        else:
+            low = middle
+    return high, high_recall
 
 
 def _write_bytes(fs: Any, path: str, data: bytes | memoryview) -> None:

@@ -226,9 +226,9 @@ def load_index(table: str, *, rows: int | None = None, dim: int | None = None) -
     manifest = check_index(table, rows=rows, dim=dim)
     fs, root = filesystem(table)
     path = f"{root}/{INDEX_DIR}/{INDEX_FILE}"
-    try:
-        data = read_bytes(fs, path)
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    try:  # streamed into Faiss in its own blocks: one copy in memory (bytes + deserialize_index held three)
+        with fs.open_input_stream(path) as stream:
+            index = faiss.read_index(faiss.PyCallbackIOReader(stream.read))
     except (RuntimeError, OSError) as exc:  # Faiss raises RuntimeError for a corrupt or foreign file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"cannot read index {table}/{INDEX_DIR}/{INDEX_FILE} (faiss {faiss.__version__}): "

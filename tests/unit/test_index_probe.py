@@ -1,5 +1,6 @@
 """The index build's recall probe (:func:`embedpipe.index.build.calibrate_search`): it keeps the cheapest
-search parameter whose recall@10 against exact reaches the target, and the largest when none does."""
+search parameter whose recall@10 against exact reaches the target (the ladder, then a bisection below the
+first value reaching it), and the largest when none does."""
 
 from __future__ import annotations
 
@@ -45,9 +46,18 @@ def test_probe_keeps_the_cheapest_value_reaching_the_target(kind, target, monkey
             break
     assert len(recalls) > 1 and recalls[-1] >= target  # the probe has a choice to make on this table
     chosen, probe = build.calibrate_search(index, unit, kind, build_params, search, target)
-    assert chosen[name] == ladder[len(recalls) - 1]
-    assert probe["recall"] == pytest.approx(recalls[-1], abs=1e-4)
-    assert [v for v, _ in probe[name]] == ladder[:len(recalls)] and probe["queries"] == 300
+    low, high = ladder[len(recalls) - 2:len(recalls)]  # the target lies between these two ladder values
+    tried = dict(probe[name])
+    assert [v for v, _ in probe[name]][:len(recalls)] == ladder[:len(recalls)] and probe["queries"] == 300
+    assert low < chosen[name] <= high and probe["recall"] == tried[chosen[name]] >= target
+    below = max(v for v, r in tried.items() if v < chosen[name])  # the bisection's last value under the target
+    assert tried[below] < target and chosen[name] - below <= max(1, below // build.PROBE_REFINE)
+
+    def reference(value: int) -> float:
+        found, _ = AnnIndex(index, {"kind": kind, "search": {**search, name: value}}).search(unit, queries, 10)
+        return _recall(unit, found, queries)
+
+    assert reference(chosen[name]) >= target > reference(below)
 
 
 def test_probe_keeps_the_largest_value_when_the_target_is_out_of_reach(monkeypatch):
