@@ -12,6 +12,7 @@ no output marker (see :func:`check_output_path`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from embedpipe.errors import OutputError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ PREVIOUS_MARK = ".__embedpipe_previous-"
 #: Files that show a directory is an earlier output (embedpipe's report/manifest, Spark's _SUCCESS),
 #: so replacing it loses nothing a user wrote by hand.
 OUTPUT_MARKERS = ("report.json", "_manifest.json", "_SUCCESS")
+#: The footer key under which Spark records the schema of the rows it wrote.
+SPARK_SCHEMA_KEY = "org.apache.spark.sql.parquet.row.metadata"
 
 
 class HadoopFS:
@@ -73,6 +76,46 @@ class HadoopFS:
             return []
         return [str(status.getPath().getName()) for status in fs.listStatus(p)]
 
+    def parquet_footers(self, directory: str) -> list[tuple[str, int, list[str]]]:
+        """(file name, row count, top-level column names) of each Parquet file in ``directory``, from the
+        footers alone (Hadoop's Parquet reader in the JVM: any filesystem, no Spark job, no rows read)."""
+        parquet = self._jvm.org.apache.parquet.hadoop
+        footers = []
+        for status in self._fs(directory).listStatus(self._path(directory)):
+            name = str(status.getPath().getName())
+            if name.startswith(("_", ".")) or not status.isFile():
+                continue
+            try:
+                reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromStatus(status, self._conf))
+            except Exception as exc:  # py4j's Java error: a truncated file, no footer
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise OutputError(f"cannot read the Parquet footer of {directory}/{name}: {detail}") from None
+            try:
+                fields = reader.getFooter().getFileMetaData().getSchema().getFields()
+                footers.append((name, int(reader.getRecordCount()), [str(field.getName()) for field in fields]))
+            finally:
+                reader.close()
+        return footers
+
+    def spark_schema_json(self, directory: str) -> str | None:
+        """The schema Spark recorded in the footer of ``directory``'s first data file (the file Spark's own
+        inference reads: the smallest path), or None: no data file, a nested directory, or no record."""
+        statuses = list(self._fs(directory).listStatus(self._path(directory))) if self.is_dir(directory) else []
+        data = sorted((str(status.getPath().toString()), status) for status in statuses
+                      if not str(status.getPath().getName()).startswith(("_", ".")))
+        if not data or any(status.isDirectory() for _, status in data):
+            return None
+        parquet = self._jvm.org.apache.parquet.hadoop
+        try:
+            reader = parquet.ParquetFileReader.open(parquet.util.HadoopInputFile.fromStatus(data[0][1], self._conf))
+        except Exception:  # noqa: BLE001 - unreadable: Spark's reader reports it in its own words
+            return None
+        try:
+            record = reader.getFooter().getFileMetaData().getKeyValueMetaData().get(SPARK_SCHEMA_KEY)
+        finally:
+            reader.close()
+        return None if record is None else str(record)
+
     def copy_from_local(self, local_path: str, dst: str) -> None:
         """Copy a local file or directory (e.g. a report rendered in a temp dir) to ``dst``."""
         src = self._jvm.org.apache.hadoop.fs.Path("file://" + local_path)
@@ -95,6 +138,22 @@ class HadoopFS:
             return data.decode("utf-8")
         finally:
             stream.close()
+
+
+def read_parquet(spark: SparkSession, path: str) -> DataFrame:
+    """``spark.read.parquet(path)`` without its schema-inference job when Spark wrote the files.
+
+    Spark infers a Parquet schema with a Spark job even from one footer (``mergeSchemasInParallel``):
+    on a small input, a second of every job's fixed cost per read. Files Spark wrote record their
+    schema in the footer; read from the first data file on the driver and handed to the reader, it
+    gives the same frame with no job. Other files (no record, nested directories) are inferred as before.
+    """
+    from pyspark.sql.types import StructType
+
+    record = HadoopFS(spark).spark_schema_json(path)
+    if record is None:
+        return spark.read.parquet(path)
+    return spark.read.schema(StructType.fromJson(json.loads(record))).parquet(path)
 
 
 def _parent_and_name(fs: HadoopFS, target: str, given: str) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from embedpipe import __version__, schema
 from embedpipe.arrow_vectors import list_array_to_matrix
 from embedpipe.distinct import sorted_distinct
 from embedpipe.errors import EmbedpipeError, InputError, SchemaError, TableError
-from embedpipe.storage import HadoopFS, atomic_output
+from embedpipe.storage import HadoopFS, atomic_output, read_parquet
 from embedpipe.vectors import VectorIndex, solve_analogies, top_k_neighbours, unit_normalise
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ def write_embedding_table(
             _check_footers(fs, staging, stats.rows)
         else:
             typed.orderBy(schema.ID).write.mode("error").parquet(staging)
-            stats = spark_table_stats(spark.read.parquet(staging), dim)
+            stats = spark_table_stats(read_parquet(spark, staging), dim)
             check_table_stats(stats, dim=dim, name="embedding table")
         if expected_rows is not None and stats.rows != expected_rows:
             raise TableError(f"table has {stats.rows} rows, expected {expected_rows}")
@@ -444,7 +444,7 @@ def read_embedding_table_spark(spark: SparkSession, path: str) -> EmbeddingTable
     if _is_local(path):
         return read_embedding_table(path)
     manifest = read_manifest_spark(spark, path)
-    frame = spark.read.parquet(path)
+    frame = read_parquet(spark, path)
     _check_column_names(list(frame.columns), path)
     table = EmbeddingTable.from_arrow(frame.select(*schema.TABLE_COLUMNS).toArrow(), manifest, path=path)
     log.info("read table %s: %d keys x %d dims (method %s)", path, len(table), table.dim, manifest.get("method"))
@@ -453,7 +453,7 @@ def read_embedding_table_spark(spark: SparkSession, path: str) -> EmbeddingTable
 
 def check_table_spark(spark: SparkSession, path: str, manifest: dict[str, Any]) -> int:
     """Hold a table too large for one machine to the format with one Spark aggregation; returns its rows."""
-    frame = spark.read.parquet(path)
+    frame = read_parquet(spark, path)
     _check_column_names(list(frame.columns), path)
     dim = int(manifest["dim"])
     stats = spark_table_stats(frame, dim)

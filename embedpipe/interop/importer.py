@@ -23,7 +23,7 @@ from embedpipe import schema
 from embedpipe.arrow_vectors import matrix_to_list_array
 from embedpipe.errors import OutputError
 from embedpipe.interop.readers import VectorsFile, open_vectors
-from embedpipe.storage import HadoopFS, atomic_output
+from embedpipe.storage import HadoopFS, atomic_output, read_parquet
 from embedpipe.table import (
     FOOTER_KEY,
     MANIFEST_FILE,
@@ -56,7 +56,7 @@ def run_import(spark: SparkSession, config: ImportConfig) -> dict[str, Any]:
     )
     with atomic_output(spark, config.output, inputs=(config.input,), markers=(MANIFEST_FILE,)) as staging:
         written = _write_parts(source, staging, manifest)
-        stats = spark_table_stats(spark.read.parquet(staging), source.dim)
+        stats = spark_table_stats(read_parquet(spark, staging), source.dim)
         check_table_stats(stats, dim=source.dim, name=f"vectors file {config.input}", manifest_rows=written)
         manifest["rows"] = stats.rows
         fs = HadoopFS(spark)

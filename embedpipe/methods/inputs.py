@@ -26,9 +26,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from embedpipe import schema
 from embedpipe.errors import EmptyResultError, InputError, SchemaError
-from embedpipe.storage import HadoopFS
+from embedpipe.storage import HadoopFS, read_parquet
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -67,6 +69,19 @@ class TrainingInput:
     vocab: DataFrame  # token string, id bigint, count bigint
     vocab_size: int
     layout: _Layout
+    #: The vocabulary's (token, id, count) in id order on the driver, when open read it there (a local input).
+    vocab_rows: pa.Table | None = None
+
+    def vocabulary(self) -> pa.Table:
+        """``token``, ``id``, ``count`` of every key in id order, on the driver (vocabulary-sized).
+
+        The table :func:`read_training_input` read with pyarrow for a local input, else one Spark collect;
+        a method that trains on the driver's vocabulary takes it from here, so no more Spark jobs run for it.
+        """
+        if self.vocab_rows is None:
+            rows = self.vocab.select(schema.TOKEN, schema.ID, schema.COUNT).orderBy(schema.ID).toArrow()
+            object.__setattr__(self, "vocab_rows", rows)  # a cache: the frozen fields stay what open read
+        return self.vocab_rows
 
     @property
     def key_kind(self) -> str:
@@ -186,14 +201,9 @@ def read_training_input(spark: SparkSession, path: str) -> TrainingInput:
         schema.TOKEN, F.col(schema.ID).cast("bigint").alias(schema.ID),
         F.col(schema.COUNT).cast("bigint").alias(schema.COUNT),
     )
-    # One pass over the (vocabulary-sized) table: trainers index matrices by id, so ids must be 0..V-1.
-    stats = vocab.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.countDistinct(schema.ID).alias("ids"),
-        F.countDistinct(schema.TOKEN).alias("tokens"),
-        F.min(schema.ID).alias("min_id"),
-        F.max(schema.ID).alias("max_id"),
-    ).first()
+    # Trainers index matrices by id, so ids must be 0..V-1: one pass over the (vocabulary-sized) table.
+    vocab_rows = _read_local_vocabulary(qualified)
+    stats = _vocabulary_stats(vocab, vocab_rows)
     size = int(stats["rows"])
     if size == 0:
         raise EmptyResultError(f"train input {path} has an empty vocabulary ({schema.VOCAB_DIR}/ has no rows)")
@@ -204,8 +214,61 @@ def read_training_input(spark: SparkSession, path: str) -> TrainingInput:
         )
     log.info("train input %s: %s output, vocabulary of %d %ss", qualified, kind, size, _LAYOUTS[kind].key_kind)
     return TrainingInput(
-        spark=spark, path=qualified, kind=kind, report=report, vocab=vocab, vocab_size=size, layout=_LAYOUTS[kind]
+        spark=spark, path=qualified, kind=kind, report=report, vocab=vocab, vocab_size=size, layout=_LAYOUTS[kind],
+        vocab_rows=vocab_rows,
     )
+
+
+def _read_local_vocabulary(root: str) -> pa.Table | None:
+    """The ``vocab/`` rows in id order, read with pyarrow when the input is on a local filesystem (no Spark
+    job: a job's fixed cost, seconds on a small input); None elsewhere, or when pyarrow cannot read it
+    (Spark then reads it, and reports what is wrong)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    local = _local_path(root)
+    if local is None:
+        return None
+    try:
+        rows = pq.read_table(f"{local}/{schema.VOCAB_DIR}", columns=[schema.TOKEN, schema.ID, schema.COUNT])
+        rows = pa.table({schema.TOKEN: rows.column(schema.TOKEN).cast(pa.string()),
+                         schema.ID: rows.column(schema.ID).cast(pa.int64()),
+                         schema.COUNT: rows.column(schema.COUNT).cast(pa.int64())})
+    except (OSError, ValueError, KeyError, TypeError, NotImplementedError):  # ArrowInvalid is a ValueError
+        return None
+    ids = rows.column(schema.ID).combine_chunks()
+    if ids.null_count or (len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py()):
+        rows = rows.sort_by(schema.ID)
+    return rows
+
+
+def _local_path(path: str) -> str | None:
+    """The local filesystem path of a Hadoop-qualified ``file:`` path (or a plain one); None for other schemes."""
+    if path.startswith("file:"):
+        return "/" + path.removeprefix("file:").lstrip("/")
+    return None if "://" in path else path
+
+
+def _vocabulary_stats(vocab: DataFrame, rows: pa.Table | None) -> dict[str, Any]:
+    """Rows, distinct ids and tokens, min and max id: from the driver's rows when there are any, else one Spark
+    aggregation (the same figures: NULLs count as rows, not as distinct values)."""
+    from pyspark.sql import functions as F
+
+    if rows is None:
+        return vocab.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct(schema.ID).alias("ids"),
+            F.countDistinct(schema.TOKEN).alias("tokens"),
+            F.min(schema.ID).alias("min_id"),
+            F.max(schema.ID).alias("max_id"),
+        ).first().asDict()
+    import pyarrow.compute as pc
+
+    ids = rows.column(schema.ID)
+    bounds = pc.min_max(ids)
+    return {"rows": rows.num_rows, "ids": pc.count_distinct(ids).as_py(),
+            "tokens": pc.count_distinct(rows.column(schema.TOKEN)).as_py(),
+            "min_id": bounds["min"].as_py(), "max_id": bounds["max"].as_py()}
 
 
 def _read_part(
@@ -217,7 +280,7 @@ def _read_part(
     if not fs.is_dir(path):
         raise InputError(f"train input {root} has no {name}/ directory")
     try:
-        frame = spark.read.parquet(path)
+        frame = read_parquet(spark, path)
     except Exception as exc:  # AnalysisException: no Parquet files, unreadable footer, ...
         raise InputError(f"{path} is not a readable Parquet table: {_first_line(exc)}") from None
     present = {field.name: field.dataType for field in frame.schema.fields}

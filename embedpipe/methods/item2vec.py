@@ -74,7 +74,7 @@ def item2vec_params(config: TrainConfig, threads: int | None = None, *, interact
 
 def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
     """Item vectors from SGNS over every user's history (every pair within ``window`` is a positive)."""
-    from pyspark.sql import functions as F
+    import pyarrow.compute as pc
 
     from embedpipe.torchtrain import SGNSParams
 
@@ -83,7 +83,7 @@ def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
             f"method item2vec needs a histories output as input (sequences/ of items), but {data.path} is a "
             f"{data.kind} output; run `embedpipe histories` on the interaction log, or use method sgns for text"
         )
-    interactions = int(data.vocab.agg(F.sum(schema.COUNT)).first()[0] or 0)  # one row: the vocabulary's total
+    interactions = int(pc.sum(data.vocabulary().column(schema.COUNT)).as_py() or 0)  # the vocabulary's total
     params = SGNSParams(**item2vec_params(config, task_threads(spark, config), interactions=interactions))
     if config.settings.epochs is None:
         log.info("item2vec: epochs not set: %d pass(es) over %d training interactions (about %d in all)",

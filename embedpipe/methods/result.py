@@ -22,9 +22,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EmbeddingRows:
-    """Rows of one table to write: ``key``, ``id``, ``count``, ``vector`` (array of ``dim`` floats)."""
+    """Rows of one table to write: ``key``, ``id``, ``count``, ``vector`` (array of ``dim`` floats).
 
-    rows: DataFrame
+    ``rows`` is a Spark frame, or an Arrow table on the driver (:func:`driver_rows`) when the method has
+    the vectors there already: the writer then checks them in NumPy and spares the sort and the read-back.
+    """
+
+    rows: DataFrame | pa.Table
     key_kind: str
     expected_rows: int | None = None
 
@@ -64,6 +68,20 @@ class TrainedEmbeddings:
     # ``params`` they differ between identical runs, so they stay out of the manifest.
     stats: dict[str, Any] = field(default_factory=dict)
     extra_tables: tuple[ExtraTable, ...] = ()
+
+
+def driver_rows(keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> pa.Table:
+    """``key, id, count, vector`` of vocabulary-sized arrays in id order (row i has id i), built in Arrow.
+
+    The keys and counts were collected in id order already, so there is nothing to join, and the table
+    stays on the driver until the writer (:func:`~embedpipe.table.write_embedding_table`) writes it.
+    """
+    return pa.table({
+        schema.KEY: keys.cast(pa.string()),
+        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64)),
+        schema.COUNT: pa.array(np.asarray(counts).astype(np.int64)),
+        schema.VECTOR: matrix_to_list_array(matrix),
+    })
 
 
 def vectors_frame(spark: SparkSession, matrix: np.ndarray) -> DataFrame:

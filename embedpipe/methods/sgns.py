@@ -63,11 +63,10 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
-from embedpipe.arrow_vectors import matrix_to_list_array
 from embedpipe.errors import ConfigError, EmptyResultError, TrainingDivergedError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, TaskOutput, job_keys, run_replicas
-from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
+from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, driver_rows
 from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync
 from embedpipe.warmstart import OUTPUT_TABLE_PARAM, RECORD_PARAM, plan_warm_start
 
@@ -171,7 +170,7 @@ def train_sequences_on_spark(
     vocabulary key, and with the section's ``export_output_vectors`` an extra table of the context
     vectors.
     """
-    vocab_table = data.vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
+    vocab_table = data.vocabulary()
     if vocab_table.num_rows == 0:
         raise EmptyResultError(f"train input {data.path} has an empty vocabulary")
     keys = vocab_table.column(schema.TOKEN).combine_chunks()
@@ -231,14 +230,14 @@ def train_sequences_on_spark(
     if with_output:
         extra = (ExtraTable(
             output=output_table,
-            rows=EmbeddingRows(_table_rows(spark, keys, counts, result.matrix("output", len(keys), params.dim)),
+            rows=EmbeddingRows(driver_rows(keys, counts, result.matrix("output", len(keys), params.dim)),
                                key_kind=data.key_kind, expected_rows=len(keys)),
             dim=params.dim,
             params={**recorded, "layer": "output (context vectors)"},
             summary_key="output_vectors",
         ),)
     return TrainedEmbeddings(
-        keys=EmbeddingRows(_table_rows(spark, keys, counts, matrix), key_kind=data.key_kind,
+        keys=EmbeddingRows(driver_rows(keys, counts, matrix), key_kind=data.key_kind,
                            expected_rows=len(keys)),
         dim=params.dim,
         params={**recorded, "layer": "input"} if with_output else recorded,
@@ -278,18 +277,8 @@ def check_learned(loss: float, negative: int, processes: int, method: str) -> No
 
 
 def _table_rows(spark: SparkSession, keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> DataFrame:
-    """``key, id, count, vector`` built in Arrow on the driver from vocabulary-sized arrays.
-
-    The keys and counts were collected in id order already, so there is nothing to join: one Arrow
-    table becomes the frame (cheaper than a Spark join of the vectors back to the vocabulary).
-    """
-    table = pa.table({
-        schema.KEY: keys.cast(pa.string()),
-        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64)),
-        schema.COUNT: pa.array(counts.astype(np.int64)),
-        schema.VECTOR: matrix_to_list_array(matrix),
-    })
-    return spark.createDataFrame(table)
+    """:func:`~embedpipe.methods.result.driver_rows` as a Spark frame (for a method that reshapes them in Spark)."""
+    return spark.createDataFrame(driver_rows(keys, counts, matrix))
 
 
 def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: int, method: str) -> _Checkpoints:

@@ -122,7 +122,7 @@ def train_softmax_on_spark(spark: SparkSession, config: TrainConfig, data: Train
             f"{data.path} is a {data.kind} output"
         )
     output_table = config.settings.export_output_vectors
-    keys = data.vocab.select(schema.TOKEN).orderBy(schema.ID).toArrow().column(schema.TOKEN).combine_chunks()
+    keys = data.vocabulary().column(schema.TOKEN).combine_chunks()
     # before any task (its errors write nothing); output vectors carry over only where they are the model's
     # own (no hidden layers: the parent's hidden layers are not in its tables) and apart (not tied)
     warm = plan_warm_start(spark, config, keys, data.key_kind,
@@ -162,14 +162,14 @@ def train_softmax_on_spark(spark: SparkSession, config: TrainConfig, data: Train
     if output_table is not None:
         extra = (ExtraTable(
             output=output_table,
-            rows=EmbeddingRows(_key_rows(spark, data, fitted.output_vectors), key_kind=data.key_kind,  # type: ignore[arg-type]
+            rows=EmbeddingRows(_key_rows(data, fitted.output_vectors), key_kind=data.key_kind,  # type: ignore[arg-type]
                                expected_rows=data.vocab_size),
             dim=params.output_dim,
             params={**recorded, "layer": "output (softmax weights)"},
             summary_key="output_vectors",
         ),)
     return TrainedEmbeddings(
-        keys=EmbeddingRows(_key_rows(spark, data, fitted.input_vectors), key_kind=data.key_kind,
+        keys=EmbeddingRows(_key_rows(data, fitted.input_vectors), key_kind=data.key_kind,
                            expected_rows=data.vocab_size),
         dim=config.dim,
         params={**recorded, "layer": "input (embedding bag)"},
@@ -188,7 +188,7 @@ def train_regression_on_spark(spark: SparkSession, config: TrainConfig, data: Tr
     recorded = {**_recorded(params, config, data, fitted), "label_column": data.label_column,
                 "metrics": fitted.metrics}
     return TrainedEmbeddings(
-        keys=EmbeddingRows(_key_rows(spark, data, fitted.input_vectors), key_kind=data.key_kind,
+        keys=EmbeddingRows(_key_rows(data, fitted.input_vectors), key_kind=data.key_kind,
                            expected_rows=data.vocab_size),
         dim=config.dim,
         params=recorded,
@@ -240,7 +240,7 @@ def _fit_on_spark(
     ``initial`` (a warm start's InitialVectors) is applied alike in every replica."""
     processes = config.processes
     vocab_size = data.vocab_size
-    counts = data.vocab.select(schema.COUNT).orderBy(schema.ID).toArrow().column(schema.COUNT).to_numpy()
+    counts = data.vocabulary().column(schema.COUNT).to_numpy()
     counts = counts.astype(np.float64)
     target_scale = _target_scale(rows) if params.objective == "regression" else None
     log.info("%s: %d %ss, %d barrier task(s), params %s", params.objective, vocab_size, data.key_kind, processes,
@@ -268,15 +268,13 @@ def _target_scale(rows: DataFrame) -> tuple[float, float]:
     return float(stats["mean"]), std if std > 0 else 1.0
 
 
-def _key_rows(spark: SparkSession, data: TrainingInput, matrix: np.ndarray) -> DataFrame:
-    """The table rows (key, id, count, vector) of a vocabulary-sized matrix."""
-    from pyspark.sql import functions as F
+def _key_rows(data: TrainingInput, matrix: np.ndarray) -> pa.Table:
+    """The table rows (key, id, count, vector) of a vocabulary-sized matrix, on the driver."""
+    from embedpipe.methods.result import driver_rows
 
-    from embedpipe.methods.result import vectors_frame
-
-    return data.vocab.join(vectors_frame(spark, matrix), schema.ID).select(
-        F.col(schema.TOKEN).alias(schema.KEY), schema.ID, schema.COUNT, schema.VECTOR
-    )
+    vocabulary = data.vocabulary()
+    return driver_rows(vocabulary.column(schema.TOKEN).combine_chunks(), vocabulary.column(schema.COUNT).to_numpy(),
+                       matrix)
 
 
 def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fitted) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Run from the checkout (real data under ../shared/data; a few minutes on 2 cores)::
 
     python tests/benchmarks/bench_warm_start.py [--workdir DIR] [--parts text,movielens] \
-        [--warm-epochs default,2] [--warm-step-size default,0.05,0.005] 2> bench.log
+        [--warm-epochs default,2] [--warm-step-size default,0.05,0.005] [--fresh-jobs] 2> bench.log
 
 Text: the text8 prefix (``../shared/data/text8-prefix/``) is cut into ``--slices`` equal slices of
 1,000-token lines; day d's corpus is the sliding window of ``--window`` slices starting at slice d,
@@ -16,7 +16,9 @@ Per day, all through the jobs as a user runs them (``embedpipe.cli.main``, one S
 run with the method's full epochs and one warm run per ``--warm-epochs`` x ``--warm-step-size`` pair
 (``--init-from`` the previous day's table of the same chain, the method's ``warm_epochs`` and
 ``warm_step_size``, "default" = the method's defaults; every chain starts from day 1's cold table).
-Both export their output vectors, so the next warm run starts them too. Measured: quality (WS353 /
+Both export their output vectors, so the next warm run starts them too. With ``--fresh-jobs`` every
+train job is its own process (``local[2]``), paying a session's start-up as a nightly DAG task does;
+without it they share the bench's session, whose warm Python workers hide those costs. Measured: quality (WS353 /
 SimLex Spearman, Google analogy accuracy; Recall@20), the train job's wall-clock time and its
 ``train`` stage seconds (the summary's ``stages``), and neighbour overlap@10 of the
 10,000 most frequent keys shared with the previous day's table of the same kind
@@ -32,6 +34,7 @@ import gzip
 import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,11 +84,23 @@ def _configure_logging_and_keep_summaries(level: str) -> None:
 cli_module._configure_logging = _configure_logging_and_keep_summaries
 
 
+#: Run each train job in its own Python process (its own SparkSession and JVM), as the nightly DAG does.
+FRESH_JOBS = {"on": False}
+_CLI = "import sys; from embedpipe.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
 def _run(argv: list[str]) -> float:
     """Run one job through the CLI; its wall seconds (the summary lands in ``SUMMARIES.last``)."""
     SUMMARIES.last = {}
     started = time.perf_counter()
-    code = cli([*argv, *LOG_LEVEL])
+    if FRESH_JOBS["on"] and argv[0] == "train":
+        done = subprocess.run([sys.executable, "-c", _CLI, *argv, *LOG_LEVEL, "--master", "local[2]"],
+                              capture_output=True, text=True, check=False)
+        code = done.returncode
+        summary = [line for line in done.stderr.splitlines() if " done: " in line]
+        SUMMARIES.last = json.loads(summary[-1].split(" done: ", 1)[1]) if summary else {}
+    else:
+        code = cli([*argv, *LOG_LEVEL])
     if code != 0:
         raise SystemExit(f"{argv[0]} failed (exit {code}): {' '.join(argv)}")
     return time.perf_counter() - started
@@ -240,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma list: warm_epochs of the warm chains (default: the method's default)")
     parser.add_argument("--warm-step-size", type=_optional_list(float), default=[None],
                         help="comma list: warm_step_size of the warm chains (default: the method's default)")
+    parser.add_argument("--fresh-jobs", action="store_true",
+                        help="each train job in its own process (SparkSession, JVM, Python workers), as the "
+                             "nightly DAG runs them; without it they share the bench's session")
     args = parser.parse_args(argv)
+    FRESH_JOBS["on"] = args.fresh_jobs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     missing = [p for p in (TEXT8, RATINGS) if not p.exists()]
     if missing:
