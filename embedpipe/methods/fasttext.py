@@ -3,7 +3,7 @@
 The Spark side is SGNS's (:mod:`embedpipe.methods.sgns`): the token sequences are hash-partitioned by
 ``doc_id`` into ``processes`` barrier tasks, each replica trains on its partition and, with several
 processes, the replicas combine as sgns's do (:class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`:
-the rows with the most expected updates every 384 tokens per replica, here frequent words' rows and
+the rows with the most expected updates every 192 tokens per replica, here frequent words' rows and
 the n-gram buckets they share, every row ``averages_per_epoch`` times per epoch, each row's summed
 update scaled by its saturation); checkpoints and resume work the same way. What differs is computed
 once on the driver from the vocabulary and broadcast with it: each word's input rows (its own and its

@@ -16,7 +16,7 @@ Arrow batches into ids against the broadcast vocabulary and trains its own repli
 updates** since the previous round: a row one replica trained keeps its full update, as in
 sequential SGD, where plain averaging would halve it (measured at chance-level quality). Saturated
 rows would overshoot N-fold, so each row's sum is scaled by its expected saturation and the 1,024
-most frequent rows are combined every 384 tokens per replica as well
+most frequent rows are combined every 192 tokens per replica as well
 (:class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`; quality flat to 16 replicas). Every replica starts from the
 same seeded matrices, so the updates live in one space. Task 0 then emits the input vectors as
 Arrow batches; the driver pairs them with the (already collected, vocabulary-sized) keys and

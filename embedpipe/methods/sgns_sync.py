@@ -34,8 +34,9 @@ from embedpipe.methods.barrier import ReplicaGroup
 #: Rows combined at every hot round: the most frequent words (ids are frequency ranks). 1,024 and 4,096
 #: measured alike on the text8 prefix at 8 replicas (docs/benchmarks.md#replicas).
 HOT_ROWS = 1024
-#: Raw tokens per replica between hot rounds: about one step of the CPU kernel (1,024 windows).
-HOT_ROUND_TOKENS = 384
+#: Raw tokens per replica between hot rounds: about half a step of the CPU kernel (1,024 windows). 192 beat
+#: 384 by 0.003 WS353 at 8 replicas on the text8 prefix over 3 seeds (docs/benchmarks.md#replicas).
+HOT_ROUND_TOKENS = 192
 #: The per-update rate in ``s = 1 - exp(-C lr n)``, fitted on the demo corpus (0.1 was unstable, 0.5
 #: and more undertrained the shared rows like a plain mean).
 SATURATION_RATE = 0.2

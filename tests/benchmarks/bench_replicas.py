@@ -12,7 +12,7 @@ sorted by ``doc_id``), and N threads each run :func:`embedpipe.torchtrain.train_
 instead of torch.distributed, at the same rounds
 (``averages_per_epoch`` per epoch and every epoch end). ``--schemes`` compares the combine rules:
 ``sgns_sync`` (the job's since issue 25: :class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`, the
-hottest rows every 384 tokens per replica and every row's sum scaled by its saturation; fasttext's too),
+hottest rows every 192 tokens per replica and every row's sum scaled by its saturation; fasttext's too),
 ``sum_updates`` (the job's before: the replicas' updates summed), ``touched_mean`` and ``saturation``
 (measured for issue 25, kept here only: each row's summed updates divided by the replicas that touched
 it, or by as much of that as the row's expected updates per round saturate it, 10 rounds per epoch

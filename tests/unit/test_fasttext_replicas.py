@@ -4,6 +4,7 @@ rounds. Replicas are threads joined through the all-reduce hook (as tests/unit/t
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -64,17 +65,10 @@ class _ThreadReplica(Replica):
         return group
 
 
-def test_fasttext_replicas_combine_with_hot_rounds_and_saturation_scaling(monkeypatch):
-    monkeypatch.setattr(sgns_sync, "HOT_ROWS", 8)
-    words = ["the", "then", "there", "cat", "cats", "dog"]
-    ids = np.random.default_rng(0).choice(6, (40, 50), p=[0.4, 0.15, 0.15, 0.1, 0.1, 0.1])
-    sentences = [[words[i] for i in row] for row in ids]
-    counts = np.bincount(ids.ravel(), minlength=6)  # the corpus's own counts, as tokenize gives them
-    keys = pa.array(words)
-    params = FastTextParams(dim=8, epochs=1, window=2, negative=2, sample=0.0, buckets=500, threads=1, device="cpu",
-                            seed=3)
-    subwords = subword_index(keys, params.minn, params.maxn, params.buckets)
-    shared = (keys, counts, params.to_dict(), 1, _Checkpoints(None), subwords)  # 1 full round per epoch
+def _train_two_replicas(sentences: list[list[str]], keys: pa.Array, counts: np.ndarray, params: FastTextParams,
+                        subwords: Any) -> tuple[Any, Any]:
+    """Rank 0's output and group of two fastText replicas (threads) with one full round per epoch."""
+    shared = (keys, counts, params.to_dict(), 1, _Checkpoints(None), subwords)
     groups: dict[int, Any] = {}
     outputs: dict[int, Any] = {}
 
@@ -88,8 +82,22 @@ def test_fasttext_replicas_combine_with_hot_rounds_and_saturation_scaling(monkey
         t.start()
     for t in threads:
         t.join()
-    assert outputs[1] is None and np.isfinite(outputs[0].vectors["input"]).all()
-    group = groups[0]
+    assert outputs[1] is None
+    return outputs[0], groups[0]
+
+
+def test_fasttext_replicas_combine_with_hot_rounds_and_saturation_scaling_and_repeat(monkeypatch):
+    monkeypatch.setattr(sgns_sync, "HOT_ROWS", 8)
+    words = ["the", "then", "there", "cat", "cats", "dog"]
+    ids = np.random.default_rng(0).choice(6, (20, 50), p=[0.4, 0.15, 0.15, 0.1, 0.1, 0.1])
+    sentences = [[words[i] for i in row] for row in ids]
+    counts = np.bincount(ids.ravel(), minlength=6)  # the corpus's own counts, as tokenize gives them
+    keys = pa.array(words)
+    params = FastTextParams(dim=8, epochs=1, window=2, negative=2, sample=0.0, buckets=500, threads=1, device="cpu",
+                            seed=3)
+    subwords = subword_index(keys, params.minn, params.maxn, params.buckets)
+    output, group = _train_two_replicas(sentences, keys, counts, params, subwords)
+    assert np.isfinite(output.vectors["input"]).all()
     assert isinstance(group, SGNSReplicaGroup)
     plan = group.plan
     assert len(plan.expected[0]) == subwords.n_rows and len(plan.expected[1]) == len(words)
@@ -97,5 +105,10 @@ def test_fasttext_replicas_combine_with_hot_rounds_and_saturation_scaling(monkey
     shared_bucket = len(words) + int(np.argmax(plan.expected[0][len(words):]))
     assert plan.expected[0][shared_bucket] > plan.expected[0][0]
     assert shared_bucket in plan.hot[0].tolist() and len(plan.hot[0]) == 8
-    # hot rounds ran between the full ones (1,000 tokens per replica per round: 3 hot rounds, the last one full)
-    assert plan.hot_per_round == 3 and group.rounds == params.epochs * plan.hot_per_round
+    # hot rounds ran between the full ones (500 tokens per replica per round; the last hot round is the full one)
+    assert plan.hot_per_round == math.ceil(500 / sgns_sync.HOT_ROUND_TOKENS) > 1
+    assert group.rounds == params.epochs * plan.hot_per_round
+    # CPU runs with a fixed replica count repeat exactly
+    again, _ = _train_two_replicas(sentences, keys, counts, params, subwords)
+    for layer in ("input", "subwords"):
+        np.testing.assert_array_equal(again.vectors[layer], output.vectors[layer])

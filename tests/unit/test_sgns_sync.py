@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from embedpipe.methods.sgns_sync import HOT_ROWS, SGNSReplicaGroup, plan_sync, saturation_scale
+from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync, saturation_scale
 from embedpipe.torchtrain import SGNSParams
 
 VOCAB, DIM, WORLD = HOT_ROWS + 64, 4, 3
@@ -46,7 +46,7 @@ def _counts() -> np.ndarray:
 
 def test_hot_rows_combine_between_full_rounds_and_the_sum_is_scaled_by_saturation():
     params = SGNSParams(dim=DIM, epochs=1)
-    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 4 * 384)  # 4 hot rounds per round
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 4 * HOT_ROUND_TOKENS)  # 4 hot rounds a round
     assert plan.hot_per_round == 4 and [list(h) for h in plan.hot] == [list(range(HOT_ROWS))] * 2
     base = torch.zeros(VOCAB, DIM)
     moves = [torch.full((VOCAB, DIM), float(rank + 1)) for rank in range(WORLD)]  # every row, differently
