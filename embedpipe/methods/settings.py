@@ -214,11 +214,17 @@ class SoftmaxSettings:
         None, "also write the output vectors (the softmax weights, dim = last hidden size or dim) as a second "
         "table here; mean(input vectors) . output vector is the model's score (evaluate --candidate-table)",
     )
-    tied: bool = option(
-        False, "tie the output weights to the item vectors (no hidden layers, no export_output_vectors): one table "
-        "that ranks alone by cosine (MovieLens Recall@20 0.13 against 0.06 untied); set it when consumers score "
-        "the table alone, not on planted-segment data, whose neighbours it mixes (docs/decisions.md)",
+    tied: bool | None = option(
+        None, "tie the output weights to the item vectors: one table that pools a user and scores the items, so it "
+        "ranks alone by cosine (MovieLens Recall@20 0.13 against 0.06 untied). Unset: tied unless hidden layers or "
+        "export_output_vectors ask for two towers (their dot score is ~0.01 higher); false only reproduces an "
+        "untied run's table",
     )
+
+    def resolved_tied(self) -> bool:
+        """``tied`` as the model trains it: unset means tied unless hidden layers or an output table ask for two
+        towers (the table a consumer scores alone then ranks as the model does; docs/decisions.md)."""
+        return self.tied if self.tied is not None else not self.hidden and self.export_output_vectors is None
 
     def validate(self) -> None:
         if self.tied and self.hidden:

@@ -29,8 +29,9 @@ Warm start (``init_from``, softmax only; :mod:`embedpipe.warmstart`): the kept i
 (and, without hidden layers, their output weights when the parent exported them) start from the parent
 table's; the rest of the model (new items, hidden layers, optimiser moments) starts as in a cold run.
 
-With ``softmax.tied`` the output weights are the item vectors: the one table pools a user and
-scores the items, so it ranks alone. ``softmax.export_output_vectors`` (untied) writes the output
+Unless hidden layers or ``softmax.export_output_vectors`` ask for two towers (or ``softmax.tied``
+is false) the output weights are the item vectors: the one table pools a user and scores the
+items, so it ranks alone. ``softmax.export_output_vectors`` (untied) writes the output
 item vectors as a second table with the same keys; it is returned as an extra table, which the
 pipeline commits after the main one. The softmax has no output bias, so mean(input vectors) .
 output vector is the model's whole score and ``evaluate --table T --candidate-table T-output``
@@ -105,7 +106,7 @@ def bag_params(config: TrainConfig, objective: str) -> dict[str, Any]:
         "threads": config.threads,
         "dropout": settings.dropout,
         **({"sampled": settings.sampled, "proposal_power": settings.proposal_power, "holdout": settings.target_items,
-            "tied": settings.tied}
+            "tied": settings.resolved_tied()}
            if objective == "softmax" else
            {"validation_fraction": settings.validation_fraction, "ridge_alpha": settings.ridge_alpha}),
     }
@@ -282,6 +283,8 @@ def _recorded(params: Any, config: TrainConfig, data: TrainingInput, fitted: _Fi
     return {
         **config.recorded_params(),
         "epochs": params.epochs,  # resolved from the log's users when softmax.epochs is not set
+        # softmax: resolved from hidden / export_output_vectors when softmax.tied is not set
+        **({"tied": params.tied} if params.objective == "softmax" else {}),
         "threads": params.threads,
         "averaging": (f"mean of model parameters {config.averages_per_epoch}x per epoch"
                       if config.processes > 1 else "none"),

@@ -22,11 +22,13 @@ items each, planted audience/style segments) written as CSV, and the same rows a
 MovieLens-format ``u.data`` (tab separated ``user item rating timestamp``, integer ids, no header).
 For each of the two files: ``embedpipe histories --holdout random`` (the same split for every
 method), then ``embedpipe train --method M`` for each method, then one ``embedpipe evaluate
---histories ... --compare ...`` over every table that trained. softmax and item2vec also export
-their output vectors and are scored a second time as two towers (``evaluate --table <input vectors>
---candidate-table <output vectors>``, dot: the score each model was trained on): the method's row
-is the two towers and ``<method> (input only)`` its input table alone (cosine); a softmax variant with
-``tied=true`` (``--variants "softmax:tied=true"``) has one table and is scored by it alone. item2vec runs with
+--histories ... --compare ...`` over every table that trained. item2vec (and the softmax with
+``tied=false``) also export their output vectors and are scored a second time as two towers
+(``evaluate --table <input vectors> --candidate-table <output vectors>``, dot: the score each model
+was trained on): the method's row
+is the two towers and ``<method> (input only)`` its input table alone (cosine); the softmax ties its output
+weights by default (one table, scored alone) and has two towers in a ``tied=false`` variant
+(``--variants "softmax:tied=false"``). item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
 Recall@20 on the planted log; see docs/methods/item2vec.md); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
@@ -84,8 +86,8 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
 
 def exports_output(method: str, settings: dict[str, str]) -> bool:
     """Whether the run exports output vectors, scored against its input vectors (two towers): item2vec
-    always, the softmax unless ``tied=true`` (one table, scored alone)."""
-    return method == "item2vec" or (method == "softmax" and settings.get("tied") != "true")
+    always, the softmax only with ``tied=false`` (by default it ties them: one table, scored alone)."""
+    return method == "item2vec" or (method == "softmax" and settings.get("tied") == "false")
 
 
 def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:

@@ -147,6 +147,7 @@ def test_softmax_twice_is_reproducible_and_recovers_segments(spark, watched, tmp
     assert not set(params) & {"lr", "holdout", "validation_fraction", "export_output_vectors", "window"}
     assert params["layer"].startswith("input") and first_out.manifest["params"]["layer"].startswith("output")
     assert params["users_trained"] == 400
+    assert params["tied"] is False  # an exported output table asks for two towers
     assert _segment_agreement(str(out), info) > 0.6
 
 
@@ -173,6 +174,7 @@ def test_softmax_epochs_default_to_about_1000_steps(spark, watched, tmp_path):
                  "--set", "softmax.batch_size=64"]) == 0
     params = read_embedding_table(str(out)).manifest["params"]
     assert params["epochs"] == default_epochs(400, 64) == 143  # 7 steps a pass
+    assert params["tied"] is True  # softmax.tied unset and nothing asks for two towers: one table
 
 
 # --------------------------------------------------------------------------------------------------

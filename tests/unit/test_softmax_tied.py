@@ -78,8 +78,15 @@ def test_tied_needs_a_softmax_without_hidden_layers(kwargs):
     assert str(err.value).startswith("config key 'tied' needs the softmax objective without hidden layers")
 
 
-@pytest.mark.parametrize(("settings", "tied"), [({}, False), ({"tied": True}, True)])
+@pytest.mark.parametrize(("settings", "tied"), [
+    ({}, True),  # unset: one table that ranks alone
+    ({"export_output_vectors": "out"}, False),  # two towers asked for
+    ({"hidden": [8]}, False),  # the output side is another width
+    ({"tied": False}, False),
+    ({"tied": True}, True),
+])
 def test_the_job_passes_softmax_tied(settings, tied):
+    """Unset, ``tied`` resolves to tied unless hidden layers or an exported output table ask for two towers."""
     config = TrainConfig(input="i", output="o", method="softmax", settings=settings)
     assert bag_params(config, "softmax")["tied"] is tied
     assert "tied" not in bag_params(TrainConfig(input="i", output="o", method="regression"), "regression")
