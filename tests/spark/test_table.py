@@ -117,6 +117,7 @@ def test_invalid_driver_rows_are_never_committed(spark, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["table"], "no staging leftovers"
 
 
+@pytest.mark.slow  # ~8 s at load 9: nine Spark aggregations
 def test_driver_rows_are_checked_like_a_frame(spark):
     """Driver rows are held to the format in NumPy, a frame with Spark: the same figures and examples."""
     cases = [rows for rows, _, _ in BAD_ROWS] + [
