@@ -3,11 +3,12 @@
 The Spark side is SGNS's (:mod:`embedpipe.methods.sgns`): the token sequences are hash-partitioned by
 ``doc_id`` into ``processes`` barrier tasks, each replica trains on its partition and, with several
 processes, the replicas combine as sgns's do (:class:`~embedpipe.methods.sgns_sync.SGNSReplicaGroup`:
-the rows with the most expected updates every 192 tokens per replica, here frequent words' rows and
-the n-gram buckets they share, every row ``averages_per_epoch`` times per epoch, each row's summed
-update scaled by its saturation); checkpoints and resume work the same way. What differs is computed
-once on the driver from the vocabulary and broadcast with it: each word's input rows (its own and its
-n-grams' buckets, :func:`embedpipe.subwords.subword_index`), so the tasks do no string work.
+the :data:`FASTTEXT_HOT_ROWS` rows with the most expected updates every 192 tokens per replica, here
+frequent words' rows and the n-gram buckets they share, every row ``averages_per_epoch`` times per
+epoch, each row's summed update scaled by its saturation); checkpoints and resume work the same way.
+What differs is computed once on the driver from the vocabulary and broadcast with it: each word's
+input rows (its own and its n-grams' buckets, :func:`embedpipe.subwords.subword_index`), so the tasks do
+no string work.
 
 Two tables come out, in one format: the main table holds the composed vector of every vocabulary
 word (any Parquet reader uses it as any other table), and ``<output>/_subwords/`` holds the trained
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: Where the bucket table goes, inside the main table's directory (``_``: Parquet readers skip it).
 SUBWORD_DIR = "_subwords"
+#: Rows per matrix in the replicas' hot rounds: 4x sgns's, because a word's updates reach all its ~7 input
+#: rows (1,024 held 35% of the input updates on the text8 prefix and lost 0.037 analogies at 8 replicas,
+#: 4,096 lost 0.010; docs/benchmarks.md#replicas).
+FASTTEXT_HOT_ROWS = 4 * HOT_ROWS
 
 
 def scheme(minn: int, maxn: int, buckets: int) -> dict[str, Any]:
@@ -98,7 +103,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
         "step": info["step"],
         "trained_on": info["trained_on"],
         "averaging": (f"saturation-scaled sum of input and output matrix updates {config.averages_per_epoch}x per "
-                      f"epoch, the {HOT_ROWS} hottest rows of each every {HOT_ROUND_TOKENS} tokens"
+                      f"epoch, the {FASTTEXT_HOT_ROWS} hottest rows of each every {HOT_ROUND_TOKENS} tokens"
                       if config.processes > 1 else "none"),
         "implementation": "embedpipe.torchtrain (PyTorch, numba subword kernel on CPU or CUDA) in Spark barrier tasks",
         "input_kind": data.kind,
@@ -153,7 +158,7 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
         return start.w_in, start.w_out
 
     plan = plan_sync(counts, params, replica.world, averages_per_epoch,
-                     input_rows=(subwords.offsets, subwords.rows, subwords.n_rows))
+                     input_rows=(subwords.offsets, subwords.rows, subwords.n_rows), hot_rows=FASTTEXT_HOT_ROWS)
     group = replica.join(SGNSReplicaGroup(averages_per_epoch, lambda state: (state.w_in, state.w_out),
                                           initial_of=initial, plan=plan))
     tokens = np.array([corpus.n_tokens], dtype=np.int64)

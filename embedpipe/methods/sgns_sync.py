@@ -60,14 +60,15 @@ class SyncPlan:
 
 
 def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, tokens: int | None = None, *,
-              input_rows: tuple[np.ndarray, np.ndarray, int] | None = None) -> SyncPlan:
+              input_rows: tuple[np.ndarray, np.ndarray, int] | None = None, hot_rows: int | None = None) -> SyncPlan:
     """The sync plan for ``world`` replicas training ``params`` (an SGNSParams) on a corpus of ``counts``.
 
     ``tokens`` is the corpus size (default: the counts' sum). Expected updates per replica per full
     round: a word as centre ``keep x frequency x tokens x contexts``, as an output row that as context
     plus every pair's noise draws at its noise probability. ``input_rows`` = ``(offsets, rows, n_rows)``
     when a word's input is several rows (fastText: ``SubwordIndex``): each row then takes the updates of
-    every word using it, since every row of a word gets the word's whole gradient.
+    every word using it, since every row of a word gets the word's whole gradient. ``hot_rows``: rows per
+    matrix in the hot rounds (default :data:`HOT_ROWS`).
     """
     from embedpipe.torchtrain.corpus import keep_probabilities, noise_distribution
 
@@ -81,13 +82,14 @@ def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, token
         offsets, rows, n_rows = input_rows
         n_in = np.bincount(rows, weights=np.repeat(n_in, np.diff(offsets)), minlength=n_rows)
     hot_per_round = max(1, math.ceil(per_round / HOT_ROUND_TOKENS))
-    return SyncPlan((hottest(n_in), hottest(n_out)), hot_per_round, (n_in.astype(np.float32), n_out.astype(np.float32)),
-                    world, params.lr, params.min_lr, params.epochs)
+    count = HOT_ROWS if hot_rows is None else hot_rows
+    return SyncPlan((hottest(n_in, count), hottest(n_out, count)), hot_per_round,
+                    (n_in.astype(np.float32), n_out.astype(np.float32)), world, params.lr, params.min_lr, params.epochs)
 
 
-def hottest(expected: np.ndarray) -> np.ndarray:
-    """Ids of the :data:`HOT_ROWS` rows with the most expected updates (ties: lower id first), ascending."""
-    return np.sort(np.argsort(-expected, kind="stable")[: min(HOT_ROWS, len(expected))])
+def hottest(expected: np.ndarray, count: int) -> np.ndarray:
+    """Ids of the ``count`` rows with the most expected updates (ties: lower id first), ascending."""
+    return np.sort(np.argsort(-expected, kind="stable")[: min(count, len(expected))])
 
 
 def saturation_scale(n: Any, lr: float, world: int) -> Any:

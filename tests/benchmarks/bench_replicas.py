@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.methods.barrier import ReplicaGroup  # noqa: E402
+from embedpipe.methods.fasttext import FASTTEXT_HOT_ROWS  # noqa: E402
 from embedpipe.methods.sgns_sync import SGNSReplicaGroup, plan_sync  # noqa: E402
 from tests.benchmarks.common import score, spark_session  # noqa: E402
 
@@ -231,9 +232,10 @@ def simulate(parts: list[pa.Array], keys: pa.Array, counts: np.ndarray, params_d
                  else initial_state(subwords, params))
         return start.w_in, start.w_out
 
-    rows = None if subwords is None else (subwords.offsets, subwords.rows, subwords.n_rows)
-    extra = {"plan": plan_sync(counts, params, world, AVERAGES_PER_EPOCH, input_rows=rows)} if scheme == "sgns_sync" \
-        else {}
+    rows, hot = (None, None) if subwords is None else ((subwords.offsets, subwords.rows, subwords.n_rows),
+                                                       FASTTEXT_HOT_ROWS)
+    extra = {"plan": plan_sync(counts, params, world, AVERAGES_PER_EPOCH, input_rows=rows, hot_rows=hot)} \
+        if scheme == "sgns_sync" else {}
     groups = [group_class(AVERAGES_PER_EPOCH, lambda s: (s.w_in, s.w_out), initial_of=initial, rank=r,
                           collective=collective, **extra) for r in range(world)]
     results: list[Any] = [None] * world

@@ -87,7 +87,7 @@ def _train_two_replicas(sentences: list[list[str]], keys: pa.Array, counts: np.n
 
 
 def test_fasttext_replicas_combine_with_hot_rounds_and_saturation_scaling_and_repeat(monkeypatch):
-    monkeypatch.setattr(sgns_sync, "HOT_ROWS", 8)
+    monkeypatch.setattr(fasttext, "FASTTEXT_HOT_ROWS", 8)
     words = ["the", "then", "there", "cat", "cats", "dog"]
     ids = np.random.default_rng(0).choice(6, (20, 50), p=[0.4, 0.15, 0.15, 0.1, 0.1, 0.1])
     sentences = [[words[i] for i in row] for row in ids]
