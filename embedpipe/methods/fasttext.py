@@ -29,11 +29,10 @@ import numpy as np
 import pyarrow as pa
 
 from embedpipe import schema
-from embedpipe.errors import EmptyResultError
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, TaskOutput, run_replicas
-from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings
-from embedpipe.methods.sgns import _prepare_checkpoints, _table_rows, check_learned, core_params, task_threads
+from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, driver_rows
+from embedpipe.methods.sgns import _prepare_checkpoints, check_learned, core_params, task_threads
 from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync
 from embedpipe.subwords import HASH_NAME, SUBWORDS_PARAM, subword_index
 
@@ -67,14 +66,10 @@ def fasttext_params(config: TrainConfig, threads: int | None = None) -> dict[str
 
 def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:
     """``train --method fasttext``: composed word vectors as the table, bucket vectors in ``_subwords``."""
-    from pyspark.sql import functions as F
-
     from embedpipe.torchtrain.subword_train import FastTextParams
 
     params = FastTextParams(**fasttext_params(config, task_threads(spark, config)))
-    vocab_table = data.vocab.select(schema.TOKEN, schema.COUNT).orderBy(schema.ID).toArrow()
-    if vocab_table.num_rows == 0:
-        raise EmptyResultError(f"train input {data.path} has an empty vocabulary")
+    vocab_table = data.vocabulary()  # non-empty, ids 0..V-1: checked when the input was opened
     keys = vocab_table.column(schema.TOKEN).combine_chunks()
     counts = vocab_table.column(schema.COUNT).to_numpy().astype(np.int64)
     subwords = subword_index(keys, params.minn, params.maxn, params.buckets)
@@ -114,8 +109,8 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
     # id = the bucket number itself, so a reader looks rows up by bucket without parsing the key
     bucket_words = np.bincount(subwords.rows[subwords.rows >= len(keys)] - len(keys),
                                minlength=len(subwords.buckets))
-    bucket_rows = _table_rows(spark, pa.array(subwords.buckets.astype(str).tolist(), type=pa.string()),
-                              bucket_words, buckets).withColumn(schema.ID, F.col(schema.KEY).cast("bigint"))
+    bucket_rows = driver_rows(pa.array(subwords.buckets.astype(str).tolist(), type=pa.string()), bucket_words,
+                              buckets, ids=subwords.buckets)
     extra = ExtraTable(
         output=f"{config.output.rstrip('/')}/{SUBWORD_DIR}",
         rows=EmbeddingRows(bucket_rows, key_kind="subword bucket", expected_rows=len(subwords.buckets)),
@@ -125,7 +120,7 @@ def train_fasttext_on_spark(spark: SparkSession, config: TrainConfig, data: Trai
         summary_key="subword_vectors",
     )
     return TrainedEmbeddings(
-        keys=EmbeddingRows(_table_rows(spark, keys, counts, words), key_kind=data.key_kind, expected_rows=len(keys)),
+        keys=EmbeddingRows(driver_rows(keys, counts, words), key_kind=data.key_kind, expected_rows=len(keys)),
         dim=params.dim,
         params=recorded,
         path="fasttext" if config.processes == 1 else f"fasttext-{config.processes}-replicas",

@@ -70,15 +70,16 @@ class TrainedEmbeddings:
     extra_tables: tuple[ExtraTable, ...] = ()
 
 
-def driver_rows(keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> pa.Table:
+def driver_rows(keys: pa.Array, counts: np.ndarray, matrix: np.ndarray, ids: np.ndarray | None = None) -> pa.Table:
     """``key, id, count, vector`` of vocabulary-sized arrays in id order (row i has id i), built in Arrow.
 
     The keys and counts were collected in id order already, so there is nothing to join, and the table
     stays on the driver until the writer (:func:`~embedpipe.table.write_embedding_table`) writes it.
+    ``ids`` replaces 0..n-1 for a table numbered otherwise (fasttext's buckets: id = bucket number).
     """
     return pa.table({
         schema.KEY: keys.cast(pa.string()),
-        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64)),
+        schema.ID: pa.array(np.arange(len(matrix), dtype=np.int64) if ids is None else np.asarray(ids, np.int64)),
         schema.COUNT: pa.array(np.asarray(counts).astype(np.int64)),
         schema.VECTOR: matrix_to_list_array(matrix),
     })
