@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -195,9 +195,12 @@ def arrow_table_stats(rows: pa.Table, dim: int) -> TableStats:
         duplicate = f"key {pc.min(repeated).as_py()!r}"
     lengths = pc.list_value_length(vectors).fill_null(-1).to_numpy(zero_copy_only=False)
     bad_length = lengths != dim
-    values = pc.list_flatten(vectors).fill_null(0.0).to_numpy(zero_copy_only=False)
+    values = pc.list_flatten(vectors)
+    values = (values.fill_null(0.0) if values.null_count else values).to_numpy(zero_copy_only=False)
     bad_rows = np.zeros(count, dtype=bool)
-    bad_rows[pc.list_parent_indices(vectors).to_numpy()[~np.isfinite(values)]] = True
+    bad_values = ~np.isfinite(values)
+    if bad_values.any():  # the parent index of every value only when one is bad (8 bytes a value)
+        bad_rows[pc.list_parent_indices(vectors).to_numpy()[bad_values]] = True
 
     def smallest_key(mask: np.ndarray) -> Any:
         return pc.min(keys.filter(pa.array(mask))).as_py() if mask.any() else None
@@ -490,6 +493,8 @@ class EmbeddingTable:
     vectors: np.ndarray
     manifest: dict[str, Any]
     path: str | None = None
+    #: The rows were held to the format already (:meth:`from_arrow`): the constructor does not check them again.
+    checked: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         vectors = np.asarray(self.vectors, dtype=np.float32)
@@ -506,6 +511,8 @@ class EmbeddingTable:
                              f"({len(keys)}, {ids.size}, {counts.size}, {vectors.shape[0]})")
         for name, value in (("keys", keys), ("ids", ids), ("counts", counts), ("vectors", vectors)):
             object.__setattr__(self, name, value)
+        if self.checked:
+            return
         dim = int(self.manifest.get("dim", vectors.shape[1]))
         key_index = self._build_key_index()
         finite = np.isfinite(vectors).all(axis=1)
@@ -530,29 +537,17 @@ class EmbeddingTable:
     def from_arrow(cls, table: pa.Table, manifest: dict[str, Any], *, path: str | None = None) -> EmbeddingTable:
         """Check and load Arrow rows (key, id, count, vector), e.g. from a Parquet directory or a Spark frame.
 
-        The Arrow-level checks (NULL keys/ids/vectors, vector lengths against the manifest's dim)
-        run here; the rest in the constructor. Vectorised throughout: no per-row Python.
+        Held to the format by :func:`arrow_table_stats`, the writer's check for driver rows, so a reader
+        names the same problem and example row as the writer and Spark's check would (the constructor's
+        own checks are skipped). Vectorised throughout: no per-row Python.
         """
-        name = f"embedding table {path or '(in memory)'}"
         _check_columns(table.schema, path)
         dim = int(manifest["dim"])
-        keys = table.column(schema.KEY)
-        ids = table.column(schema.ID)
+        rows = manifest.get("rows")
+        check_table_stats(arrow_table_stats(table, dim), dim=dim, name=f"embedding table {path or '(in memory)'}",
+                          manifest_rows=None if rows is None else int(rows))
+        id_values = table.column(schema.ID).to_numpy()
         vector_column = table.column(schema.VECTOR).combine_chunks()
-        lengths = vector_column.value_lengths().fill_null(-1).to_numpy(zero_copy_only=False)
-        bad = np.flatnonzero(lengths != dim)
-        stats = TableStats(
-            rows=table.num_rows,
-            null_keys=keys.null_count,
-            distinct_keys=table.num_rows,  # checked by the constructor
-            null_ids=ids.null_count,
-            distinct_ids=table.num_rows,  # checked by the constructor
-            bad_length=int(bad.size),
-            non_finite=0,
-            length_example=(_length_text(keys[int(bad[0])].as_py(), int(lengths[bad[0]])) if bad.size else None),
-        )
-        check_table_stats(stats, dim=dim, name=name)
-        id_values = ids.to_numpy()
         if id_values.size > 1 and not np.all(id_values[1:] > id_values[:-1]):  # written sorted: skip the copy
             table = table.sort_by(schema.ID)
             id_values = table.column(schema.ID).to_numpy()
@@ -566,6 +561,7 @@ class EmbeddingTable:
             vectors=vectors,
             manifest=manifest,
             path=path,
+            checked=True,
         )
 
     # ------------------------------------------------------------------------------- basics

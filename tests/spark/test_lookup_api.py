@@ -63,8 +63,9 @@ def test_open_errors(tmp_path, table_path):
     (broken / "_manifest.json").write_text(json.dumps({**manifest, "dim": 7}))
     with pytest.raises(TableError) as caught:
         open_table(str(broken))
+    # the example is the smallest offending key, as the writer's and Spark's checks name it
     assert str(caught.value) == f"embedding table {broken} has 6 vectors that do not have dim = 7 values, e.g. key " \
-                                "'paris' has 5 values"
+                                "'berlin' has 5 values"
     (broken / "_manifest.json").write_text(json.dumps({**manifest, "tokenizer": None, "key_kind": "item"}))
     with pytest.raises(TableError, match="records no tokenizer"):
         open_table(str(broken)).embed_text("dog")

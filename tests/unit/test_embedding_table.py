@@ -103,6 +103,17 @@ def test_tables_breaking_the_format_are_refused_with_one_line(tmp_path, case, me
     assert isinstance(caught.value, InputError)  # every table error is an input error: exit code 2, one line
 
 
+def test_the_reader_names_the_smallest_offending_key_as_the_writer_does(tmp_path):
+    """The reader holds rows to the format with the writer's check (arrow_table_stats): the example is the
+    smallest offending key, not the first row, whichever check finds the problem."""
+    short = _write(tmp_path / "short", keys=["mat", "dog", "cat"], vectors=[[1.0], [0.8, 0.6], [0.0]])
+    with pytest.raises(TableError, match=r"do not have dim = 2 values, e.g. key 'cat' has 1 values$"):
+        read_embedding_table(short)
+    nan = _write(tmp_path / "nan", keys=["mat", "dog", "cat"], vectors=[[np.inf, 0.0], [0.8, 0.6], [0.0, np.nan]])
+    with pytest.raises(TableError, match=r"has 2 vectors with NaN or Inf values, e.g. key 'cat'$"):
+        read_embedding_table(nan)
+
+
 def test_missing_column_is_a_schema_error(tmp_path):
     path = tmp_path / "t"
     path.mkdir()
