@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -75,13 +76,16 @@ class TrainingInput:
     def vocabulary(self) -> pa.Table:
         """``token``, ``id``, ``count`` of every key in id order, on the driver (vocabulary-sized).
 
-        The table :func:`read_training_input` read with pyarrow for a local input, else one Spark collect;
-        a method that trains on the driver's vocabulary takes it from here, so no more Spark jobs run for it.
+        The table :func:`read_training_input` read with pyarrow for a local input, else one Spark collect
+        (on first use); a method that trains on the driver's vocabulary takes it from here, so no more
+        Spark jobs run for it.
         """
-        if self.vocab_rows is None:
-            rows = self.vocab.select(schema.TOKEN, schema.ID, schema.COUNT).orderBy(schema.ID).toArrow()
-            object.__setattr__(self, "vocab_rows", rows)  # a cache: the frozen fields stay what open read
-        return self.vocab_rows
+        return self._collected_vocabulary if self.vocab_rows is None else self.vocab_rows
+
+    @cached_property
+    def _collected_vocabulary(self) -> pa.Table:
+        """The vocabulary collected through Spark once (an input pyarrow cannot read: HDFS, S3)."""
+        return self.vocab.select(schema.TOKEN, schema.ID, schema.COUNT).orderBy(schema.ID).toArrow()
 
     @property
     def key_kind(self) -> str:

@@ -345,3 +345,19 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, tmp_path, capsys
     assert capsys.readouterr().err == f"embedpipe train: error: {expected}\n"
     assert not out.exists() and not (tmp_path / "docs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "missing" else ["input"])
+
+
+def test_vocabulary_is_read_at_open_locally_and_collected_once_otherwise(spark, corpus, monkeypatch):
+    """A local input's vocabulary is read with pyarrow when it is opened; elsewhere (HDFS, S3: pyarrow's reader
+    is not used) the first ``vocabulary()`` collects it through Spark and later calls reuse that table."""
+    from embedpipe.methods import inputs
+
+    local = inputs.read_training_input(spark, str(corpus.path))
+    assert local.vocab_rows is not None and local.vocabulary() is local.vocab_rows
+    assert local.vocabulary().column("token").to_pylist() == corpus.keys
+    monkeypatch.setattr(inputs, "_read_local_vocabulary", lambda root: None)
+    remote = inputs.read_training_input(spark, str(corpus.path))
+    assert remote.vocab_rows is None
+    collected = remote.vocabulary()
+    assert collected is remote.vocabulary()
+    assert collected.select(["token", "id", "count"]).to_pylist() == local.vocabulary().to_pylist()
