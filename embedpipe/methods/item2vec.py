@@ -19,9 +19,16 @@ core, barrier tasks, replicas, checkpoints); only the params differ:
 The input must be a ``histories`` output (``sequences/`` ordered by time when the log had a time
 column); a tokenize output is refused with a one-line ConfigError.
 
-For recommendation, export the context vectors too (``item2vec.export_output_vectors``) and score
-users (mean of their items' input vectors) against them by dot (``evaluate --candidate-table``):
-that pair meets ALS's Recall@20 on the planted 2,000-user log (0.31-0.32 against 0.29).
+* **one matrix** (``tied``) unless two towers are asked for: SGNS's input vectors alone put items with
+  similar *contexts* close, which ranks a user's next items below popularity (MovieLens Recall@20
+  0.01-0.02), while one matrix trained as both sides puts items that *co-occur* close, so the table a
+  Parquet consumer scores alone (mean of a user's items, cosine) ranks them (0.11; docs/decisions.md).
+
+For recommendation by the model's own score, export the context vectors too
+(``item2vec.export_output_vectors``, which trains two matrices) and score users (mean of their items'
+input vectors) against them by dot (``evaluate --candidate-table``): that pair meets ALS's Recall@20
+on the planted 2,000-user log (0.31-0.32 against 0.29) and ranks above the tied table on MovieLens
+(0.14 against 0.11).
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ def item2vec_params(config: TrainConfig, threads: int | None = None, *, interact
     settings: Item2VecSettings = config.settings
     epochs = settings.epochs if settings.epochs is not None else default_epochs(interactions)
     return {**core_params(config, threads=threads or config.threads, epochs=epochs, sample=0.0, shrink_window=False),
-            "noise_power": settings.noise_power}
+            "noise_power": settings.noise_power, "tied": settings.resolved_tied()}
 
 
 def train_item2vec_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,11 @@ class InitialVectors:
     w_in: np.ndarray
     w_out: np.ndarray | None = None
 
-    def apply(self, w_in: torch.Tensor, w_out: torch.Tensor) -> None:
+    def apply(self, w_in: torch.Tensor, w_out: torch.Tensor | None) -> None:
+        """Set the kept rows; ``w_out`` None (a tied run: one matrix) leaves the parent's output vectors out."""
         rows = torch.as_tensor(np.asarray(self.rows, dtype=np.int64))
         w_in[rows] = torch.as_tensor(np.asarray(self.w_in, dtype=np.float32))
-        if self.w_out is not None:
+        if self.w_out is not None and w_out is not None:
             w_out[rows] = torch.as_tensor(np.asarray(self.w_out, dtype=np.float32))
 
 
@@ -103,6 +104,11 @@ class TrainingState:
         generator = torch.Generator(device="cpu").manual_seed(derive_seed(params.seed, 0))
         bound = 1.0 / params.dim
         w_in = (torch.rand(vocab_size, params.dim, generator=generator) * 2.0 - 1.0) * bound
+        if params.tied:  # one matrix as both sides: it starts random (a zero matrix would never move)
+            if start is not None:
+                start.apply(w_in, None)
+            w_in = w_in.to(device)
+            return cls(w_in=w_in, w_out=w_in, seed=params.seed)
         w_out = torch.zeros(vocab_size, params.dim)
         if start is not None:
             start.apply(w_in, w_out)
@@ -128,9 +134,11 @@ class TrainingState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], device: torch.device | str = "cpu") -> TrainingState:
+        w_in = data["w_in"].to(device=device, dtype=torch.float32).contiguous()
+        tied = bool(data.get("params", {}).get("tied", False))  # one matrix: keep it one after the load
         return cls(
-            w_in=data["w_in"].to(device=device, dtype=torch.float32).contiguous(),
-            w_out=data["w_out"].to(device=device, dtype=torch.float32).contiguous(),
+            w_in=w_in,
+            w_out=w_in if tied else data["w_out"].to(device=device, dtype=torch.float32).contiguous(),
             seed=int(data["seed"]),
             epoch=int(data["epoch"]),
             step=int(data["step"]),
@@ -198,8 +206,10 @@ def check_checkpoint(
     ``names`` maps params to the caller's config keys for the message (e.g. ``lr`` -> ``step_size``).
     """
     saved = data["params"]
+    # a key newer than the checkpoint (e.g. tied) was trained at its default
+    defaults = {declared.name: declared.default for declared in fields(params)}
     for key, value in params.to_dict().items():
-        before = saved.get(key)
+        before = saved.get(key, defaults.get(key))
         if key not in RESUMABLE_CHANGES and before != value:
             name = (names or {}).get(key, key)
             raise ConfigError(

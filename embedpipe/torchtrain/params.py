@@ -47,6 +47,10 @@ class SGNSParams:
     ``shrink_window=False`` makes every pair within ``window`` positions a positive, as item2vec
     treats a user's history: with a window as long as the history, all pairs of its items.
 
+    ``tied=True`` trains one matrix as both sides (``w_out`` is ``w_in``, started random rather than at
+    zero), so co-occurring keys, not keys with similar contexts, lie close: what a consumer of the
+    table alone ranks by (item2vec; docs/decisions.md).
+
     On CPU the same seed gives bit-identical vectors for any ``threads`` while ``deterministic``
     is true; ``deterministic=False`` trades that for speed on several cores (Hogwild).
     """
@@ -71,6 +75,10 @@ class SGNSParams:
     seed: int = option(DEFAULT_SEED, "random seed (initialisation, subsampling, windows, noise)", min=0)
     device: str = option("auto", "where to train: auto (cuda if available), cpu or cuda", choices=DEVICES)
     threads: int | None = option(None, "CPU worker threads (default: torch.get_num_threads())", min=1)
+    tied: bool = option(
+        False, "one matrix for the input and the output vectors (item2vec's table alone then ranks by the "
+               "co-occurrence it was trained on); false is word2vec's two matrices",
+    )
     deterministic: bool = option(
         True,
         "CPU with threads > 1: results that do not depend on the thread count (true; the pairwise kernel then "

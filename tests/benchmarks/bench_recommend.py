@@ -22,13 +22,12 @@ items each, planted audience/style segments) written as CSV, and the same rows a
 MovieLens-format ``u.data`` (tab separated ``user item rating timestamp``, integer ids, no header).
 For each of the two files: ``embedpipe histories --holdout random`` (the same split for every
 method), then ``embedpipe train --method M`` for each method, then one ``embedpipe evaluate
---histories ... --compare ...`` over every table that trained. item2vec (and the softmax with
-``tied=false``) also export their output vectors and are scored a second time as two towers
+--histories ... --compare ...`` over every table that trained. item2vec and the softmax tie their output
+weights by default (one table, scored alone); with ``tied=false`` (the default ``--variants``, for the
+methods run) they export their output vectors and are scored a second time as two towers
 (``evaluate --table <input vectors> --candidate-table <output vectors>``, dot: the score each model
-was trained on): the method's row
-is the two towers and ``<method> (input only)`` its input table alone (cosine); the softmax ties its output
-weights by default (one table, scored alone) and has two towers in a ``tied=false`` variant
-(``--variants "softmax:tied=false"``). item2vec runs with
+was trained on): that variant's row is the two towers and ``<method> (input only)`` its input table
+alone (cosine). item2vec runs with
 ``--item2vec-settings`` (default: the job's, without subsampling, where its two towers reach ALS's
 Recall@20 on the planted log; see docs/methods/item2vec.md); ``--variants`` adds runs of a
 method with other settings (``;`` between variants, each ``method:key=value,key=value`` with the
@@ -84,10 +83,14 @@ def write_udata(csv_path: Path, udata_path: Path) -> int:
     return rows
 
 
+#: The default variants: item2vec and the softmax untied, scored as two towers beside their tied tables.
+TWO_TOWERS = "item2vec:tied=false;softmax:tied=false"
+
+
 def exports_output(method: str, settings: dict[str, str]) -> bool:
-    """Whether the run exports output vectors, scored against its input vectors (two towers): item2vec
-    always, the softmax only with ``tied=false`` (by default it ties them: one table, scored alone)."""
-    return method == "item2vec" or (method == "softmax" and settings.get("tied") == "false")
+    """Whether the run exports output vectors, scored against its input vectors (two towers): item2vec and
+    the softmax only with ``tied=false`` (by default both tie them: one table, scored alone)."""
+    return method in ("item2vec", "softmax") and settings.get("tied") == "false"
 
 
 def method_arguments(method: str, output: Path, args: argparse.Namespace, settings: dict[str, str]) -> list[str]:
@@ -128,6 +131,8 @@ def runs(args: argparse.Namespace) -> list[tuple[str, str, dict[str, str]]]:
         method, _, settings = variant.partition(":")
         if not settings:
             raise SystemExit(f"--variants: {variant!r} is not method:key=value[,key=value]")
+        if args.variants == TWO_TOWERS and method.strip() not in args.methods:
+            continue  # the default variants only for the methods asked for
         planned.append((f"{method.strip()}[{settings.replace(' ', '')}]", method.strip(), _settings(settings)))
     return planned
 
@@ -293,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="popularity,als,item2vec,softmax")
     parser.add_argument("--item2vec-settings", default="",
                         help="item2vec's key=value settings (',' between them; '' for the job's defaults)")
-    parser.add_argument("--variants", default="",
-                        help="more runs: ';' between variants, each method:key=value[,key=value]")
+    parser.add_argument("--variants", default=TWO_TOWERS,
+                        help="more runs: ';' between variants, each method:key=value[,key=value] (default: the "
+                             "two-tower runs of item2vec and the softmax; '' for none)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workdir", default=None)

@@ -361,7 +361,8 @@ def _item2vec_params(spark: Any, histories: Path) -> dict[str, Any]:
 
     data = read_training_input(spark, str(histories))
     interactions = int(data.vocab.agg({"count": "sum"}).first()[0])
-    config = TrainConfig(input=str(histories), output="unused", method="item2vec", dim=32, device="cpu", threads=1)
+    config = TrainConfig(input=str(histories), output="unused", method="item2vec", dim=32, device="cpu", threads=1,
+                         settings={"export_output_vectors": "unused-output"})  # two towers: two matrices
     return item2vec_params(config, interactions=interactions)
 
 

@@ -160,12 +160,40 @@ def test_item2vec_context_vectors_are_the_trainer_cores(spark, trained, context_
     sequences = data.sentences().orderBy("doc_id").select("tokens").toArrow().column(0)
     corpus = encode_sentences(sequences, pa.array(trained.keys))
     config = TrainConfig(input=str(root / "hist"), output=str(root / "unused"), method="item2vec", dim=8,
-                         device="cpu", threads=1, seed=5, settings={"epochs": 5})
+                         device="cpu", threads=1, seed=5,
+                         settings={"epochs": 5, "export_output_vectors": str(root / "unused-output")})
     params = SGNSParams(**item2vec_params(config, 1, interactions=corpus.n_tokens))
+    assert not params.tied  # two towers asked for: two matrices
     core = train_sgns(corpus, np.asarray(trained.counts, dtype=np.int64), params,
                       counts_total=corpus.n_tokens)
     np.testing.assert_allclose(trained.vectors, core.input_vectors, rtol=0, atol=1e-6)
     np.testing.assert_allclose(context_table.vectors, core.output_vectors, rtol=0, atol=1e-6)
+
+
+def test_item2vec_default_table_is_tied_and_ranks_alone(watched, trained, tmp_path):
+    """Without an output table the one matrix is both sides (manifest ``tied``): its table alone, the mean of a
+    user's unit item vectors by cosine, ranks held-out movies above popularity, as the two towers do."""
+    root, _, train_log, held_log = watched
+    assert main(["train", "--input", str(root / "hist"), "--output", str(tmp_path / "tied"), *ITEM2VEC]) == 0
+    tied = read_embedding_table(str(tmp_path / "tied"))
+    assert tied.manifest["params"]["tied"] is True and trained.manifest["params"]["tied"] is False
+    assert tied.keys == trained.keys and not np.allclose(tied.vectors, trained.vectors)
+    seen, held = _split_matrices(tied, train_log, held_log)
+    unit = tied.vectors / np.linalg.norm(tied.vectors, axis=1, keepdims=True)
+    profile = seen.astype(np.float64) @ unit / seen.sum(1, keepdims=True)
+    recall = _recall_at(20, profile @ unit.T, seen, held)
+    popularity = _recall_at(20, np.broadcast_to(np.asarray(tied.counts, dtype=np.float64), seen.shape), seen, held)
+    assert recall > popularity, (recall, popularity)
+
+
+def test_item2vec_tied_with_an_output_table_is_refused(watched, tmp_path, capsys):
+    root, *_ = watched
+    out = tmp_path / "t"
+    code = main(["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC, "--set", "item2vec.tied=true",
+                 "--set", f"item2vec.export_output_vectors={tmp_path / 'o'}"])
+    assert code != 0
+    assert "config key 'item2vec.tied' leaves no second table to write" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "o").exists()
 
 
 def test_item2vec_context_vectors_score_conditional_probabilities(trained, context_table, watched):

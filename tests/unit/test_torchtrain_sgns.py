@@ -364,6 +364,32 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, kernel):
     assert resumed.words == corpus.n_tokens  # only the second epoch ran
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_tied_trains_one_matrix_as_both_sides_and_resumes_tied(tmp_path, kernel):
+    """tied: the output vectors are the input ones (one matrix, started random), through a checkpoint too."""
+    corpus = _random_corpus(3)
+    counts = corpus.counts(40)
+    params = _params(tied=True)
+    straight = _train(corpus, counts, params=params, kernel=kernel, checkpoint_dir=tmp_path / "a")
+    np.testing.assert_array_equal(straight.input_vectors, straight.output_vectors)
+    untied = _train(corpus, counts, kernel=kernel)
+    assert not np.allclose(straight.input_vectors, untied.input_vectors)
+    assert straight.epoch_losses[-1] < straight.epoch_losses[0]  # it learns
+
+    def stop_after_first_epoch(report):
+        if report.epoch_end and report.epoch == 1:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        _train(corpus, counts, params=params, kernel=kernel, checkpoint_dir=tmp_path / "b",
+               progress=stop_after_first_epoch)
+    resumed = _train(corpus, counts, params=params, kernel=kernel, checkpoint_dir=tmp_path / "b", resume=True)
+    np.testing.assert_array_equal(straight.input_vectors, resumed.input_vectors)
+    np.testing.assert_array_equal(resumed.input_vectors, resumed.output_vectors)
+    with pytest.raises(ConfigError, match="config key 'tied' is False but checkpoint .* was trained with True"):
+        _train(corpus, counts, kernel=kernel, checkpoint_dir=tmp_path / "b", resume=True)
+
+
 def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path):
     corpus = _random_corpus(2)
     _train(corpus, params=_params(epochs=1), checkpoint_dir=tmp_path)
