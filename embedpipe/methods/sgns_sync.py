@@ -34,7 +34,9 @@ from embedpipe.methods.barrier import ReplicaGroup
 #: Rows combined at every hot round: the most frequent words (ids are frequency ranks). 1,024 and 4,096
 #: measured alike on the text8 prefix at 8 replicas (docs/benchmarks.md#replicas).
 HOT_ROWS = 1024
-#: Raw tokens per replica between hot rounds: about half a step of the CPU kernel (1,024 windows). 192 beat
+#: Raw tokens per replica between hot rounds. The CPU kernel calls in every 5 x 1,024 windows (~7,000 raw tokens
+#: of text8), so ~37 fall due at once: a replica's step enters the first, and the replicas' steps enter the sums
+#: staggered, which is what holds (one round per step for all at once lost 0.04 WS353 at 8 replicas). 192 beat
 #: 384 by 0.003 WS353 at 8 replicas on the text8 prefix over 3 seeds (docs/benchmarks.md#replicas).
 HOT_ROUND_TOKENS = 192
 #: The per-update rate in ``s = 1 - exp(-C lr n)``, fitted on the demo corpus (0.1 was unstable, 0.5
@@ -105,7 +107,10 @@ class SGNSReplicaGroup(ReplicaGroup):
 
     Rounds are counted in hot rounds: ``per_epoch x plan.hot_per_round`` per epoch, every
     ``hot_per_round``-th a full one, all at fixed fractions of the epoch so every replica runs the same
-    collectives in the same order.
+    collectives in the same order. A round's learning rate (in the scale) is the schedule's at the
+    round's own fraction, not at the calling replica's progress, so every replica scales the same sum
+    alike and their copies of the combined rows stay equal. A hot round is one all-reduce of both
+    matrices' hot rows together.
     """
 
     def __init__(self, per_epoch: int, tensors_of: Callable[[Any], Sequence[Any]], *,
@@ -113,6 +118,7 @@ class SGNSReplicaGroup(ReplicaGroup):
         super().__init__(per_epoch, tensors_of, initial_of=initial_of)
         self.plan = plan
         self._device_plan: list[tuple[Any, Any]] | None = None  # per tensor: hot ids, each row's updates per combine
+        self._hot: _HotBlock | None = None
 
     def _target(self, progress: float) -> int:
         return int(math.floor(progress * self.per_epoch * self.plan.hot_per_round + 1e-9))
@@ -120,19 +126,28 @@ class SGNSReplicaGroup(ReplicaGroup):
     def sync(self, state: Any, progress: float) -> None:
         import torch
 
-        while self.rounds < self._target(progress):
-            tensors = list(self.tensors_of(state))
-            with torch.no_grad():
-                if self.base is None:
-                    self.base = [t.detach().clone() for t in self.initial_of(state)]  # type: ignore[misc]
-                lr = self.plan.lr_at(progress)
-                full = (self.rounds + 1) % self.plan.hot_per_round == 0
-                for tensor, base, (hot, n) in zip(tensors, self.base, self._on(tensors[0].device), strict=True):
-                    if full:
+        target = self._target(progress)
+        if self.rounds >= target:
+            return
+        tensors = list(self.tensors_of(state))
+        with torch.no_grad():
+            if self.base is None:
+                self.base = [t.detach().clone() for t in self.initial_of(state)]  # type: ignore[misc]
+            plan = self._on(tensors[0].device)
+            # the kernels call in only between steps (~7,000 tokens on the CPU kernel), so several rounds are
+            # often due at once: this replica's updates go into the first; it only takes part in the others
+            fresh = True
+            while self.rounds < target:
+                lr = self.plan.lr_at((self.rounds + 1) / (self.per_epoch * self.plan.hot_per_round))
+                if (self.rounds + 1) % self.plan.hot_per_round == 0:
+                    for tensor, base, (_, n) in zip(tensors, self.base, plan, strict=True):
                         self._combine(tensor, base, n, lr)
-                    else:
-                        self._combine_hot(tensor, base, hot, n[hot], lr)
-            self.rounds += 1
+                    if self._hot is not None:
+                        self._hot.base_stale = True
+                else:
+                    self._combine_hot(tensors, plan, lr, fresh)
+                fresh = False
+                self.rounds += 1
 
     def _on(self, device: Any) -> list[tuple[Any, Any]]:
         """Per tensor, its hot ids and each row's expected updates since its last combine, on ``device``."""
@@ -145,6 +160,7 @@ class SGNSReplicaGroup(ReplicaGroup):
                 row = torch.from_numpy(n).to(device, copy=True)  # the plan's arrays stay as they are
                 row[hot] /= self.plan.hot_per_round  # hot rows were combined a hot round ago
                 self._device_plan.append((hot, row))
+            self._hot = None
         return self._device_plan
 
     def _combine(self, tensor: Any, base: Any, n: Any, lr: float) -> None:
@@ -154,10 +170,43 @@ class SGNSReplicaGroup(ReplicaGroup):
         tensor.add_(base)
         base.copy_(tensor)
 
-    def _combine_hot(self, tensor: Any, base: Any, hot: Any, n: Any, lr: float) -> None:
-        block = tensor.index_select(0, hot).sub_(base.index_select(0, hot))
+    def _combine_hot(self, tensors: list[Any], plan: list[tuple[Any, Any]], lr: float, fresh: bool) -> None:
+        """One hot round: every matrix's hot rows in one block, one all-reduce; ``fresh``: this replica trained since
+        its last round (otherwise its share of the sum is zero and its hot rows already equal the base's)."""
+        import torch
+
+        hot = self._hot
+        if hot is None:
+            hot = self._hot = _HotBlock(tensors, plan)
+        if hot.base_stale:
+            torch.cat([b.index_select(0, ids) for b, (ids, _) in zip(self.base, plan, strict=True)], out=hot.base)
+            hot.base_stale = False
+        block = hot.block
+        if fresh:
+            torch.cat([t.index_select(0, ids) for t, (ids, _) in zip(tensors, plan, strict=True)], out=block)
+            block.sub_(hot.base)
+        else:
+            block.zero_()
         self.all_reduce(block)
-        block.mul_(saturation_scale(n, lr, self.plan.world).unsqueeze(1))
-        block.add_(base.index_select(0, hot))
-        tensor.index_copy_(0, hot, block)
-        base.index_copy_(0, hot, block)
+        if not fresh and not bool(block.any()):
+            return  # no replica trained since the last round: nothing to apply
+        block.mul_(saturation_scale(hot.n, lr, self.plan.world).unsqueeze(1))
+        block.add_(hot.base)
+        hot.base.copy_(block)
+        for tensor, base, part, (ids, _) in zip(tensors, self.base, block.split(hot.sizes), plan, strict=True):
+            tensor.index_copy_(0, ids, part)
+            base.index_copy_(0, ids, part)
+
+
+class _HotBlock:
+    """A replica's buffers for hot rounds: the hot rows of every matrix stacked (its update, then the sum), the
+    base's hot rows, and the rows' expected updates per hot round (the matrices share their width, as SGNS's do)."""
+
+    def __init__(self, tensors: list[Any], plan: list[tuple[Any, Any]]):
+        import torch
+
+        self.sizes = [len(ids) for ids, _ in plan]
+        self.block = tensors[0].new_empty((sum(self.sizes), tensors[0].shape[1]))
+        self.base = torch.empty_like(self.block)
+        self.base_stale = True
+        self.n = torch.cat([n[ids] for ids, n in plan])

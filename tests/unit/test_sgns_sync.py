@@ -90,3 +90,36 @@ def test_saturation_scale_runs_from_the_sum_to_the_mean():
     scale = saturation_scale(n, 0.05, 8)
     assert float(scale[0]) == pytest.approx(1.0, abs=1e-3) and float(scale[-1]) == pytest.approx(1 / 8)
     assert torch.all(scale[1:] <= scale[:-1])
+
+
+def test_replicas_reaching_a_round_at_different_progress_agree_and_a_hot_round_is_one_all_reduce():
+    # the kernels call in between steps, so replicas reach a round at different progress (and learning rates);
+    # the round's own learning rate scales the sum, so every copy of the combined rows is the same
+    params = SGNSParams(dim=DIM, epochs=1, lr=0.5)
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 4 * HOT_ROUND_TOKENS)  # 4 hot rounds a round
+    base = torch.zeros(VOCAB, DIM)
+    after_hot, calls = {}, {}
+
+    def replica(rank: int) -> None:
+        state = SimpleNamespace(w_in=base.clone(), w_out=base.clone())
+        group = _ThreadGroup(rank, per_epoch=1, tensors_of=lambda s: (s.w_in, s.w_out),
+                             initial_of=lambda s: (base.clone(), base.clone()), plan=plan)
+        reduced = []
+        group.all_reduce = lambda tensor: (reduced.append(tuple(tensor.shape)), _ThreadGroup.all_reduce(group, tensor))
+        state.w_in += rank + 1.0
+        state.w_out += rank + 1.0
+        group.sync(state, 0.5 + 0.1 * rank)  # rank 0 at 0.5, rank 2 at 0.7: the first two hot rounds each
+        after_hot[rank] = (state.w_in.clone(), state.w_out.clone())
+        calls[rank] = reduced
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(WORLD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rank_0 = after_hot[0]
+    for rank in range(WORLD):
+        assert torch.equal(after_hot[rank][0][:HOT_ROWS], rank_0[0][:HOT_ROWS])
+        assert torch.equal(after_hot[rank][1][:HOT_ROWS], rank_0[1][:HOT_ROWS])
+        assert calls[rank] == [(2 * HOT_ROWS, DIM)] * 2  # both matrices' hot rows in one all-reduce per hot round
+    assert float(rank_0[1][0, 0]) < 0.9 * sum(range(1, WORLD + 1))  # the hottest row's sum was scaled
