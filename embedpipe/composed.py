@@ -99,6 +99,7 @@ def composed_keys(spark: SparkSession, unseen: DataFrame, path: str, manifest: d
     """
     from pyspark.sql import functions as F
 
+    from embedpipe.storage import read_parquet
     from embedpipe.subwords import check_subword_manifest
     from embedpipe.table import read_manifest_spark
 
@@ -110,7 +111,7 @@ def composed_keys(spark: SparkSession, unseen: DataFrame, path: str, manifest: d
                           buckets=int(scheme["buckets"])),
         "key string, position bigint, bucket bigint",
     )
-    rows = spark.read.parquet(location).select(F.col(schema.ID).alias("bucket"), F.col(schema.VECTOR).alias("v"))
+    rows = read_parquet(spark, location).select(F.col(schema.ID).alias("bucket"), F.col(schema.VECTOR).alias("v"))
     joined = grams.join(rows, "bucket", "inner")
     ordered = joined.groupBy("key").agg(F.array_sort(F.collect_list(F.struct("position", "v"))).alias("grams"))
     return ordered.select("key", F.col("grams.v").alias("vectors")).mapInArrow(

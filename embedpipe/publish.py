@@ -227,8 +227,10 @@ def _copy_tree(spark: SparkSession, src: str, dst: str) -> None:
 
 
 def _count_rows(spark: SparkSession, path: str) -> int:
-    """Parquet row count (footer metadata only; no data pages are read)."""
-    return int(spark.read.parquet(path).count())
+    """Parquet row count (footer metadata only; no data pages are read, no schema-inference job)."""
+    from embedpipe.storage import read_parquet
+
+    return int(read_parquet(spark, path).count())
 
 
 def _rerun_drift(fs: HadoopFS, output: str, run_date: str | None, manifest: dict[str, Any]) -> dict[str, Any] | None:

@@ -48,6 +48,7 @@ from embedpipe import schema
 from embedpipe.arrow_vectors import list_array_to_matrix
 from embedpipe.errors import InputError
 from embedpipe.interactions.pipeline import HELDOUT_DIR
+from embedpipe.storage import read_parquet
 from embedpipe.table import EmbeddingTable
 from embedpipe.vectors import unit_normalise
 
@@ -300,7 +301,7 @@ def score_users(spark: SparkSession, table: EmbeddingTable, table_path: str, his
         format="parquet", column=schema.ITEMS, kind="tokens", combiner="mean", oov="skip",
     ))
     users = plan.result.select(schema.USER, F.col("vector").alias(_USER_VECTOR), F.col(schema.ITEMS).alias(_SEEN))
-    truth = spark.read.parquet(f"{root}/{HELDOUT_DIR}").select(schema.USER, F.col(schema.ITEMS).alias(_TRUTH))
+    truth = read_parquet(spark, f"{root}/{HELDOUT_DIR}").select(schema.USER, F.col(schema.ITEMS).alias(_TRUTH))
     joined = truth.join(users, schema.USER, "left").select(
         schema.USER, _USER_VECTOR, F.array_distinct(_SEEN).alias(_SEEN), F.array_distinct(_TRUTH).alias(_TRUTH)
     )

@@ -192,6 +192,24 @@ def test_embed_cli_end_to_end_twice(spark, table_path, input_path, tmp_path, cap
     assert_approx_df_equality(written, spark.read.parquet(str(shuffled)), 1e-7, ignore_row_order=True)
 
 
+@pytest.mark.parametrize(("strategy", "oov", "null_vectors"), [
+    ("broadcast", "skip", 3),
+    pytest.param("shuffle", "zero", 2, marks=pytest.mark.slow),  # ~6 s at load 8: joins and a shuffle
+])
+def test_summary_counts_what_was_written(spark, table_path, input_path, tmp_path, strategy, oov, null_vectors):
+    """The job's figures (aggregated as the rows are written, not read back) match the written rows."""
+    from embedpipe.lookup.embed import run_embed
+
+    out = tmp_path / "out"
+    summary = run_embed(spark, dataclasses.replace(_config(table_path, input_path, strategy=strategy, oov=oov),
+                                                   output=str(out)))
+    written = pq.read_table(str(out)).to_pydict()
+    assert (summary["rows"], summary["tokens"], summary["tokens_found"]) == (6, 11, 8)
+    assert (sum(written["tokens_total"]), sum(written["tokens_found"])) == (11, 8)
+    assert summary["null_vectors"] == written["vector"].count(None) == null_vectors
+    assert summary["oov_rate"] == pytest.approx(3 / 11, abs=1e-6) and summary["strategy"] == strategy
+
+
 def _error(capsys, args, out) -> str:
     assert main(args) != 0
     assert not out.exists()
