@@ -42,6 +42,9 @@ HOT_ROUND_TOKENS = 192
 #: The per-update rate in ``s = 1 - exp(-C lr n)``, fitted on the demo corpus (0.1 was unstable, 0.5
 #: and more undertrained the shared rows like a plain mean).
 SATURATION_RATE = 0.2
+#: The furthest round ahead a replica announces as the one its next update goes into (a hot round's block
+#: carries a count per coming round); a further one is announced at this distance, costing a round.
+MAX_AHEAD = 1024
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,12 @@ class SGNSReplicaGroup(ReplicaGroup):
     round's own fraction, not at the calling replica's progress, so every replica scales the same sum
     alike and their copies of the combined rows stay equal. A hot round is one all-reduce of both
     matrices' hot rows together.
+
+    Only rounds some replica's update goes into run at all: a replica's next update always goes into the
+    round after the last one due at its current call, and every round that runs carries every replica's
+    *next round* (a count per coming round, after the hot rows; a tiny all-reduce beside a full round), so
+    every replica knows the same set and skips the same hot rounds, which would have summed zeros. The
+    result is the same as running every round, with ~1 hot round per replica's step instead of ~37.
     """
 
     def __init__(self, per_epoch: int, tensors_of: Callable[[Any], Sequence[Any]], *,
@@ -119,6 +128,13 @@ class SGNSReplicaGroup(ReplicaGroup):
         self.plan = plan
         self._device_plan: list[tuple[Any, Any]] | None = None  # per tensor: hot ids, each row's updates per combine
         self._hot: _HotBlock | None = None
+        self._next = {1}  # the rounds some replica's next update goes into (every replica holds the same set)
+        # how far ahead a round can be announced; one further away is announced here (an extra round, no harm)
+        self._ahead = min(plan.hot_per_round, MAX_AHEAD)
+
+    def resume_at(self, epoch: int) -> None:
+        super().resume_at(epoch)
+        self._next = {self.rounds + 1}
 
     def _target(self, progress: float) -> int:
         return int(math.floor(progress * self.per_epoch * self.plan.hot_per_round + 1e-9))
@@ -138,15 +154,21 @@ class SGNSReplicaGroup(ReplicaGroup):
             # often due at once: this replica's updates go into the first; it only takes part in the others
             fresh = True
             while self.rounds < target:
-                lr = self.plan.lr_at((self.rounds + 1) / (self.per_epoch * self.plan.hot_per_round))
-                if (self.rounds + 1) % self.plan.hot_per_round == 0:
+                round_ = self.rounds + 1
+                lr = self.plan.lr_at(round_ / (self.per_epoch * self.plan.hot_per_round))
+                if round_ % self.plan.hot_per_round == 0:
                     for tensor, base, (_, n) in zip(tensors, self.base, plan, strict=True):
                         self._combine(tensor, base, n, lr)
                     if self._hot is not None:
                         self._hot.base_stale = True
-                else:
-                    self._combine_hot(tensors, plan, lr, fresh)
-                fresh = False
+                    slots = tensors[0].new_zeros(self._ahead)
+                    self._announce(slots, round_, target)
+                    self.all_reduce(slots)
+                    self._heard(slots, round_)
+                    fresh = False
+                elif round_ in self._next:
+                    self._combine_hot(tensors, plan, lr, fresh, round_, target)
+                    fresh = False
                 self.rounds += 1
 
     def _on(self, device: Any) -> list[tuple[Any, Any]]:
@@ -170,24 +192,37 @@ class SGNSReplicaGroup(ReplicaGroup):
         tensor.add_(base)
         base.copy_(tensor)
 
-    def _combine_hot(self, tensors: list[Any], plan: list[tuple[Any, Any]], lr: float, fresh: bool) -> None:
-        """One hot round: every matrix's hot rows in one block, one all-reduce; ``fresh``: this replica trained since
-        its last round (otherwise its share of the sum is zero and its hot rows already equal the base's)."""
+    def _announce(self, slots: Any, round_: int, target: int) -> None:
+        """Count this replica's next round (``target + 1``) in ``slots[k - 1]`` for the round ``k`` after ``round_``."""
+        slots.zero_()
+        slots[min(target + 1 - round_, self._ahead) - 1] = 1.0
+
+    def _heard(self, slots: Any, round_: int) -> None:
+        """Every replica's next round, from the summed ``slots`` of round ``round_``."""
+        self._next = {round_ + 1 + int(k) for k in slots.nonzero().view(-1).tolist()}
+
+    def _combine_hot(self, tensors: list[Any], plan: list[tuple[Any, Any]], lr: float, fresh: bool,
+                     round_: int, target: int) -> None:
+        """One hot round: every matrix's hot rows in one block, and the next rounds' counts, one all-reduce;
+        ``fresh``: this replica trained since its last round (otherwise its share of the sum is zero and its hot
+        rows already equal the base's)."""
         import torch
 
         hot = self._hot
         if hot is None:
-            hot = self._hot = _HotBlock(tensors, plan)
+            hot = self._hot = _HotBlock(tensors, plan, self._ahead)
         if hot.base_stale:
             torch.cat([b.index_select(0, ids) for b, (ids, _) in zip(self.base, plan, strict=True)], out=hot.base)
             hot.base_stale = False
-        block = hot.block
+        block = hot.rows
         if fresh:
             torch.cat([t.index_select(0, ids) for t, (ids, _) in zip(tensors, plan, strict=True)], out=block)
             block.sub_(hot.base)
         else:
             block.zero_()
-        self.all_reduce(block)
+        self._announce(hot.slots, round_, target)
+        self.all_reduce(hot.block)
+        self._heard(hot.slots, round_)
         if not fresh and not bool(block.any()):
             return  # no replica trained since the last round: nothing to apply
         block.mul_(saturation_scale(hot.n, lr, self.plan.world).unsqueeze(1))
@@ -202,11 +237,14 @@ class _HotBlock:
     """A replica's buffers for hot rounds: the hot rows of every matrix stacked (its update, then the sum), the
     base's hot rows, and the rows' expected updates per hot round (the matrices share their width, as SGNS's do)."""
 
-    def __init__(self, tensors: list[Any], plan: list[tuple[Any, Any]]):
+    def __init__(self, tensors: list[Any], plan: list[tuple[Any, Any]], slots: int):
         import torch
 
         self.sizes = [len(ids) for ids, _ in plan]
-        self.block = tensors[0].new_empty((sum(self.sizes), tensors[0].shape[1]))
-        self.base = torch.empty_like(self.block)
+        rows, dim = sum(self.sizes), tensors[0].shape[1]
+        self.block = tensors[0].new_empty((rows + math.ceil(slots / dim), dim))  # the rows, then the next rounds
+        self.rows = self.block[:rows]
+        self.slots = self.block[rows:].view(-1)[:slots]
+        self.base = torch.empty_like(self.rows)
         self.base_stale = True
         self.n = torch.cat([n[ids] for ids, n in plan])

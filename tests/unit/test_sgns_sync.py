@@ -92,7 +92,7 @@ def test_saturation_scale_runs_from_the_sum_to_the_mean():
     assert torch.all(scale[1:] <= scale[:-1])
 
 
-def test_replicas_reaching_a_round_at_different_progress_agree_and_a_hot_round_is_one_all_reduce():
+def test_replicas_reaching_a_round_at_different_progress_agree_and_empty_hot_rounds_are_skipped():
     # the kernels call in between steps, so replicas reach a round at different progress (and learning rates);
     # the round's own learning rate scales the sum, so every copy of the combined rows is the same
     params = SGNSParams(dim=DIM, epochs=1, lr=0.5)
@@ -121,5 +121,88 @@ def test_replicas_reaching_a_round_at_different_progress_agree_and_a_hot_round_i
     for rank in range(WORLD):
         assert torch.equal(after_hot[rank][0][:HOT_ROWS], rank_0[0][:HOT_ROWS])
         assert torch.equal(after_hot[rank][1][:HOT_ROWS], rank_0[1][:HOT_ROWS])
-        assert calls[rank] == [(2 * HOT_ROWS, DIM)] * 2  # both matrices' hot rows in one all-reduce per hot round
+        # both matrices' hot rows (and a row of next-round counts) in one all-reduce; the second round, which no
+        # replica's update goes into, is skipped
+        assert calls[rank] == [(2 * HOT_ROWS + 1, DIM)]
     assert float(rank_0[1][0, 0]) < 0.9 * sum(range(1, WORLD + 1))  # the hottest row's sum was scaled
+
+
+class _Everything(set):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def _staggered_run(every_round: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Three replicas training (random moves) between calls at different progress; each one's final matrices."""
+    params = SGNSParams(dim=DIM, epochs=1, lr=0.5)
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 8 * HOT_ROUND_TOKENS)  # 8 hot rounds a round
+    calls = {0: [0.13, 0.41, 0.77, 1.0], 1: [0.2, 0.33, 0.6, 0.9, 1.0], 2: [0.05, 0.5, 1.0]}
+    barrier = threading.Barrier(WORLD, timeout=60)
+    slots: list = [None] * WORLD
+    out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    class Group(SGNSReplicaGroup):
+        def all_reduce(self, tensor: torch.Tensor) -> None:
+            slots[self.rank] = tensor.clone()
+            barrier.wait()
+            total = sum(slots[1:], slots[0].clone())
+            barrier.wait()
+            tensor.copy_(total)
+
+        def _heard(self, counts: torch.Tensor, round_: int) -> None:
+            super()._heard(counts, round_)
+            if every_round:
+                self._next = _Everything()
+
+    def replica(rank: int) -> None:
+        generator = torch.Generator().manual_seed(rank)
+        state = SimpleNamespace(w_in=torch.zeros(VOCAB, DIM), w_out=torch.zeros(VOCAB, DIM))
+        group = Group(per_epoch=1, tensors_of=lambda s: (s.w_in, s.w_out),
+                      initial_of=lambda s: (torch.zeros(VOCAB, DIM), torch.zeros(VOCAB, DIM)), plan=plan)
+        group.rank = rank
+        for progress in calls[rank]:
+            state.w_in += torch.rand(VOCAB, DIM, generator=generator)
+            state.w_out += torch.rand(VOCAB, DIM, generator=generator)
+            group.sync(state, progress)
+        out[rank] = (state.w_in, state.w_out)
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(WORLD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [out[rank] for rank in range(WORLD)]
+
+
+def test_skipping_the_hot_rounds_nobody_trained_for_changes_nothing():
+    skipped, every = _staggered_run(every_round=False), _staggered_run(every_round=True)
+    for (w_in, w_out), (in_all, out_all) in zip(skipped, every, strict=True):
+        assert torch.equal(w_in, in_all) and torch.equal(w_out, out_all)
+        assert torch.equal(w_in, skipped[0][0]) and torch.equal(w_out, skipped[0][1])  # the last round is a full one
+
+
+def test_a_resumed_group_combines_at_its_first_round_again():
+    params = SGNSParams(dim=DIM, epochs=2, lr=0.5)
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 4 * HOT_ROUND_TOKENS)  # 4 hot rounds a round
+    calls = {}
+
+    def replica(rank: int) -> None:
+        state = SimpleNamespace(w_in=torch.zeros(VOCAB, DIM), w_out=torch.zeros(VOCAB, DIM))
+        group = _ThreadGroup(rank, per_epoch=1, tensors_of=lambda s: (s.w_in, s.w_out),
+                             initial_of=lambda s: (torch.zeros(VOCAB, DIM), torch.zeros(VOCAB, DIM)), plan=plan)
+        reduced = []
+        group.all_reduce = lambda tensor: (reduced.append(tuple(tensor.shape)), _ThreadGroup.all_reduce(group, tensor))
+        group.resume_at(1)  # the first epoch was trained before a restart
+        state.w_in += rank + 1.0
+        group.sync(state, 1.25)
+        calls[rank] = (reduced, group.rounds, state.w_in[:HOT_ROWS].clone())
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(WORLD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for rank in range(WORLD):
+        reduced, rounds, hot = calls[rank]
+        assert rounds == 5 and reduced == [(2 * HOT_ROWS + 1, DIM)]
+        assert torch.equal(hot, calls[0][2]) and float(hot[-1, 0]) > rank + 1.0  # combined: others' moves arrived
