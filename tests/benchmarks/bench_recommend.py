@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from embedpipe.cli import main as cli  # noqa: E402
 from embedpipe.demo.generator import generate_watch_log  # noqa: E402
-from embedpipe.methods.settings import SoftmaxSettings  # noqa: E402
+from embedpipe.methods.settings import ALSSettings, SoftmaxSettings  # noqa: E402
 from embedpipe.table import MANIFEST_FILE  # noqa: E402
 from tests.benchmarks.common import spark_session  # noqa: E402
 
@@ -99,7 +99,7 @@ def method_arguments(method: str, output: Path, args: argparse.Namespace, settin
     extra = [arg for key, value in settings.items() if key not in ("dim", "epochs")
              for arg in ("--set", f"{method}.{key}={value}")]
     if method == "als":
-        return ["--dim", str(args.dim), "--set", "als.iterations=10", *extra]
+        return ["--dim", str(args.dim), *extra]  # the job's iterations unless a variant sets them
     two_towers = (["--set", f"{method}.export_output_vectors={output}-output"] if exports_output(method, settings)
                   else [])
     dim = ["--dim", settings.get("dim", str(args.dim))]
@@ -118,7 +118,7 @@ def passes(method: str, args: argparse.Namespace, settings: dict[str, str], tabl
         if recorded:
             return int(recorded)
     bag_epochs = args.bag_epochs or SoftmaxSettings().epochs or 0  # None: the job resolves it (the manifest says)
-    fixed = {"popularity": 1, "als": int(settings.get("iterations", 10)),
+    fixed = {"popularity": 1, "als": int(settings.get("iterations", ALSSettings().iterations)),
              "softmax": int(settings.get("epochs", bag_epochs))}
     return int(settings.get("epochs") or fixed.get(method, args.epochs or 1))
 
