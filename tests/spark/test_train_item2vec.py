@@ -186,6 +186,23 @@ def test_item2vec_default_table_is_tied_and_ranks_alone(watched, trained, tmp_pa
     assert recall > popularity, (recall, popularity)
 
 
+@pytest.mark.slow
+def test_item2vec_tied_replicas_combine_one_matrix(watched, tmp_path):
+    """Two replicas of the default (one-matrix) item2vec combine that matrix once per round, not as two: the
+    table still ranks held-out movies above popularity."""
+    root, _, train_log, held_log = watched
+    out = tmp_path / "tied2"
+    assert main(["train", "--input", str(root / "hist"), "--output", str(out), *ITEM2VEC, "--processes", "2",
+                 "--master", "local[2]"]) == 0
+    table = read_embedding_table(str(out))
+    assert table.manifest["params"]["tied"] is True and table.manifest["params"]["processes"] == 2
+    seen, held = _split_matrices(table, train_log, held_log)
+    unit = table.vectors / np.linalg.norm(table.vectors, axis=1, keepdims=True)
+    recall = _recall_at(20, (seen.astype(np.float64) @ unit / seen.sum(1, keepdims=True)) @ unit.T, seen, held)
+    popularity = _recall_at(20, np.broadcast_to(np.asarray(table.counts, dtype=np.float64), seen.shape), seen, held)
+    assert recall > popularity, (recall, popularity)
+
+
 def test_item2vec_tied_with_an_output_table_is_refused(watched, tmp_path, capsys):
     root, *_ = watched
     out = tmp_path / "t"
