@@ -347,6 +347,7 @@ def test_bad_inputs_fail_with_one_line_and_write_nothing(spark, tmp_path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "missing" else ["input"])
 
 
+@pytest.mark.slow  # ~6 s at load 9: the Spark path is for inputs pyarrow does not read (HDFS, S3)
 def test_vocabulary_is_read_at_open_locally_and_collected_once_otherwise(spark, corpus, monkeypatch):
     """A local input's vocabulary is read with pyarrow when it is opened; elsewhere (HDFS, S3: pyarrow's reader
     is not used) the first ``vocabulary()`` collects it through Spark and later calls reuse that table."""
