@@ -8,9 +8,10 @@ replicas (issue 25; docs/decisions.md#replicas-beyond-2-issue-25). So :class:`SG
 
 * all-reduces the :data:`HOT_ROWS` rows of each matrix with the most expected updates (the most
   frequent words; with subwords, fastText's, also the n-gram buckets frequent words share) every
-  :data:`HOT_ROUND_TOKENS` tokens per replica (*hot rounds*, each ``2 x HOT_ROWS x dim`` floats),
-  besides the full rounds (``averages_per_epoch`` per epoch) that combine every row, so replicas
-  never drift apart on the rows every update reads;
+  :data:`HOT_ROUND_TOKENS` tokens per replica (*hot rounds*, each ``2 x HOT_ROWS x dim`` floats in one
+  all-reduce; only those some replica's update goes into run), besides the full rounds
+  (``averages_per_epoch`` per epoch) that combine every row, so replicas never drift apart on the rows
+  every update reads;
 * scales each row's summed update by how far one replica's updates saturate it in that round: with
   ``n`` the row's expected updates per replica since its last combine and ``s = 1 - exp(-C lr n)``
   one replica's saturation, N replicas in sequence would have moved it ``1 - (1 - s)^N`` of the way,
