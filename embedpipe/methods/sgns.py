@@ -71,7 +71,7 @@ from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaG
 from embedpipe.warmstart import OUTPUT_TABLE_PARAM, RECORD_PARAM, plan_warm_start
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from embedpipe.methods.inputs import TrainingInput
     from embedpipe.methods.settings import SGNSSettings
@@ -276,11 +276,6 @@ def check_learned(loss: float, negative: int, processes: int, method: str) -> No
         f"{method} training ended at a loss of {loss:.4g} per pair, above the {untrained:.3f} of untrained vectors, "
         f"so the vectors are no better than random: {cause}"
     )
-
-
-def _table_rows(spark: SparkSession, keys: pa.Array, counts: np.ndarray, matrix: np.ndarray) -> DataFrame:
-    """:func:`~embedpipe.methods.result.driver_rows` as a Spark frame (for a method that reshapes them in Spark)."""
-    return spark.createDataFrame(driver_rows(keys, counts, matrix))
 
 
 def _prepare_checkpoints(config: TrainConfig, params: SGNSParams, vocab_size: int, method: str) -> _Checkpoints:
