@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from embedpipe.errors import InputError, SchemaError
-from embedpipe.storage import HadoopFS
+from embedpipe.storage import HadoopFS, read_parquet
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -218,8 +218,8 @@ def read_frame(
     try:
         if source.format == "text":
             frame = reader.option("recursiveFileLookup", "true").text(source.uri)
-        elif source.format == "parquet":
-            frame = reader.parquet(source.uri)
+        elif source.format == "parquet":  # Spark-written files: the footer's schema, no inference job
+            frame = read_parquet(spark, source.uri)
         elif source.format == "json" and not keep_corrupt:
             frame = reader.json(source.uri)
         elif source.format == "json":
