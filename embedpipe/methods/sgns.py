@@ -114,10 +114,11 @@ WORD2VEC_NOISE_POWER = 0.75
 
 
 def sgns_params(config: TrainConfig, threads: int | None = None) -> dict[str, Any]:
-    """The trainer's parameters for ``train --method sgns`` (word2vec's shrunk windows and noise)."""
+    """The trainer's parameters for ``train --method sgns`` (word2vec's shrunk windows, noise and two matrices:
+    similar contexts is what word similarity means)."""
     settings: SGNSSettings = config.settings
     return {**core_params(config, threads=threads or config.threads, epochs=settings.epochs, sample=settings.sample,
-                          shrink_window=True), "noise_power": WORD2VEC_NOISE_POWER}
+                          shrink_window=True), "noise_power": WORD2VEC_NOISE_POWER, "tied": False}
 
 
 def train_sgns_on_spark(spark: SparkSession, config: TrainConfig, data: TrainingInput) -> TrainedEmbeddings:

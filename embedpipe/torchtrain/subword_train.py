@@ -54,6 +54,8 @@ class FastTextParams(SGNSParams):
 
     def validate(self) -> None:
         check_ngram_settings(self.minn, self.maxn, self.buckets)
+        if self.tied:  # a word's input is the sum of several rows, its output one: two matrices of other shapes
+            raise ConfigError("config key 'tied' is not supported by the subword trainer (fasttext)")
         super().validate()
 
 

@@ -165,3 +165,11 @@ def test_subword_window_against_fasttexts_per_pair_loop():
                                        np.array([[1.0, 0.0, 1.0]], dtype=np.float32), accept, alias, 1, lr, 7)
     np.testing.assert_allclose(w_in, expected_in, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w_out, expected_out, rtol=1e-5, atol=1e-6)
+
+
+def test_fasttext_params_refuse_one_matrix():
+    """fastText's input side is several rows per word and its output one row: ``tied`` cannot apply."""
+    from embedpipe.torchtrain.subword_train import FastTextParams
+
+    with pytest.raises(ConfigError, match="config key 'tied' is not supported by the subword trainer"):
+        FastTextParams(tied=True)
