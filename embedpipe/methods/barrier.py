@@ -113,6 +113,22 @@ class ReplicaGroup:
                         self.combine_rows(tensor, base)
             self.rounds += 1
 
+    def finish(self, state: Any) -> None:
+        """After the last epoch, on every replica: sum what every replica trained since the last round.
+
+        A round falls due at the first step that reaches its position, and the trainer's steps report the
+        end of the run of batches they belong to, so the last steps of training can come after the final
+        round; without this, rank 0's table (the one written) would lack the other replicas' last steps.
+        Averaged models (``mean``) are equal after their last round already.
+        """
+        import torch
+
+        if self.mode != "sum_updates" or self.base is None:
+            return
+        with torch.no_grad():
+            for tensor, base in zip(self.tensors_of(state), self.base, strict=True):
+                ReplicaGroup.combine_rows(self, tensor, base)
+
     def combine_rows(self, tensor: Any, base: Any) -> None:
         """``tensor`` (this replica's copy) becomes ``base`` plus every replica's update since ``base``;
         ``base`` is set to the result (the next round's starting point)."""

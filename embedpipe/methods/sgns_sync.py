@@ -172,6 +172,11 @@ class SGNSReplicaGroup(ReplicaGroup):
                     fresh = False
                 self.rounds += 1
 
+    def finish(self, state: Any) -> None:
+        super().finish(state)
+        if self._hot is not None:
+            self._hot.base_stale = True  # the base's hot rows moved with the rest
+
     def _on(self, device: Any) -> list[tuple[Any, Any]]:
         """Per tensor, its hot ids and each row's expected updates since its last combine, on ``device``."""
         import torch

@@ -187,6 +187,8 @@ def run_epochs(
                 path = objective.save_checkpoint(checkpoint_dir)
                 logger.info("checkpoint after epoch %d written to %s", state.epoch, path)
             report(state.units_done, state.epoch_losses[-1], True)
+        if replica_sync is not None:
+            replica_sync.finish(state)  # the steps after the last round's position: every replica's, in the table
     finally:
         if bar is not None:
             bar.close()

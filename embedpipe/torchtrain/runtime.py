@@ -53,6 +53,9 @@ class ReplicaSync(Protocol):
 
     def sync(self, state: Any, progress: float) -> None: ...
 
+    def finish(self, state: Any) -> None:
+        """Called once on every replica after the last epoch: combine what the last round left out."""
+
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda if available, else cpu; asking for cuda without one is a config error."""

@@ -206,3 +206,30 @@ def test_a_resumed_group_combines_at_its_first_round_again():
         reduced, rounds, hot = calls[rank]
         assert rounds == 5 and reduced == [(2 * HOT_ROWS + 1, DIM)]
         assert torch.equal(hot, calls[0][2]) and float(hot[-1, 0]) > rank + 1.0  # combined: others' moves arrived
+
+
+def test_finish_sums_what_every_replica_trained_after_the_last_round():
+    """Steps after the final round's position (the trainer's last batches) reach every replica's matrices."""
+    params = SGNSParams(dim=DIM, epochs=1)
+    plan = plan_sync(_counts(), params, WORLD, per_epoch=1, tokens=WORLD * 2 * HOT_ROUND_TOKENS)
+    finished = {}
+
+    def replica(rank: int) -> None:
+        state = SimpleNamespace(w_in=torch.zeros(VOCAB, DIM), w_out=torch.zeros(VOCAB, DIM))
+        group = _ThreadGroup(rank, per_epoch=1, tensors_of=lambda s: (s.w_in, s.w_out),
+                             initial_of=lambda s: (torch.zeros(VOCAB, DIM), torch.zeros(VOCAB, DIM)), plan=plan)
+        group.sync(state, 1.0)  # the last round: nobody trained yet
+        state.w_in += rank + 1.0  # then the last steps, after the round's position
+        state.w_out -= rank + 1.0
+        group.finish(state)
+        finished[rank] = (state.w_in.clone(), state.w_out.clone())
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(WORLD)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = float(sum(range(1, WORLD + 1)))
+    for w_in, w_out in finished.values():
+        assert torch.equal(w_in, torch.full((VOCAB, DIM), total))
+        assert torch.equal(w_out, torch.full((VOCAB, DIM), -total))

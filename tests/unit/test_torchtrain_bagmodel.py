@@ -401,6 +401,9 @@ def test_progress_and_replica_sync_hooks():
             assert [name for name, _ in state.model.named_parameters()] == ["embedding", "out_weight"]
             self.calls.append(progress)
 
+        def finish(self, state):
+            self.calls.append("finish")
+
     sync = Recorder()
     params = BagModelParams(dim=3, epochs=2, batch_size=25, device="cpu")
     result = train_bag_model(corpus, None, params, progress=reports.append, log_interval=0.0, replica_sync=sync)
@@ -408,7 +411,8 @@ def test_progress_and_replica_sync_hooks():
     eligible = int((corpus.lengths() > 1).sum())
     assert [r.words_done for r in ends] == [eligible, 2 * eligible]
     assert ends[-1].total_words == 2 * eligible and ends[-1].fraction_done == 1.0
-    assert sync.calls[-1] == 2.0 and 1.0 in sync.calls and any(0.5 <= c < 1.0 for c in sync.calls)
+    assert sync.calls[-2:] == [2.0, "finish"] and 1.0 in sync.calls
+    assert any(isinstance(c, float) and 0.5 <= c < 1.0 for c in sync.calls)
     assert len(result.epoch_losses) == 2 and result.examples_per_second > 0
 
 
