@@ -67,7 +67,7 @@ from embedpipe.errors import ConfigError, EmptyResultError, TrainingDivergedErro
 from embedpipe.jobconfig import TrainConfig
 from embedpipe.methods.barrier import Replica, TaskOutput, job_keys, run_replicas
 from embedpipe.methods.result import EmbeddingRows, ExtraTable, TrainedEmbeddings, driver_rows
-from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, SyncPlan, hottest, plan_sync
+from embedpipe.methods.sgns_sync import HOT_ROUND_TOKENS, HOT_ROWS, SGNSReplicaGroup, plan_sync
 from embedpipe.warmstart import OUTPUT_TABLE_PARAM, RECORD_PARAM, plan_warm_start
 
 if TYPE_CHECKING:
@@ -355,12 +355,12 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
     params = SGNSParams(**{**params_dict, "device": replica.device})
     checkpoint_dir = checkpoints.replica_dir(replica.rank)
     resumed = read_checkpoint(checkpoint_dir) if checkpoints.resume_epoch and replica.world > 1 else None
-    plan = plan_sync(counts, params, replica.world, averages_per_epoch)
+    matrices = 1 if params.tied else 2  # a tied run's w_out is its w_in: combined once
     group = replica.join(SGNSReplicaGroup(
         averages_per_epoch,
-        (lambda state: (state.w_in,)) if params.tied else (lambda state: (state.w_in, state.w_out)),
-        initial_of=lambda state: _initial_matrices(state, params, resumed, start)[: 1 if params.tied else 2],
-        plan=tied_plan(plan) if params.tied else plan,
+        lambda state: (state.w_in, state.w_out)[:matrices],
+        initial_of=lambda state: _initial_matrices(state, params, resumed, start)[:matrices],
+        plan=plan_sync(counts, params, replica.world, averages_per_epoch),
     ))
     tokens = np.array([corpus.n_tokens], dtype=np.int64)
     try:
@@ -389,12 +389,6 @@ def _train_replica(replica: Replica, batches: Iterator[pa.RecordBatch], shared: 
         "step": result.kernel, "batch_size": int(result.batch_size), "trained_on": result.device,
     }
     return TaskOutput(info=info, vectors=vectors)
-
-
-def tied_plan(plan: SyncPlan) -> SyncPlan:
-    """The sync plan of a tied run: one matrix, whose rows take both sides' expected updates."""
-    expected = plan.expected[0] + plan.expected[1]
-    return dataclasses.replace(plan, hot=(hottest(expected, len(plan.hot[0])),), expected=(expected,))
 
 
 def _initial_matrices(state: Any, params: Any, resumed: dict[str, Any] | None, start: Any = None) -> tuple[Any, Any]:

@@ -52,9 +52,9 @@ MAX_AHEAD = 1024
 class SyncPlan:
     """What every replica computes alike from the counts: the hot rows, the rounds, the expected updates."""
 
-    hot: tuple[np.ndarray, np.ndarray]  # per matrix (input, output), ids of its hot rows, ascending
+    hot: tuple[np.ndarray, ...]  # per matrix (input, output; the one matrix when tied), ids of its hot rows
     hot_per_round: int  # hot rounds per full round (the last one is the full round itself)
-    expected: tuple[np.ndarray, np.ndarray]  # per-row expected updates per replica per full round (input, output)
+    expected: tuple[np.ndarray, ...]  # per-row expected updates per replica per full round (input, output)
     world: int
     lr: float
     min_lr: float
@@ -89,8 +89,10 @@ def plan_sync(counts: np.ndarray, params: Any, world: int, per_epoch: int, token
         n_in = np.bincount(rows, weights=np.repeat(n_in, np.diff(offsets)), minlength=n_rows)
     hot_per_round = max(1, math.ceil(per_round / HOT_ROUND_TOKENS))
     count = HOT_ROWS if hot_rows is None else hot_rows
-    return SyncPlan((hottest(n_in, count), hottest(n_out, count)), hot_per_round,
-                    (n_in.astype(np.float32), n_out.astype(np.float32)), world, params.lr, params.min_lr, params.epochs)
+    # one matrix as both sides (params.tied): its rows take both sides' updates, one plan entry
+    matrices = [n_in + n_out] if getattr(params, "tied", False) else [n_in, n_out]
+    return SyncPlan(tuple(hottest(n, count) for n in matrices), hot_per_round,
+                    tuple(n.astype(np.float32) for n in matrices), world, params.lr, params.min_lr, params.epochs)
 
 
 def hottest(expected: np.ndarray, count: int) -> np.ndarray:
